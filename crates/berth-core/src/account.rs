@@ -1,0 +1,253 @@
+//! Accounts: the values a person gives when registering or logging in.
+
+use crate::validation::ValidationErrors;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Longest email accepted (RFC 5321's path limit).
+const MAX_EMAIL_LEN: usize = 254;
+/// Shortest password accepted, as the contract says.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+/// Longest password accepted: bounds the hashing work a request can cause.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+const MAX_DISPLAY_NAME_CHARS: usize = 100;
+const MAX_TOKEN_NAME_CHARS: usize = 100;
+
+/// An email address, lower-cased so that matching is case-insensitive.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationErrors> {
+        let value = raw.trim().to_lowercase();
+        let bad = |why: &str| Err(ValidationErrors::single(field, why));
+        if value.is_empty() {
+            return bad("is required");
+        }
+        if value.len() > MAX_EMAIL_LEN {
+            return bad("must be at most 254 characters");
+        }
+        let Some((local, domain)) = value.rsplit_once('@') else {
+            return bad("must be an email address such as ada@example.com");
+        };
+        let domain_ok = domain.contains('.')
+            && domain.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && !local.contains('@')
+            && local.chars().all(|c| !c.is_whitespace() && !c.is_control());
+        if !(domain_ok && local_ok) {
+            return bad("must be an email address such as ada@example.com");
+        }
+        Ok(Self(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A password that meets the length rules. Its `Debug` never shows it.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    /// Checks a new password against the rules (used at registration).
+    pub fn new_secret(field: &str, raw: String) -> Result<Self, ValidationErrors> {
+        if raw.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(ValidationErrors::single(
+                field,
+                "must be at least 10 characters long",
+            ));
+        }
+        Self::given(field, raw)
+    }
+
+    /// A password offered at login: only bounded in size, since the rules may
+    /// have changed since it was set.
+    pub fn given(field: &str, raw: String) -> Result<Self, ValidationErrors> {
+        if raw.is_empty() {
+            return Err(ValidationErrors::single(field, "is required"));
+        }
+        if raw.len() > MAX_PASSWORD_BYTES {
+            return Err(ValidationErrors::single(
+                field,
+                "must be at most 1024 bytes long",
+            ));
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// A name shown for a person; defaults to the part of the email before `@`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(
+        field: &str,
+        raw: Option<&str>,
+        email: Option<&Email>,
+    ) -> Result<Self, ValidationErrors> {
+        let value = match raw.map(str::trim) {
+            Some(name) if !name.is_empty() => name.to_owned(),
+            _ => email
+                .map(|e| e.as_str().split('@').next().unwrap_or_default().to_owned())
+                .unwrap_or_default(),
+        };
+        if value.chars().count() > MAX_DISPLAY_NAME_CHARS {
+            return Err(ValidationErrors::single(
+                field,
+                "must be at most 100 characters",
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(ValidationErrors::single(
+                field,
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self(value))
+    }
+
+    /// A name read back from the store, where it was checked on the way in.
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The name a person gives a personal access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct TokenName(String);
+
+impl TokenName {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationErrors> {
+        let value = raw.trim();
+        if value.is_empty() {
+            return Err(ValidationErrors::single(field, "is required"));
+        }
+        if value.chars().count() > MAX_TOKEN_NAME_CHARS {
+            return Err(ValidationErrors::single(
+                field,
+                "must be at most 100 characters",
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(ValidationErrors::single(
+                field,
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a person may do across Berth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "member" => Ok(Role::Member),
+            other => Err(format!("unknown role {other:?}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_lowercased_and_checked() {
+        assert_eq!(
+            Email::parse("email", " Ada@Example.COM ").unwrap().as_str(),
+            "ada@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a b@example.com",
+            "ada@-x.com",
+        ] {
+            let err = Email::parse("email", bad).unwrap_err();
+            assert_eq!(err.errors()[0].field, "email", "{bad}");
+        }
+        assert!(Email::parse("email", &format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn passwords_need_ten_characters_and_hide_themselves() {
+        assert!(Password::new_secret("password", "short".into()).is_err());
+        assert!(Password::new_secret("password", "ten chars!".into()).is_ok());
+        assert!(Password::new_secret("password", "x".repeat(2000)).is_err());
+        let password = Password::given("password", "hunter2hunter2".into()).unwrap();
+        assert!(!format!("{password:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn display_name_defaults_to_email_local_part() {
+        let email = Email::parse("email", "ada@example.com").unwrap();
+        assert_eq!(
+            DisplayName::parse("displayName", None, Some(&email))
+                .unwrap()
+                .as_str(),
+            "ada"
+        );
+        assert!(DisplayName::parse("displayName", Some(&"x".repeat(101)), None).is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! Environments: what a user asks for, and the templates and policy applied to it.
