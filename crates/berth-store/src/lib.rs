@@ -1,12 +1,19 @@
-//! The store: everything Berth keeps outside the cluster (accounts, sessions,
-//! tokens; later policy, requests and audit). One set of portable migrations
+//! The store: everything Berth keeps outside the cluster: accounts, sessions,
+//! tokens, settings, templates, pending environment requests and the audit log. One set of portable migrations
 //! serves SQLite (the zero set-up default) and PostgreSQL (production).
 
 mod accounts;
+mod audit;
 mod error;
+mod platform;
+mod requests;
+pub mod testing;
 
 pub use accounts::{NewToken, NewUser, TokenRecord, UserRecord, UserUpdate};
+pub use audit::{AuditEntry, AuditFilter};
 pub use error::StoreError;
+pub use platform::TemplateRecord;
+pub use requests::{NewRequest, RequestKind, RequestRecord, RequestState};
 
 use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

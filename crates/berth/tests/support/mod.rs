@@ -8,7 +8,6 @@ use berth::config::Config;
 use berth::serve::Server;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
-use sqlx::Connection;
 use std::path::PathBuf;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -27,10 +26,7 @@ pub struct TestApp {
 
 pub async fn spawn_app() -> TestApp {
     let dir = TempDir::new();
-    let database_url = match std::env::var("BERTH_TEST_POSTGRES_URL") {
-        Ok(server) if !server.is_empty() => fresh_postgres_database(&server).await,
-        _ => format!("sqlite://{}", dir.0.join("berth.db").display()),
-    };
+    let database_url = berth_store::testing::fresh_database_url(&dir.0).await;
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: database_url.clone(),
@@ -54,21 +50,6 @@ pub async fn spawn_app() -> TestApp {
         task: Some(task),
         _dir: dir,
     }
-}
-
-async fn fresh_postgres_database(server: &str) -> String {
-    let name = format!("berth_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(server)
-        .await
-        .unwrap_or_else(|e| panic!("BERTH_TEST_POSTGRES_URL={server} does not answer: {e}"));
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create a test database");
-    let (prefix, _) = server
-        .rsplit_once('/')
-        .expect("a postgres URL ends with /database");
-    format!("{prefix}/{name}")
 }
 
 impl TestApp {

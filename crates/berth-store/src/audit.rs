@@ -1,0 +1,81 @@
+//! The audit log: who did what to which target, and how it ended.
+
+use crate::platform::parse_json;
+use crate::{Store, StoreError, from_millis, now, to_millis};
+use sqlx::Row;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub at: OffsetDateTime,
+    /// The actor's email, or `system`.
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    /// The environment the action concerns, when it concerns one.
+    pub environment: Option<String>,
+    pub outcome: String,
+    pub request_id: Option<String>,
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub environment: Option<String>,
+    pub since: Option<OffsetDateTime>,
+    pub limit: u32,
+}
+
+impl Store {
+    /// Records `entry`; its time is set here.
+    pub async fn append_audit(&self, mut entry: AuditEntry) -> Result<AuditEntry, StoreError> {
+        entry.at = now();
+        sqlx::query(
+            "INSERT INTO audit_log (id, at, actor, action, target, environment, outcome, request_id, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(to_millis(entry.at))
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(&entry.target)
+        .bind(entry.environment.as_deref())
+        .bind(&entry.outcome)
+        .bind(entry.request_id.as_deref())
+        .bind(entry.details.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(entry)
+    }
+
+    /// Entries matching every given filter, newest first.
+    pub async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, actor, action, target, environment, outcome, request_id, details FROM audit_log \
+             WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR environment = $2) AND at >= $3 \
+             ORDER BY at DESC, id DESC LIMIT $4",
+        )
+        .bind(filter.actor.as_deref())
+        .bind(filter.environment.as_deref())
+        .bind(filter.since.map_or(0, to_millis))
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    at: from_millis(row.try_get("at")?),
+                    actor: row.try_get("actor")?,
+                    action: row.try_get("action")?,
+                    target: row.try_get("target")?,
+                    environment: row.try_get("environment")?,
+                    outcome: row.try_get("outcome")?,
+                    request_id: row.try_get("request_id")?,
+                    details: parse_json(&row.try_get::<String, _>("details")?)?,
+                })
+            })
+            .collect()
+    }
+}

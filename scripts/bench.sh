@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark in bench/, one after the other.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked -p berth
+bench/accounts.sh
