@@ -1,0 +1,165 @@
+//! The one mapping from everything that can go wrong to an HTTP answer.
+//! Internal causes are logged here and never sent to the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use berth_auth::AuthError;
+use berth_core::validation::{FieldError, ValidationErrors};
+use berth_store::StoreError;
+use serde::Serialize;
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    Validation {
+        message: String,
+        details: Vec<FieldError>,
+    },
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("CSRF token missing or wrong")]
+    CsrfFailed,
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body is larger than 1 MiB")]
+    PayloadTooLarge,
+    #[error("{message}")]
+    UnsupportedMediaType { message: String },
+    #[error("too many attempts")]
+    RateLimited { retry_after: Duration },
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        details: Vec<FieldError>,
+        retry_after: Duration,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The body of every error answer, as the contract shapes it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct ErrorDetail {
+    code: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    details: Vec<FieldError>,
+}
+
+impl ApiError {
+    pub fn validation(errors: ValidationErrors) -> Self {
+        let details = errors.into_errors();
+        let message = match details.as_slice() {
+            [one] => format!("{} {}", one.field, one.message),
+            _ => "Some fields are not valid".to_owned(),
+        };
+        Self::Validation { message, details }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Validation { .. } => (StatusCode::BAD_REQUEST, "validation_failed"),
+            Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::CsrfFailed => (StatusCode::FORBIDDEN, "csrf_failed"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UnsupportedMediaType { .. } => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "validation_failed")
+            }
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let retry_after = match &self {
+            Self::RateLimited { retry_after } | Self::Unavailable { retry_after, .. } => {
+                Some(retry_after.as_secs().max(1))
+            }
+            _ => None,
+        };
+        let (message, details) = match self {
+            Self::Validation { message, details }
+            | Self::Unavailable {
+                message, details, ..
+            } => (message, details),
+            Self::Internal(cause) => {
+                tracing::error!(%cause, "request failed");
+                (
+                    "Something went wrong on our side; try again later".to_owned(),
+                    vec![],
+                )
+            }
+            other => (other.to_string(), vec![]),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message,
+                details,
+            },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(errors: ValidationErrors) -> Self {
+        Self::validation(errors)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict { constraint } => {
+                Self::Conflict(format!("conflicts with an existing record ({constraint})"))
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Invalid(errors) => errors.into(),
+            AuthError::InvalidCredentials => Self::InvalidCredentials,
+            AuthError::Unauthenticated => Self::Unauthenticated,
+            AuthError::Disabled => Self::Forbidden("this account is disabled"),
+            AuthError::RegistrationClosed => {
+                Self::Forbidden("registration is closed; ask an administrator for an account")
+            }
+            AuthError::EmailTaken => Self::Conflict("an account with this email exists".into()),
+            AuthError::RateLimited { retry_after } => Self::RateLimited { retry_after },
+            AuthError::Store(e) => e.into(),
+            AuthError::Hashing(e) => Self::Internal(e),
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Who is calling: the auth extractor (session cookie with CSRF check, or a
+//! bearer token) and the cookies Berth sets.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use berth_auth::{Credential, Principal, Secret};
+use berth_core::account::Role;
+use std::net::{IpAddr, SocketAddr};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+
+pub const SESSION_COOKIE: &str = "berth_session";
+pub const CSRF_COOKIE: &str = "berth_csrf";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// An authenticated caller. Rejects with 401 when no valid credential is
+/// given, and with 403 `csrf_failed` for a cookie-authenticated write without
+/// the CSRF header.
+pub struct CurrentUser(pub Principal);
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let credential = credential(&parts.method, &parts.headers)?;
+        let principal = state.auth.authenticate(&credential).await?;
+        Ok(Self(principal))
+    }
+}
+
+/// An authenticated admin. Everyone else gets 404, so admin routes do not
+/// reveal that they exist.
+pub struct AdminUser(pub Principal);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let CurrentUser(principal) = CurrentUser::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        if principal.user.role == Role::Admin {
+            Ok(Self(principal))
+        } else {
+            Err(ApiError::NotFound)
+        }
+    }
+}
+
+/// The peer address, when the server was started with connect info.
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip()),
+        ))
+    }
+}
+
+fn credential(method: &Method, headers: &HeaderMap) -> Result<Credential, ApiError> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthenticated)?;
+        return Ok(Credential::Token(Secret::from_client(token)));
+    }
+    let session = cookie(headers, SESSION_COOKIE).ok_or(ApiError::Unauthenticated)?;
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        let expected = cookie(headers, CSRF_COOKIE).unwrap_or_default();
+        let given = headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
+            return Err(ApiError::CsrfFailed);
+        }
+    }
+    Ok(Credential::Session(Secret::from_client(session)))
+}
+
+/// The value of cookie `name`, if the request carries it.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// `Set-Cookie` values for a new session: the session itself (HttpOnly) and
+/// the CSRF token the UI echoes in a header (readable by script on purpose).
+pub fn session_cookies(
+    session: &Secret,
+    expires_at: OffsetDateTime,
+    secure: bool,
+) -> [HeaderValue; 2] {
+    let max_age = (expires_at - OffsetDateTime::now_utc())
+        .whole_seconds()
+        .max(0);
+    let csrf = Secret::generate();
+    let secure = if secure { "; Secure" } else { "" };
+    [
+        format!(
+            "{SESSION_COOKIE}={}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+            session.expose()
+        ),
+        format!(
+            "{CSRF_COOKIE}={}; Path=/; Max-Age={max_age}; SameSite=Lax{secure}",
+            csrf.expose()
+        ),
+    ]
+    .map(|v| HeaderValue::from_str(&v).expect("cookie values are URL-safe"))
+}
+
+/// `Set-Cookie` values that make the browser forget the session.
+pub fn cleared_cookies(secure: bool) -> [HeaderValue; 2] {
+    let secure = if secure { "; Secure" } else { "" };
+    [
+        format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"),
+        format!("{CSRF_COOKIE}=; Path=/; Max-Age=0; SameSite=Lax{secure}"),
+    ]
+    .map(|v| HeaderValue::from_str(&v).expect("cookie values are ASCII"))
+}

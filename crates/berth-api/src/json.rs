@@ -1,0 +1,126 @@
+//! JSON bodies: parsed with the failing field named, never a bare serde message.
+
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use berth_core::validation::ValidationErrors;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Like `axum::Json`, but its rejections are contract errors that name the field.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || mime.ends_with("+json")
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType {
+                message: "send the body as JSON with Content-Type: application/json".into(),
+            });
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::validation(ValidationErrors::single("body", "could not be read"))
+            }
+        })?;
+        parse(&bytes).map(ApiJson)
+    }
+}
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// Parses a JSON document, turning serde's complaint into a field error.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        ApiError::validation(describe(&path, &inner))
+    })
+}
+
+fn describe(path: &str, error: &serde_json::Error) -> ValidationErrors {
+    let path = if path == "." { "" } else { path };
+    let text = error.to_string();
+    let text = text.split(" at line ").next().unwrap_or(&text);
+    if error.is_syntax() || error.is_eof() {
+        return ValidationErrors::single("body", format!("is not valid JSON ({text})"));
+    }
+    if let Some(field) = quoted_after(text, "unknown field ") {
+        // The path already ends at the unknown field.
+        let field = if path.is_empty() {
+            field.to_owned()
+        } else {
+            path.to_owned()
+        };
+        return ValidationErrors::single(field, "is not a known field");
+    }
+    if let Some(field) = quoted_after(text, "missing field ") {
+        let field = berth_core::validation::join_path(path, field);
+        return ValidationErrors::single(field, "is required");
+    }
+    let field = if path.is_empty() { "body" } else { path };
+    ValidationErrors::single(
+        field,
+        text.replace("invalid type: ", "has the wrong type: "),
+    )
+}
+
+/// The name inside the first pair of backticks after `marker`.
+fn quoted_after<'a>(text: &'a str, marker: &str) -> Option<&'a str> {
+    let rest = text.split_once(marker)?.1;
+    let rest = rest.strip_prefix('`')?;
+    rest.split_once('`').map(|(name, _)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Body {
+        email: String,
+        expires_in_days: Option<i64>,
+    }
+
+    fn field_of(json: &str) -> String {
+        match parse::<Body>(json.as_bytes()) {
+            Err(ApiError::Validation { details, .. }) => details[0].field.clone(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_the_field_at_fault() {
+        assert_eq!(field_of(r#"{"email": "a@b.io", "extra": 1}"#), "extra");
+        assert_eq!(field_of(r#"{}"#), "email");
+        assert_eq!(field_of(r#"{"email": 5}"#), "email");
+        assert_eq!(
+            field_of(r#"{"email": "a", "expiresInDays": "x"}"#),
+            "expiresInDays"
+        );
+        assert_eq!(field_of(r#"{"email": "#), "body");
+        assert_eq!(field_of(r#"[]"#), "body");
+    }
+}

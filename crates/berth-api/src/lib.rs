@@ -1,0 +1,37 @@
+//! Berth's HTTP API. Handlers only parse, call the domain and translate the
+//! answer; every error becomes an HTTP answer in one place (`error.rs`).
+
+mod error;
+mod extract;
+mod json;
+mod metrics;
+mod middleware;
+mod openapi;
+mod routes;
+mod state;
+
+pub use error::ApiError;
+pub use metrics::HttpMetrics;
+pub use openapi::openapi_json;
+pub use state::{AppState, ClusterHealth, Settings};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+
+/// Request bodies above this answer 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The whole HTTP surface of Berth, ready to serve.
+pub fn router(state: AppState) -> Router {
+    let api = routes::api_routes()
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::record_metrics,
+        ))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed);
+    middleware::wrap(
+        api.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(state),
+    )
+}

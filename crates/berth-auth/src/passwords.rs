@@ -1,0 +1,108 @@
+use crate::AuthError;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use berth_core::account::Password;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// OWASP's argon2id minimum: 19 MiB, 2 passes, 1 lane.
+const MEMORY_KIB: u32 = 19 * 1024;
+const ITERATIONS: u32 = 2;
+const LANES: u32 = 1;
+
+/// Hashes and verifies passwords on the blocking pool, at most `permits` at a
+/// time, so that a flood of logins queues here instead of starving every other
+/// request of the async workers.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    permits: Arc<Semaphore>,
+    /// Verified against when the email is unknown, so that both cases cost the same.
+    dummy_hash: Arc<str>,
+}
+
+impl PasswordHasher {
+    pub fn new(concurrency: usize) -> Result<Self, AuthError> {
+        let dummy_hash = hash_blocking("berth-dummy-password-for-timing")?;
+        Ok(Self {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy_hash: dummy_hash.into(),
+        })
+    }
+
+    pub async fn hash(&self, password: &Password) -> Result<String, AuthError> {
+        let password = password.expose().to_owned();
+        self.run(move || hash_blocking(&password)).await?
+    }
+
+    /// True when `password` matches `stored`; with no stored hash, does the same
+    /// work against a dummy and answers false.
+    pub async fn verify(
+        &self,
+        password: &Password,
+        stored: Option<&str>,
+    ) -> Result<bool, AuthError> {
+        let (hash, known) = match stored {
+            Some(hash) => (hash.to_owned(), true),
+            None => (self.dummy_hash.to_string(), false),
+        };
+        let password = password.expose().to_owned();
+        let matches = self
+            .run(move || {
+                PasswordHash::new(&hash)
+                    .map(|parsed| {
+                        argon2()
+                            .verify_password(password.as_bytes(), &parsed)
+                            .is_ok()
+                    })
+                    .unwrap_or(false)
+            })
+            .await?;
+        Ok(matches && known)
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| AuthError::Hashing(e.to_string()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| AuthError::Hashing(e.to_string()))
+    }
+}
+
+fn argon2() -> Argon2<'static> {
+    let params =
+        Params::new(MEMORY_KIB, ITERATIONS, LANES, None).expect("argon2 parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+fn hash_blocking(password: &str) -> Result<String, AuthError> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| AuthError::Hashing(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_verify_and_unknown_users_never_match() {
+        let hasher = PasswordHasher::new(2).unwrap();
+        let password = Password::given("password", "correct horse battery".into()).unwrap();
+        let hash = hasher.hash(&password).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(hasher.verify(&password, Some(&hash)).await.unwrap());
+        let wrong = Password::given("password", "wrong horse battery".into()).unwrap();
+        assert!(!hasher.verify(&wrong, Some(&hash)).await.unwrap());
+        let dummy = Password::given("password", "berth-dummy-password-for-timing".into()).unwrap();
+        assert!(!hasher.verify(&dummy, None).await.unwrap());
+    }
+}

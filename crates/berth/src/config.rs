@@ -1,0 +1,186 @@
+//! Configuration: flags override `BERTH_*` environment variables, which
+//! override an optional TOML file (`--config`), which overrides the defaults.
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://.berth/berth.db";
+/// The admin kubeconfig that `make cluster-up` writes.
+pub const LOCAL_CLUSTER_KUBECONFIG: &str = ".berth/cluster/kubeconfig";
+
+/// Flags of `berth serve`, each also read from its environment variable.
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "BERTH_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// `sqlite://PATH` or `postgres://...`.
+    #[arg(long, env = "BERTH_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Kubeconfig of the cluster to manage (else in-cluster, else the local cluster).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Email of the first admin, created when the store has no user.
+    #[arg(long, env = "BERTH_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+    /// Password of the first admin (environment only, so it stays out of `ps`).
+    #[arg(skip)]
+    pub admin_password: Option<String>,
+    /// Prometheus that holds the environments' metrics.
+    #[arg(long, env = "BERTH_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+    /// The URL people reach Berth at; `https://` makes cookies Secure.
+    #[arg(long, env = "BERTH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+/// The optional TOML file: the same settings, in snake_case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    database_url: Option<String>,
+    kubeconfig: Option<PathBuf>,
+    admin_email: Option<String>,
+    admin_password: Option<String>,
+    prometheus_url: Option<String>,
+    public_url: Option<String>,
+}
+
+/// The configuration in effect.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub kubeconfig: Option<PathBuf>,
+    pub admin_email: Option<String>,
+    pub admin_password: Option<String>,
+    pub prometheus_url: Option<String>,
+    pub public_url: Option<String>,
+}
+
+impl Config {
+    pub fn load(args: ServeArgs, file: Option<&Path>) -> anyhow::Result<Self> {
+        let file = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let admin_password = std::env::var("BERTH_ADMIN_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .or(args.admin_password)
+            .or(file.admin_password);
+        Ok(Self {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("default address parses")),
+            database_url: args
+                .database_url
+                .or(file.database_url)
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            kubeconfig: args.kubeconfig.or(file.kubeconfig),
+            admin_email: args.admin_email.or(file.admin_email),
+            admin_password,
+            prometheus_url: args.prometheus_url.or(file.prometheus_url),
+            public_url: args.public_url.or(file.public_url),
+        })
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+/// Shows the configuration with every secret redacted, for the start-up log.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("kubeconfig", &self.kubeconfig)
+            .field("admin_email", &self.admin_email)
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "prometheus_url",
+                &self.prometheus_url.as_deref().map(redact_url),
+            )
+            .field("public_url", &self.public_url)
+            .finish()
+    }
+}
+
+/// Hides the password of a `scheme://user:password@host` URL.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:<redacted>@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://berth:s3cret@db:5432/berth"),
+            "postgres://berth:<redacted>@db:5432/berth"
+        );
+        assert_eq!(
+            redact_url("sqlite://.berth/berth.db"),
+            "sqlite://.berth/berth.db"
+        );
+    }
+
+    #[test]
+    fn flags_override_the_file_and_defaults_fill_the_rest() {
+        let dir = std::env::temp_dir().join(format!("berth-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("berth.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\ndatabase_url = \"sqlite://x.db\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            ..Default::default()
+        };
+        let config = Config::load(args, Some(&path)).unwrap();
+        assert_eq!(config.listen.port(), 9100);
+        assert_eq!(config.database_url, "sqlite://x.db");
+        let debug = format!(
+            "{:?}",
+            Config {
+                admin_password: Some("pw-123".into()),
+                ..config
+            }
+        );
+        assert!(!debug.contains("pw-123"));
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nunknown = 1\n").unwrap();
+        assert!(Config::load(ServeArgs::default(), Some(&path)).is_err());
+    }
+}

@@ -1,0 +1,56 @@
+//! `berth`: the one binary. It only wires the parts together; each part lives
+//! in its own crate.
+
+use berth::{config, serve};
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "Self-service Kubernetes environments"
+)]
+struct Cli {
+    /// Optional TOML file; flags and BERTH_* variables override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and the web UI.
+    Serve(config::ServeArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_logging();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = config::Config::load(args, cli.config.as_deref())?;
+            serve::run(config).await
+        }
+    }
+}
+
+/// JSON lines when the output is not a terminal (collectors parse them), text for people.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,sqlx=warn,kube=warn,tower_http=info")
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if std::io::stdout().is_terminal() {
+        builder.init();
+    } else {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    }
+}

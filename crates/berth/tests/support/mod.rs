@@ -1,0 +1,207 @@
+//! `spawn_app`: the real Berth on a random port with a fresh database, on
+//! SQLite by default or on PostgreSQL when `BERTH_TEST_POSTGRES_URL` names a
+//! server (a new database is made there for each test).
+
+#![allow(dead_code)] // each test binary uses its own part of the support module
+
+use berth::config::Config;
+use berth::serve::Server;
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use sqlx::Connection;
+use std::path::PathBuf;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub base: String,
+    pub database_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let dir = TempDir::new();
+    let database_url = match std::env::var("BERTH_TEST_POSTGRES_URL") {
+        Ok(server) if !server.is_empty() => fresh_postgres_database(&server).await,
+        _ => format!("sqlite://{}", dir.0.join("berth.db").display()),
+    };
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: database_url.clone(),
+        // A kubeconfig that does not exist: these tests run without a cluster.
+        kubeconfig: Some(dir.0.join("no-such-kubeconfig")),
+        admin_email: Some(ADMIN_EMAIL.into()),
+        admin_password: Some(ADMIN_PASSWORD.into()),
+        prometheus_url: None,
+        public_url: None,
+    };
+    let server = Server::build(config).await.expect("the server starts");
+    let base = format!("http://{}", server.local_addr());
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(server.run_until(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        database_url,
+        shutdown: Some(tx),
+        task: Some(task),
+        _dir: dir,
+    }
+}
+
+async fn fresh_postgres_database(server: &str) -> String {
+    let name = format!("berth_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(server)
+        .await
+        .unwrap_or_else(|e| panic!("BERTH_TEST_POSTGRES_URL={server} does not answer: {e}"));
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create a test database");
+    let (prefix, _) = server
+        .rsplit_once('/')
+        .expect("a postgres URL ends with /database");
+    format!("{prefix}/{name}")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A browser-like client: keeps cookies.
+    pub fn browser(&self) -> Client {
+        Client::builder().cookie_store(true).build().unwrap()
+    }
+
+    pub async fn register(&self, client: &Client, email: &str) -> Response {
+        client
+            .post(self.url("/api/v1/auth/register"))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn login(&self, client: &Client, email: &str, password: &str) -> Response {
+        client
+            .post(self.url("/api/v1/auth/login"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Registers a member and returns a personal access token of theirs.
+    pub async fn member_token(&self, email: &str) -> String {
+        let client = Client::new();
+        let response = self.register(&client, email).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let csrf = set_cookie(&response, "berth_csrf").unwrap();
+        let session = set_cookie(&response, "berth_session").unwrap();
+        let created: Value = client
+            .post(self.url("/api/v1/tokens"))
+            .header(
+                "cookie",
+                format!("berth_session={session}; berth_csrf={csrf}"),
+            )
+            .header("x-csrf-token", csrf)
+            .json(&json!({"name": "test"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        created["token"].as_str().expect("a token").to_owned()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        let client = Client::new();
+        let response = self.login(&client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let csrf = set_cookie(&response, "berth_csrf").unwrap();
+        let session = set_cookie(&response, "berth_session").unwrap();
+        let created: Value = client
+            .post(self.url("/api/v1/tokens"))
+            .header(
+                "cookie",
+                format!("berth_session={session}; berth_csrf={csrf}"),
+            )
+            .header("x-csrf-token", csrf)
+            .json(&json!({"name": "admin"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        created["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Stops the server as SIGTERM would and waits for it to finish.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.shutdown.take().map(|tx| tx.send(()));
+        self.task.take().unwrap().await?
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// The value a response's `Set-Cookie` gives cookie `name`.
+pub fn set_cookie(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.strip_prefix(&format!("{name}="))
+                .map(|rest| rest.split(';').next().unwrap_or("").to_owned())
+        })
+}
+
+/// Asserts the contract's error shape and returns the body.
+pub async fn expect_error(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status, "status");
+    let body: Value = response.json().await.expect("an error body is JSON");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+/// A directory removed when the test ends.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let path =
+            std::env::temp_dir().join(format!("berth-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

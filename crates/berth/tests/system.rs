@@ -1,0 +1,109 @@
+mod support;
+
+use reqwest::{Client, StatusCode};
+use serde_json::Value;
+use support::*;
+
+#[tokio::test]
+async fn health_is_ok_and_readiness_names_the_missing_cluster() {
+    let app = spawn_app().await;
+    let client = Client::new();
+    assert_eq!(
+        client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let response = client.get(app.url("/readyz")).send().await.unwrap();
+    assert!(response.headers().contains_key("retry-after"));
+    let body = expect_error(response, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    let failing: Vec<_> = body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(failing, ["cluster"], "{body}");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status() {
+    let app = spawn_app().await;
+    let client = Client::new();
+    client.get(app.url("/api/v1/me")).send().await.unwrap();
+    client.get(app.url("/healthz")).send().await.unwrap();
+    let text = client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            r#"berth_http_requests_total{method="GET",route="/api/v1/me",status="401"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("berth_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_a_given_one_is_kept() {
+    let app = spawn_app().await;
+    let client = Client::new();
+    let response = client.get(app.url("/healthz")).send().await.unwrap();
+    assert!(!response.headers()["x-request-id"].is_empty());
+    let response = client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-me-42");
+}
+
+#[tokio::test]
+async fn openapi_document_describes_the_accounts_contract() {
+    let app = spawn_app().await;
+    let doc: Value = Client::new()
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/auth/register", "post"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/me", "get"),
+        ("/api/v1/tokens", "post"),
+        ("/api/v1/tokens", "get"),
+        ("/api/v1/tokens/{id}", "delete"),
+        ("/api/v1/admin/users", "get"),
+        ("/api/v1/admin/users/{id}", "patch"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is documented"
+        );
+    }
+    let user = &doc["components"]["schemas"]["UserView"]["properties"];
+    for field in ["id", "email", "displayName", "role", "createdAt"] {
+        assert!(user.get(field).is_some(), "User has {field}");
+    }
+}
