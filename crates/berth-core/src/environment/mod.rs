@@ -1,1 +1,98 @@
 //! Environments: what a user asks for, and the templates and policy applied to it.
+//!
+//! The flow is: the wire form ([`EnvironmentSpecInput`], exactly the contract's JSON)
+//! is parsed once into an [`EnvironmentSpec`] that cannot hold invalid values; a
+//! template and the [`Policy`] then fill what the user left out ([`resolve`]),
+//! giving a [`ResolvedSpec`] with every field set, which the manifest builder and
+//! the policy check consume.
+
+mod app;
+mod duration;
+mod image;
+mod member;
+mod name;
+mod policy;
+mod quantity;
+mod settings;
+mod spec;
+mod template;
+
+#[cfg(test)]
+mod tests;
+
+pub use app::{
+    App, AppInput, EnvVarName, Expose, Port, Replicas, ResolvedApp, Resources, ResourcesInput,
+    ResourcesRequest,
+};
+pub use duration::Ttl;
+pub use image::Image;
+pub use member::{Member, MemberInput, MemberRole};
+pub use name::{AppName, EnvironmentName, TemplateName};
+pub use policy::{
+    Approval, Decision, MaxQuota, MaxQuotaInput, Policy, PolicyInput, Registration, Violation,
+};
+pub use quantity::{ByteQuantity, CpuQuantity, PodCount};
+pub use settings::{Description, LimitsRequest, QuotaRequest, Settings};
+pub use spec::{
+    EnvironmentSpec, EnvironmentSpecInput, Isolation, LimitsInput, NetworkInput, PodSecurity,
+    QuotaInput,
+};
+pub use template::{
+    Defaults, Limits, Quota, ResolvedSpec, Template, TemplateInput, TemplateSpecInput,
+    builtin_templates, resolve,
+};
+
+/// Most apps one environment may declare: bounds the objects one request creates.
+pub const MAX_APPS: usize = 50;
+/// Most members one environment may list.
+pub const MAX_MEMBERS: usize = 100;
+/// Most environment variables one app may set.
+pub const MAX_ENV_VARS: usize = 100;
+
+/// Defines a closed set of words accepted on the wire, with its parser and its
+/// text form, so every such choice rejects the same way: naming what is allowed.
+macro_rules! choice {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            pub fn parse(
+                field: &str,
+                raw: &str,
+            ) -> Result<Self, $crate::validation::ValidationErrors> {
+                match raw {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err($crate::validation::ValidationErrors::single(
+                        field,
+                        format!("must be one of: {}", [$($text),+].join(", ")),
+                    )),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use choice;

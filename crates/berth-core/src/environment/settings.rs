@@ -1,0 +1,191 @@
+//! The settings a spec or a template may give, each possibly left out.
+
+use super::duration::Ttl;
+use super::quantity::{ByteQuantity, CpuQuantity, PodCount};
+use super::spec::{Isolation, LimitsInput, NetworkInput, PodSecurity, QuotaInput};
+use crate::validation::ValidationErrors;
+use serde::Serialize;
+
+const MAX_DESCRIPTION_CHARS: usize = 500;
+
+/// A short text describing an environment or template.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Description(String);
+
+impl Description {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationErrors> {
+        if raw.chars().count() > MAX_DESCRIPTION_CHARS {
+            return Err(ValidationErrors::single(
+                field,
+                "must be at most 500 characters",
+            ));
+        }
+        if raw.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(ValidationErrors::single(
+                field,
+                "must not contain control characters other than line breaks",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The quota asked for; what is left out comes from the template or policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaRequest {
+    pub cpu: Option<CpuQuantity>,
+    pub memory: Option<ByteQuantity>,
+    pub storage: Option<ByteQuantity>,
+    pub pods: Option<PodCount>,
+}
+
+/// Per-container defaults asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitsRequest {
+    pub default_cpu: Option<CpuQuantity>,
+    pub default_memory: Option<ByteQuantity>,
+}
+
+/// The settings a template can supply: each may be left out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub quota: QuotaRequest,
+    pub limits: LimitsRequest,
+    pub isolation: Option<Isolation>,
+    pub pod_security: Option<PodSecurity>,
+    pub ttl: Option<Ttl>,
+}
+
+impl Settings {
+    pub(super) fn parse(
+        quota: Option<&QuotaInput>,
+        limits: Option<&LimitsInput>,
+        network: Option<&NetworkInput>,
+        pod_security: Option<&str>,
+        ttl: Option<&str>,
+    ) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let quota = quota.cloned().unwrap_or_default();
+        let cpu = errors.collect(
+            quota
+                .cpu
+                .as_deref()
+                .map(|v| CpuQuantity::parse("quota.cpu", v))
+                .transpose(),
+        );
+        let memory = errors.collect(
+            quota
+                .memory
+                .as_deref()
+                .map(|v| ByteQuantity::parse("quota.memory", v))
+                .transpose(),
+        );
+        let storage = errors.collect(
+            quota
+                .storage
+                .as_deref()
+                .map(|v| ByteQuantity::parse("quota.storage", v))
+                .transpose(),
+        );
+        let pods = errors.collect(
+            quota
+                .pods
+                .map(|v| PodCount::parse("quota.pods", v))
+                .transpose(),
+        );
+        let limits = limits.cloned().unwrap_or_default();
+        let default_cpu = errors.collect(
+            limits
+                .default_cpu
+                .as_deref()
+                .map(|v| CpuQuantity::parse("limits.defaultCpu", v))
+                .transpose(),
+        );
+        let default_memory = errors.collect(
+            limits
+                .default_memory
+                .as_deref()
+                .map(|v| ByteQuantity::parse("limits.defaultMemory", v))
+                .transpose(),
+        );
+        let isolation = errors.collect(
+            network
+                .and_then(|n| n.isolation.as_deref())
+                .map(|v| Isolation::parse("network.isolation", v))
+                .transpose(),
+        );
+        let pod_security = errors.collect(
+            pod_security
+                .map(|v| PodSecurity::parse("podSecurity", v))
+                .transpose(),
+        );
+        let ttl = errors.collect(ttl.map(|v| Ttl::parse("ttl", v)).transpose());
+        errors.finish(|| Settings {
+            quota: QuotaRequest {
+                cpu: cpu.flatten(),
+                memory: memory.flatten(),
+                storage: storage.flatten(),
+                pods: pods.flatten(),
+            },
+            limits: LimitsRequest {
+                default_cpu: default_cpu.flatten(),
+                default_memory: default_memory.flatten(),
+            },
+            isolation: isolation.flatten(),
+            pod_security: pod_security.flatten(),
+            ttl: ttl.flatten(),
+        })
+    }
+
+    /// Each setting from `self`, else from `fallback`.
+    pub fn or(self, fallback: Settings) -> Settings {
+        Settings {
+            quota: QuotaRequest {
+                cpu: self.quota.cpu.or(fallback.quota.cpu),
+                memory: self.quota.memory.or(fallback.quota.memory),
+                storage: self.quota.storage.or(fallback.quota.storage),
+                pods: self.quota.pods.or(fallback.quota.pods),
+            },
+            limits: LimitsRequest {
+                default_cpu: self.limits.default_cpu.or(fallback.limits.default_cpu),
+                default_memory: self
+                    .limits
+                    .default_memory
+                    .or(fallback.limits.default_memory),
+            },
+            isolation: self.isolation.or(fallback.isolation),
+            pod_security: self.pod_security.or(fallback.pod_security),
+            ttl: self.ttl.or(fallback.ttl),
+        }
+    }
+
+    pub(super) fn quota_input(&self) -> Option<QuotaInput> {
+        let q = self.quota;
+        let input = QuotaInput {
+            cpu: q.cpu.map(|v| v.to_string()),
+            memory: q.memory.map(|v| v.to_string()),
+            storage: q.storage.map(|v| v.to_string()),
+            pods: q.pods.map(|v| i64::from(v.get())),
+        };
+        (input != QuotaInput::default()).then_some(input)
+    }
+
+    pub(super) fn limits_input(&self) -> Option<LimitsInput> {
+        let input = LimitsInput {
+            default_cpu: self.limits.default_cpu.map(|v| v.to_string()),
+            default_memory: self.limits.default_memory.map(|v| v.to_string()),
+        };
+        (input != LimitsInput::default()).then_some(input)
+    }
+
+    pub(super) fn network_input(&self) -> Option<NetworkInput> {
+        self.isolation.map(|i| NetworkInput {
+            isolation: Some(i.to_string()),
+        })
+    }
+}
