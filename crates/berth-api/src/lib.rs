@@ -1,12 +1,14 @@
 //! Berth's HTTP API. Handlers only parse, call the domain and translate the
 //! answer; every error becomes an HTTP answer in one place (`error.rs`).
 
+mod audit;
 mod error;
 mod extract;
 mod json;
 mod metrics;
 mod middleware;
 mod openapi;
+mod platform;
 mod routes;
 mod state;
 

@@ -1,12 +1,14 @@
 use crate::error::ApiError;
 use crate::extract::{ClientAddr, CurrentUser, cleared_cookies, session_cookies};
 use crate::json::ApiJson;
+use crate::platform;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use berth_auth::{NewSession, Registration};
+use berth_auth::NewSession;
 use berth_core::account::{DisplayName, Email, Password, Role};
+use berth_core::environment::Registration;
 use berth_core::validation::ValidationErrors;
 use berth_store::UserRecord;
 use serde::{Deserialize, Serialize};
@@ -75,17 +77,13 @@ pub async fn register(
     let (Some(email), Some(password), Some(display_name)) = (email, password, display_name) else {
         return Err(errors.into());
     };
-    let session = state
-        .auth
-        .register(
-            Registration {
-                email,
-                password,
-                display_name,
-            },
-            true,
-        )
-        .await?;
+    let open = platform::policy(state.auth.store()).await?.registration == Registration::Open;
+    let registration = berth_auth::Registration {
+        email,
+        password,
+        display_name,
+    };
+    let session = state.auth.register(registration, open).await?;
     Ok(with_session(StatusCode::CREATED, &state, session))
 }
 

@@ -1,6 +1,9 @@
 pub(crate) mod accounts;
 pub(crate) mod admin;
+pub(crate) mod audit_log;
+pub(crate) mod policy;
 pub(crate) mod system;
+pub(crate) mod templates;
 pub(crate) mod tokens;
 
 pub use accounts::UserView;
@@ -8,7 +11,7 @@ pub use accounts::UserView;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 
 pub fn api_routes() -> Router<AppState> {
     Router::new()
@@ -24,6 +27,13 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/v1/tokens/{id}", delete(tokens::revoke))
         .route("/api/v1/admin/users", get(admin::list_users))
         .route("/api/v1/admin/users/{id}", patch(admin::update_user))
+        .route("/api/v1/admin/policy", get(policy::get).put(policy::put))
+        .route("/api/v1/admin/audit", get(audit_log::list))
+        .route("/api/v1/templates", get(templates::list))
+        .route(
+            "/api/v1/admin/templates/{name}",
+            put(templates::put).delete(templates::delete),
+        )
 }
 
 pub async fn not_found() -> ApiError {
