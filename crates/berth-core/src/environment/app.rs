@@ -14,7 +14,7 @@ use std::fmt;
 const MAX_ENV_NAME_LEN: usize = 128;
 const MAX_ENV_VALUE_LEN: usize = 4096;
 
-/// An app as it travels in JSON; see [`App`] for the rules.
+/// An app: a Deployment, and a Service and an Ingress as `expose` asks.
 #[derive(
     Debug,
     Clone,

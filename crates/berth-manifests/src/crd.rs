@@ -1,0 +1,160 @@
+//! The `Environment` custom resource (`environments.berth.dev`): its spec is the
+//! contract's EnvironmentSpec less `name` (the object's name), in wire form, so
+//! `kubectl apply` of one works; it becomes a domain spec only through the
+//! berth-core parser.
+
+use berth_core::environment::{
+    AppInput, EnvironmentSpec, EnvironmentSpecInput, LimitsInput, MemberInput, NetworkInput,
+    QuotaInput, ResolvedSpec,
+};
+use berth_core::validation::ValidationErrors;
+use kube::{CustomResource, CustomResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub(crate) const API_VERSION: &str = "berth.dev/v1alpha1";
+pub(crate) const KIND: &str = "Environment";
+
+/// What a user asked for; see the contract's EnvironmentSpec.
+#[derive(
+    CustomResource, Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema,
+)]
+#[kube(
+    group = "berth.dev",
+    version = "v1alpha1",
+    kind = "Environment",
+    status = "EnvironmentStatus",
+    shortname = "benv",
+    doc = "An isolated namespace with its quota, limits, network isolation, pod security, members and apps",
+    printcolumn = r#"{"name": "Phase", "type": "string", "jsonPath": ".status.phase"}"#,
+    printcolumn = r#"{"name": "Owner", "type": "string", "jsonPath": ".spec.members[0].email", "description": "The first member: the creator"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentCrdSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaInput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsInput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkInput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apps: Option<Vec<AppInput>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<MemberInput>>,
+}
+
+impl EnvironmentCrdSpec {
+    /// The wire spec without its name, which becomes the object's name.
+    pub fn from_input(input: EnvironmentSpecInput) -> Self {
+        Self {
+            description: input.description,
+            template: input.template,
+            quota: input.quota,
+            limits: input.limits,
+            network: input.network,
+            pod_security: input.pod_security,
+            ttl: input.ttl,
+            apps: input.apps,
+            members: input.members,
+        }
+    }
+
+    pub fn to_input(&self, name: &str) -> EnvironmentSpecInput {
+        EnvironmentSpecInput {
+            name: Some(name.to_owned()),
+            description: self.description.clone(),
+            template: self.template.clone(),
+            quota: self.quota.clone(),
+            limits: self.limits.clone(),
+            network: self.network.clone(),
+            pod_security: self.pod_security.clone(),
+            ttl: self.ttl.clone(),
+            apps: self.apps.clone(),
+            members: self.members.clone(),
+        }
+    }
+}
+
+impl Environment {
+    /// The resource for a resolved spec: every setting written out, so later
+    /// changes to templates or policy do not alter it.
+    pub fn for_spec(spec: &ResolvedSpec) -> Self {
+        Environment::new(
+            spec.name.as_str(),
+            EnvironmentCrdSpec::from_input(spec.to_input()),
+        )
+    }
+
+    /// Parses the resource's spec (named by the object's name), exactly as the
+    /// API parses a request: errors name the fields under `spec`.
+    pub fn parse_spec(&self) -> Result<EnvironmentSpec, ValidationErrors> {
+        let name = self.metadata.name.as_deref().unwrap_or_default();
+        EnvironmentSpec::parse(&self.spec.to_input(name))
+    }
+}
+
+/// Where an environment is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Phase {
+    Pending,
+    Provisioning,
+    Ready,
+    Degraded,
+    Deleting,
+}
+
+/// One observation of the controller, shaped like Kubernetes conditions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    /// RFC 3339 UTC.
+    pub last_transition_time: String,
+}
+
+/// The quota's limits and what the namespace uses of them, as Kubernetes reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaStatus {
+    #[serde(default)]
+    pub hard: BTreeMap<String, String>,
+    #[serde(default)]
+    pub used: BTreeMap<String, String>,
+}
+
+/// What the controller last saw of an environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaStatus>,
+    /// RFC 3339 UTC; absent when the environment does not expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// The CustomResourceDefinition as YAML, for `berth crd` and `kubectl apply -f`.
+pub fn crd_yaml() -> String {
+    serde_yaml::to_string(&Environment::crd()).expect("the CRD serializes to YAML")
+}

@@ -1,0 +1,361 @@
+import { useEffect, useState, type FormEvent } from 'react';
+import { Link, useNavigate, useParams } from 'react-router';
+import { environments, type Environment, type MemberRole } from '../api/environments';
+import { ApiError } from '../api/errors';
+import { useAuth } from '../auth';
+import { Countdown, Empty, ErrorNotice, Loading, PhaseBadge, UsageBar } from '../components/ui';
+import { formatDate, TTL_CHOICES } from '../lib/time';
+import { usagePercent } from '../lib/quantity';
+import { useResource } from '../lib/useResource';
+
+const POLL_MS = 3000;
+
+export function EnvironmentDetailPage() {
+  const { name = '' } = useParams();
+  const navigate = useNavigate();
+  const env = useResource((signal) => environments.get(name, signal), `env-${name}`, POLL_MS);
+  const gone = env.error instanceof ApiError && env.error.status === 404;
+  const deleting = env.data?.status?.phase === 'Deleting';
+
+  // Once a deletion finishes the environment answers 404: go back to the list and say so.
+  useEffect(() => {
+    if (gone && deleting) navigate('/', { state: { flash: `“${name}” was deleted.` } });
+  }, [gone, deleting, name, navigate]);
+
+  if (env.loading && !env.data) return <Loading what={name} />;
+  if (gone && !env.data) {
+    return <Empty title={`No environment “${name}”`} action={{ to: '/', label: 'Back to your environments' }}><p>It may have been deleted, or you are not one of its members.</p></Empty>;
+  }
+  if (!env.data) return <ErrorNotice error={env.error} retry={env.reload} />;
+  return <Detail env={env.data} error={gone ? null : env.error} reload={env.reload} />;
+}
+
+function Detail({ env, error, reload }: { env: Environment; error: unknown; reload: () => void }) {
+  const { user } = useAuth();
+  const status = env.status ?? {};
+  const isOwner = env.role === 'owner';
+  const canDelete = isOwner || user?.role === 'admin';
+  return (
+    <section className="detail">
+      <div className="page-head">
+        <div>
+          <h1>
+            {env.name} <PhaseBadge phase={status.phase} />
+          </h1>
+          {env.description && <p className="lead">{env.description}</p>}
+          <p className="muted">
+            Namespace <code>{env.namespace}</code> · owner {env.owner} · you are {env.role} · created {formatDate(env.createdAt)} · <Countdown expiresAt={status.expiresAt} />
+          </p>
+        </div>
+        <a className="button" href={environments.kubeconfigUrl(env.name)} download={`${env.name}-kubeconfig.yaml`}>
+          Download kubeconfig
+        </a>
+      </div>
+      <ErrorNotice error={error} />
+
+      <div className="columns">
+        <section className="card">
+          <h2>Conditions</h2>
+          {(status.conditions ?? []).length === 0 ? (
+            <p className="muted">No conditions reported yet: the controller has not reconciled this environment.</p>
+          ) : (
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Type</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Reason</th>
+                  <th scope="col">Since</th>
+                </tr>
+              </thead>
+              <tbody>
+                {status.conditions?.map((c) => (
+                  <tr key={c.type}>
+                    <td>{c.type}</td>
+                    <td className={c.status === 'True' ? 'ok' : 'bad'}>{c.status}</td>
+                    <td>
+                      {c.reason}
+                      {c.message && <div className="muted small">{c.message}</div>}
+                    </td>
+                    <td>{formatDate(c.lastTransitionTime)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </section>
+        <section className="card">
+          <h2>Quota</h2>
+          <QuotaBars hard={status.quota?.hard} used={status.quota?.used} />
+        </section>
+      </div>
+
+      <Workloads name={env.name} />
+      <Events name={env.name} />
+      <Members env={env} canEdit={isOwner} onChange={reload} />
+      {canDelete && <Lifecycle env={env} onChange={reload} />}
+    </section>
+  );
+}
+
+function QuotaBars({ hard, used }: { hard: Record<string, string | number> | undefined; used: Record<string, string | number> | undefined }) {
+  const keys = Object.keys(hard ?? {}).filter((k) => !k.startsWith('services.'));
+  if (!hard || keys.length === 0) return <p className="muted">Quota usage appears once the namespace exists.</p>;
+  return (
+    <div className="usages">
+      {keys.map((key) => {
+        const h = hard[key] ?? 0;
+        const u = used?.[key] ?? 0;
+        return <UsageBar key={key} label={key} used={String(u)} hard={String(h)} percent={usagePercent(u, h)} />;
+      })}
+    </div>
+  );
+}
+
+function Workloads({ name }: { name: string }) {
+  const w = useResource((signal) => environments.workloads(name, signal), `wl-${name}`, POLL_MS * 2);
+  const data = w.data;
+  const empty = data && !data.deployments?.length && !data.pods?.length && !data.services?.length && !data.ingresses?.length;
+  return (
+    <section className="card">
+      <h2>Workloads</h2>
+      {w.loading && !data ? (
+        <Loading what="workloads" />
+      ) : w.error && !data ? (
+        <ErrorNotice error={w.error} retry={w.reload} />
+      ) : empty ? (
+        <p className="muted">Nothing runs here yet. Download the kubeconfig and deploy with kubectl, or add apps to the environment.</p>
+      ) : (
+        <div className="columns">
+          {data?.deployments?.length ? (
+            <div>
+              <h3>Deployments</h3>
+              <ul className="plain">
+                {data.deployments.map((d) => (
+                  <li key={d.name}>
+                    {d.name} <span className="muted">{d.readyReplicas ?? 0}/{d.replicas ?? 0} ready</span>
+                  </li>
+                ))}
+              </ul>
+            </div>
+          ) : null}
+          {data?.pods?.length ? (
+            <div>
+              <h3>Pods</h3>
+              <ul className="plain">
+                {data.pods.map((p) => (
+                  <li key={p.name}>
+                    {p.name} <span className="muted">{p.phase} · {p.restarts ?? 0} restarts</span>
+                  </li>
+                ))}
+              </ul>
+            </div>
+          ) : null}
+          {data?.services?.length ? (
+            <div>
+              <h3>Services</h3>
+              <ul className="plain">
+                {data.services.map((s) => (
+                  <li key={s.name}>
+                    {s.name} <span className="muted">{s.type}</span>
+                  </li>
+                ))}
+              </ul>
+            </div>
+          ) : null}
+          {data?.ingresses?.length ? (
+            <div>
+              <h3>Ingresses</h3>
+              <ul className="plain">
+                {data.ingresses.map((i) => (
+                  <li key={i.name}>
+                    {i.name} <span className="muted">{(i.hosts ?? (i.host ? [i.host] : [])).join(', ')}</span>
+                  </li>
+                ))}
+              </ul>
+            </div>
+          ) : null}
+        </div>
+      )}
+    </section>
+  );
+}
+
+function Events({ name }: { name: string }) {
+  const ev = useResource((signal) => environments.events(name, signal), `ev-${name}`, POLL_MS * 2);
+  return (
+    <section className="card">
+      <h2>Events</h2>
+      {ev.loading && !ev.data ? (
+        <Loading what="events" />
+      ) : ev.error && !ev.data ? (
+        <ErrorNotice error={ev.error} retry={ev.reload} />
+      ) : !ev.data?.length ? (
+        <p className="muted">No events in the last hour.</p>
+      ) : (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">When</th>
+              <th scope="col">Type</th>
+              <th scope="col">Object</th>
+              <th scope="col">Message</th>
+            </tr>
+          </thead>
+          <tbody>
+            {ev.data.slice(0, 50).map((e, i) => (
+              <tr key={`${e.lastTimestamp ?? e.at ?? ''}-${i}`}>
+                <td>{formatDate(e.lastTimestamp ?? e.at)}</td>
+                <td className={e.type === 'Warning' ? 'bad' : undefined}>{e.type}</td>
+                <td>{e.object ?? [e.involvedObject?.kind, e.involvedObject?.name].filter(Boolean).join('/')}</td>
+                <td>
+                  <strong>{e.reason}</strong> {e.message}
+                  {e.count && e.count > 1 ? <span className="muted"> ×{e.count}</span> : null}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+function Members({ env, canEdit, onChange }: { env: Environment; canEdit: boolean; onChange: () => void }) {
+  const [email, setEmail] = useState('');
+  const [role, setRole] = useState<MemberRole>('editor');
+  const [error, setError] = useState<unknown>(null);
+  const members = env.spec.members ?? [];
+
+  const act = async (action: () => Promise<unknown>) => {
+    setError(null);
+    try {
+      await action();
+      onChange();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const add = (e: FormEvent) => {
+    e.preventDefault();
+    void act(() => environments.setMember(env.name, email.trim(), role)).then(() => setEmail(''));
+  };
+
+  return (
+    <section className="card">
+      <h2>Members</h2>
+      <ul className="plain">
+        <li>
+          {env.owner} <span className="muted">owner (creator)</span>
+        </li>
+        {members.map((m) => (
+          <li key={m.email}>
+            {m.email} <span className="muted">{m.role}</span>
+            {canEdit && m.email && (
+              <button type="button" className="link" onClick={() => void act(() => environments.removeMember(env.name, m.email ?? ''))} aria-label={`Remove ${m.email}`}>
+                Remove
+              </button>
+            )}
+          </li>
+        ))}
+      </ul>
+      <ErrorNotice error={error} />
+      {canEdit && (
+        <form className="inline-form" onSubmit={add}>
+          <label htmlFor="member-email">Email</label>
+          <input id="member-email" type="email" required value={email} onChange={(e) => setEmail(e.target.value)} />
+          <label htmlFor="member-role">Role</label>
+          <select id="member-role" value={role} onChange={(e) => setRole(e.target.value as MemberRole)}>
+            <option value="viewer">viewer</option>
+            <option value="editor">editor</option>
+            <option value="owner">owner</option>
+          </select>
+          <button type="submit" className="secondary">
+            Add or change member
+          </button>
+        </form>
+      )}
+    </section>
+  );
+}
+
+function Lifecycle({ env, onChange }: { env: Environment; onChange: () => void }) {
+  const [ttl, setTtl] = useState('72h');
+  const [confirming, setConfirming] = useState(false);
+  const [typed, setTyped] = useState('');
+  const [error, setError] = useState<unknown>(null);
+  const [notice, setNotice] = useState('');
+  const deleting = env.status?.phase === 'Deleting';
+
+  const renew = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await environments.renew(env.name, ttl);
+      setNotice(`Renewed: it now expires in ${TTL_CHOICES.find((c) => c.value === ttl)?.label ?? ttl}.`);
+      onChange();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const remove = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await environments.remove(env.name);
+      setConfirming(false);
+      setNotice('Deleting: the namespace and everything in it are being removed.');
+      onChange();
+    } catch (err) {
+      setError(err);
+    }
+  };
+
+  return (
+    <section className="card">
+      <h2>Lifetime</h2>
+      {notice && (
+        <p className="notice success" role="status">
+          {notice}
+        </p>
+      )}
+      <ErrorNotice error={error} />
+      <form className="inline-form" onSubmit={(e) => void renew(e)}>
+        <label htmlFor="renew-ttl">Keep for another</label>
+        <select id="renew-ttl" value={ttl} onChange={(e) => setTtl(e.target.value)}>
+          {TTL_CHOICES.map((c) => (
+            <option key={c.value} value={c.value}>
+              {c.label}
+            </option>
+          ))}
+        </select>
+        <button type="submit" className="secondary" disabled={deleting}>
+          Renew
+        </button>
+      </form>
+      {!confirming ? (
+        <button type="button" className="danger" disabled={deleting} onClick={() => setConfirming(true)}>
+          {deleting ? 'Deleting…' : 'Delete environment'}
+        </button>
+      ) : (
+        <form className="confirm" onSubmit={(e) => void remove(e)}>
+          <p>
+            This deletes the namespace <code>{env.namespace}</code> and everything in it. It cannot be undone.
+          </p>
+          <label htmlFor="confirm-name">Type {env.name} to confirm</label>
+          <input id="confirm-name" autoComplete="off" value={typed} onChange={(e) => setTyped(e.target.value)} autoFocus />
+          <button type="submit" className="danger" disabled={typed !== env.name}>
+            Delete {env.name}
+          </button>
+          <button type="button" className="secondary" onClick={() => setConfirming(false)}>
+            Keep it
+          </button>
+        </form>
+      )}
+      {!deleting && env.status?.phase !== 'Ready' && <p className="muted">Refreshing every few seconds.</p>}
+      <p className="muted small">
+        <Link to="/">All environments</Link>
+      </p>
+    </section>
+  );
+}
