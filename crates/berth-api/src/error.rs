@@ -69,6 +69,12 @@ impl ApiError {
         Self::Validation { message, details }
     }
 
+    /// Logs the cause of an answer that does not show it.
+    pub fn logged(self, cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(%cause, answer = %self, "request could not be served");
+        self
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Validation { .. } => (StatusCode::BAD_REQUEST, "validation_failed"),

@@ -2,6 +2,8 @@
 //! answer; every error becomes an HTTP answer in one place (`error.rs`).
 
 mod audit;
+mod cluster;
+mod environments;
 mod error;
 mod extract;
 mod json;
@@ -12,10 +14,11 @@ mod platform;
 mod routes;
 mod state;
 
+pub use cluster::{Cluster, LOCAL_CLUSTER_KUBECONFIG};
 pub use error::ApiError;
 pub use metrics::HttpMetrics;
 pub use openapi::openapi_json;
-pub use state::{AppState, ClusterHealth, Settings};
+pub use state::{AppState, Settings};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -1,15 +1,8 @@
+use crate::cluster::Cluster;
 use crate::metrics::HttpMetrics;
 use berth_auth::Auth;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
-
-/// Tells whether the Kubernetes cluster answers. Implemented by the binary,
-/// which owns the cluster connection.
-#[async_trait::async_trait]
-pub trait ClusterHealth: Send + Sync {
-    /// `Err` says, for a person, why the cluster cannot be reached.
-    async fn check(&self) -> Result<(), String>;
-}
 
 /// Choices the HTTP layer makes that come from configuration.
 #[derive(Debug, Clone)]
@@ -21,7 +14,7 @@ pub struct Settings {
 #[derive(Clone)]
 pub struct AppState {
     pub auth: Auth,
-    pub cluster: Arc<dyn ClusterHealth>,
+    pub cluster: Arc<Cluster>,
     pub settings: Arc<Settings>,
     pub http_metrics: HttpMetrics,
     pub registry: Arc<Registry>,

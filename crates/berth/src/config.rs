@@ -10,8 +10,6 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://.berth/berth.db";
-/// The admin kubeconfig that `make cluster-up` writes.
-pub const LOCAL_CLUSTER_KUBECONFIG: &str = ".berth/cluster/kubeconfig";
 
 /// Flags of `berth serve`, each also read from its environment variable.
 #[derive(Debug, Default, Args)]

@@ -1,9 +1,8 @@
 //! `berth serve`: store, auth and API wired together, served until SIGTERM.
 
-use crate::cluster::Cluster;
 use crate::config::Config;
 use anyhow::Context;
-use berth_api::{AppState, HttpMetrics, Settings};
+use berth_api::{AppState, Cluster, HttpMetrics, Settings};
 use berth_auth::{Auth, AuthConfig, Secret};
 use berth_core::account::{Email, Password};
 use berth_store::Store;

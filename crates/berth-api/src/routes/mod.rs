@@ -1,7 +1,11 @@
 pub(crate) mod accounts;
 pub(crate) mod admin;
 pub(crate) mod audit_log;
+pub(crate) mod environment_changes;
+pub(crate) mod environment_details;
+pub(crate) mod environments;
 pub(crate) mod policy;
+pub(crate) mod requests;
 pub(crate) mod system;
 pub(crate) mod templates;
 pub(crate) mod tokens;
@@ -30,6 +34,47 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/v1/admin/policy", get(policy::get).put(policy::put))
         .route("/api/v1/admin/audit", get(audit_log::list))
         .route("/api/v1/templates", get(templates::list))
+        .route(
+            "/api/v1/environments",
+            get(environments::list).post(environments::create),
+        )
+        .route(
+            "/api/v1/environments/preview",
+            post(environments::preview_spec),
+        )
+        .route(
+            "/api/v1/environments/{name}",
+            get(environments::get)
+                .patch(environment_changes::patch)
+                .delete(environments::delete),
+        )
+        .route(
+            "/api/v1/environments/{name}/renew",
+            post(environments::renew),
+        )
+        .route(
+            "/api/v1/environments/{name}/kubeconfig",
+            get(environment_details::get_kubeconfig),
+        )
+        .route(
+            "/api/v1/environments/{name}/events",
+            get(environment_details::events),
+        )
+        .route(
+            "/api/v1/environments/{name}/workloads",
+            get(environment_details::workloads),
+        )
+        .route(
+            "/api/v1/environments/{name}/members/{email}",
+            put(environment_changes::put_member).delete(environment_changes::delete_member),
+        )
+        .route("/api/v1/requests", get(requests::mine))
+        .route("/api/v1/admin/requests", get(requests::list))
+        .route(
+            "/api/v1/admin/requests/{id}/approve",
+            post(requests::approve),
+        )
+        .route("/api/v1/admin/requests/{id}/reject", post(requests::reject))
         .route(
             "/api/v1/admin/templates/{name}",
             put(templates::put).delete(templates::delete),

@@ -26,12 +26,44 @@ pub struct TestApp {
 
 pub async fn spawn_app() -> TestApp {
     let dir = TempDir::new();
+    // A kubeconfig that does not exist: these tests run without a cluster.
+    let kubeconfig = dir.0.join("no-such-kubeconfig");
+    spawn_with(dir, kubeconfig).await
+}
+
+/// Berth connected to the shared local cluster (started if it is not running).
+pub async fn spawn_app_on_cluster() -> TestApp {
+    let kubeconfig = local_cluster_kubeconfig();
+    spawn_with(TempDir::new(), kubeconfig).await
+}
+
+/// Starts the cluster once per test process: tests run in parallel threads.
+fn local_cluster_kubeconfig() -> PathBuf {
+    static KUBECONFIG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    KUBECONFIG.get_or_init(start_local_cluster).clone()
+}
+
+fn start_local_cluster() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let kubeconfig = root.join(".berth/cluster/kubeconfig");
+    let status = std::process::Command::new(root.join("scripts/localcluster.sh"))
+        .arg("up")
+        .current_dir(&root)
+        .status()
+        .expect("scripts/localcluster.sh runs");
+    assert!(
+        status.success(),
+        "the local cluster did not start: see .berth/cluster/logs"
+    );
+    kubeconfig
+}
+
+async fn spawn_with(dir: TempDir, kubeconfig: PathBuf) -> TestApp {
     let database_url = berth_store::testing::fresh_database_url(&dir.0).await;
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: database_url.clone(),
-        // A kubeconfig that does not exist: these tests run without a cluster.
-        kubeconfig: Some(dir.0.join("no-such-kubeconfig")),
+        kubeconfig: Some(kubeconfig),
         admin_email: Some(ADMIN_EMAIL.into()),
         admin_password: Some(ADMIN_PASSWORD.into()),
         prometheus_url: None,

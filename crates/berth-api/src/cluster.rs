@@ -1,0 +1,179 @@
+//! The connection to the Kubernetes cluster. Berth starts without one and
+//! connects when the cluster appears, so accounts work while it is away.
+//! Once connected, Environments are served from a watch cache (a kube-rs
+//! reflector), never from one apiserver call per request.
+
+use crate::error::ApiError;
+use berth_manifests::Environment;
+use futures::StreamExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{CustomResourceExt, Resource};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// The admin kubeconfig that `make cluster-up` writes.
+pub const LOCAL_CLUSTER_KUBECONFIG: &str = ".berth/cluster/kubeconfig";
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+const CACHE_SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+pub const FIELD_MANAGER: &str = "berth";
+
+pub struct Cluster {
+    kubeconfig: Option<PathBuf>,
+    connection: OnceCell<Connection>,
+}
+
+/// A working connection: the client, what a kubeconfig for tenants needs to
+/// know of the server, and the Environment cache.
+pub struct Connection {
+    pub client: kube::Client,
+    pub server: String,
+    /// PEM of the CA that signs the apiserver's certificate, if any.
+    pub ca_pem: Option<String>,
+    pub environments: Store<Environment>,
+}
+
+impl Cluster {
+    pub fn new(kubeconfig: Option<PathBuf>) -> Self {
+        Self {
+            kubeconfig,
+            connection: OnceCell::new(),
+        }
+    }
+
+    /// The connection, made on first use; until it can be made, every call
+    /// answers 503 naming the cluster.
+    pub async fn connection(&self) -> Result<&Connection, ApiError> {
+        self.connection
+            .get_or_try_init(|| self.connect())
+            .await
+            .map_err(|why| ApiError::Unavailable {
+                message: format!("the cluster is not reachable: {why}"),
+                details: vec![],
+                retry_after: Duration::from_secs(5),
+            })
+    }
+
+    /// `Err` says, for a person, why the cluster cannot be reached.
+    pub async fn check(&self) -> Result<(), String> {
+        let connection = match self.connection().await {
+            Ok(connection) => connection,
+            Err(ApiError::Unavailable { message, .. }) => return Err(message),
+            Err(other) => return Err(other.to_string()),
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, connection.client.apiserver_version()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("the Kubernetes API server does not answer: {e}")),
+            Err(_) => Err("the Kubernetes API server did not answer within 2 s".into()),
+        }
+    }
+
+    async fn connect(&self) -> Result<Connection, String> {
+        let config = self.load_config().await?;
+        let server = config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_owned();
+        let ca_pem = config
+            .root_cert
+            .as_ref()
+            .map(|certs| certs.iter().map(|der| pem("CERTIFICATE", der)).collect());
+        let client = kube::Client::try_from(config)
+            .map_err(|e| format!("cannot build a cluster client: {e}"))?;
+        tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version())
+            .await
+            .map_err(|_| "the Kubernetes API server did not answer within 2 s".to_owned())?
+            .map_err(|e| format!("the Kubernetes API server does not answer: {e}"))?;
+        install_crd(&client).await?;
+        let environments = start_cache(client.clone()).await?;
+        tracing::info!(%server, "connected to the cluster");
+        Ok(Connection {
+            client,
+            server,
+            ca_pem,
+            environments,
+        })
+    }
+
+    /// KUBECONFIG if given, else the in-cluster service account, else the
+    /// local development cluster.
+    async fn load_config(&self) -> Result<kube::Config, String> {
+        if let Some(path) = &self.kubeconfig {
+            return from_file(path).await;
+        }
+        if let Ok(config) = kube::Config::incluster() {
+            return Ok(config);
+        }
+        let local = Path::new(LOCAL_CLUSTER_KUBECONFIG);
+        if local.exists() {
+            return from_file(local).await;
+        }
+        Err("no cluster configured: set KUBECONFIG, run in a cluster, or start one with `make cluster-up`".into())
+    }
+}
+
+async fn from_file(path: &Path) -> Result<kube::Config, String> {
+    let kubeconfig = Kubeconfig::read_from(path)
+        .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| format!("invalid kubeconfig {}: {e}", path.display()))
+}
+
+/// Applies the Environment CRD (idempotent), so the API works before or
+/// without a controller having done so.
+async fn install_crd(client: &kube::Client) -> Result<(), String> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = Environment::crd();
+    let name = crd.meta().name.clone().unwrap_or_default();
+    crds.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .map_err(|e| format!("cannot install the Environment CRD: {e}"))?;
+    Ok(())
+}
+
+async fn start_cache(client: kube::Client) -> Result<Store<Environment>, String> {
+    let api: Api<Environment> = Api::all(client);
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects();
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            if let Err(e) = event {
+                tracing::warn!(error = %e, "environment watch interrupted; retrying");
+            }
+        }
+    });
+    // The CRD may take a moment to be served after it is created.
+    tokio::time::timeout(CACHE_SYNC_TIMEOUT, reader.wait_until_ready())
+        .await
+        .map_err(|_| "the Environment watch did not sync within 10 s".to_owned())?
+        .map_err(|e| format!("the Environment watch stopped: {e}"))?;
+    Ok(reader)
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}

@@ -1,0 +1,322 @@
+//! Environments as the API serves them: read from the watch cache, written
+//! to the apiserver as `Environment` resources that the controller reconciles.
+//! The API never touches an environment's child objects itself.
+
+pub mod access;
+pub mod kubeconfig;
+
+use crate::cluster::{Connection, FIELD_MANAGER};
+use crate::error::ApiError;
+use crate::platform;
+use access::{Permission, Standing};
+use berth_auth::Principal;
+use berth_core::environment::{
+    Decision, EnvironmentSpec, EnvironmentSpecInput, Member, MemberRole, ResolvedSpec, Violation,
+    resolve,
+};
+use berth_core::validation::ValidationErrors;
+use berth_manifests::{Environment, EnvironmentCrdSpec, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use berth_store::Store;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, PostParams};
+use kube::runtime::reflector::ObjectRef;
+use serde::Serialize;
+use serde_json::json;
+use std::sync::Arc;
+
+/// Annotation naming who created an environment.
+pub const CREATED_BY: &str = "berth.dev/created-by";
+/// Annotation with the time a TTL counts from after a renewal (else creation).
+pub const RENEWED_AT: &str = "berth.dev/renewed-at";
+
+/// An environment as the API answers it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentView {
+    pub name: String,
+    pub namespace: String,
+    pub description: String,
+    pub owner: String,
+    /// The caller's role: owner, editor, viewer, or admin for an admin who is not a member.
+    pub role: &'static str,
+    #[schema(value_type = Object)]
+    pub spec: EnvironmentSpecInput,
+    /// `{phase, conditions, quota, expiresAt, observedGeneration}`.
+    #[schema(value_type = Object)]
+    pub status: serde_json::Value,
+    pub created_at: Option<String>,
+    /// Send it back in `If-Match` to make a change fail (409) if someone else changed it first.
+    pub resource_version: Option<String>,
+}
+
+pub fn view(env: &Environment, standing: Standing) -> EnvironmentView {
+    let name = env.metadata.name.clone().unwrap_or_default();
+    let members = members_of(env);
+    let owner = env
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CREATED_BY).cloned())
+        .or_else(|| {
+            members
+                .iter()
+                .find(|m| m.role == MemberRole::Owner)
+                .map(|m| m.email.to_string())
+        })
+        .unwrap_or_default();
+    let mut status = env
+        .status
+        .as_ref()
+        .map(|s| serde_json::to_value(s).expect("status serializes"))
+        .unwrap_or_else(|| json!({}));
+    if status.get("phase").is_none() {
+        status["phase"] = json!("Pending");
+    }
+    if env.metadata.deletion_timestamp.is_some() {
+        status["phase"] = json!("Deleting");
+    }
+    if status.get("conditions").is_none() {
+        status["conditions"] = json!([]);
+    }
+    EnvironmentView {
+        namespace: name.clone(),
+        description: env.spec.description.clone().unwrap_or_default(),
+        owner,
+        role: standing.label(),
+        spec: env.spec.to_input(&name),
+        status,
+        created_at: env
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string()),
+        resource_version: env.metadata.resource_version.clone(),
+        name,
+    }
+}
+
+/// The members an Environment lists; entries that do not parse (a hand-edited
+/// resource) grant nothing.
+pub fn members_of(env: &Environment) -> Vec<Member> {
+    env.spec
+        .members
+        .iter()
+        .flatten()
+        .filter_map(|m| Member::parse(m).ok())
+        .collect()
+}
+
+pub fn standing_of(env: &Environment, caller: &Principal) -> Standing {
+    access::standing(&members_of(env), &caller.user.email, caller.user.role)
+}
+
+/// The environment named `name` if the caller may see it; 404 otherwise, so
+/// that existence never leaks.
+pub fn visible(
+    connection: &Connection,
+    name: &str,
+    caller: &Principal,
+) -> Result<(Arc<Environment>, Standing), ApiError> {
+    let env = connection
+        .environments
+        .get(&ObjectRef::new(name))
+        .ok_or(ApiError::NotFound)?;
+    let standing = standing_of(&env, caller);
+    if standing.can_see() {
+        Ok((env, standing))
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// Visible and allowed: 404 when invisible, 403 when visible but not allowed.
+pub fn permitted(
+    connection: &Connection,
+    name: &str,
+    caller: &Principal,
+    permission: Permission,
+) -> Result<(Arc<Environment>, Standing), ApiError> {
+    let (env, standing) = visible(connection, name, caller)?;
+    if standing.allows(permission) {
+        Ok((env, standing))
+    } else {
+        Err(ApiError::Forbidden(
+            "your role in this environment does not allow this",
+        ))
+    }
+}
+
+/// A spec parsed and resolved against the templates and policy in force.
+pub struct Resolved {
+    pub spec: ResolvedSpec,
+    pub decision: Decision,
+}
+
+pub async fn resolve_spec(store: &Store, spec: EnvironmentSpec) -> Result<Resolved, ApiError> {
+    let templates = platform::templates(store).await?;
+    let policy = platform::policy(store).await?;
+    let spec = resolve(spec, &templates, &policy)?;
+    let decision = policy.decide(&spec);
+    Ok(Resolved { spec, decision })
+}
+
+/// Whether `owner` may own one more environment under the policy.
+pub async fn within_environment_limit(
+    store: &Store,
+    connection: &Connection,
+    owner: &Principal,
+) -> Result<Option<Violation>, ApiError> {
+    let policy = platform::policy(store).await?;
+    let owned = connection
+        .environments
+        .state()
+        .iter()
+        .filter(|env| {
+            env.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(CREATED_BY))
+                .map(String::as_str)
+                == Some(owner.user.email.as_str())
+        })
+        .count();
+    Ok(
+        (!policy.allows_another_environment(owned)).then(|| Violation {
+            field: "name".into(),
+            message: format!("you own {owned} environments, the policy's maximum per person"),
+        }),
+    )
+}
+
+/// Parses a request body into a spec, naming every bad field.
+pub fn parse_input(input: &EnvironmentSpecInput) -> Result<EnvironmentSpec, ApiError> {
+    Ok(EnvironmentSpec::parse(input)?)
+}
+
+/// Refuses names Berth must not take: a namespace that exists and is not an
+/// environment's of the same name.
+pub async fn check_namespace_free(connection: &Connection, name: &str) -> Result<(), ApiError> {
+    let namespaces: Api<Namespace> = Api::all(connection.client.clone());
+    let existing = namespaces.get_opt(name).await.map_err(kube_error)?;
+    let ours = existing
+        .as_ref()
+        .and_then(|ns| ns.metadata.labels.as_ref())
+        .is_some_and(|l| l.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE));
+    match existing {
+        Some(_) if !ours => Err(ApiError::Conflict(format!(
+            "a namespace named {name} exists and is not managed by Berth"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Creates the Environment resource for a resolved spec.
+pub async fn create_resource(
+    connection: &Connection,
+    spec: &ResolvedSpec,
+    creator: &str,
+) -> Result<Environment, ApiError> {
+    let mut env = Environment::for_spec(spec);
+    env.metadata.annotations = Some([(CREATED_BY.to_owned(), creator.to_owned())].into());
+    let api: Api<Environment> = Api::all(connection.client.clone());
+    match api
+        .create(
+            &PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            },
+            &env,
+        )
+        .await
+    {
+        Ok(created) => Ok(created),
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            // A retried create (say, after a timeout) of the very same thing is not a conflict.
+            let existing = api.get(spec.name.as_str()).await.map_err(kube_error)?;
+            let same_creator = existing
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(CREATED_BY))
+                .map(String::as_str)
+                == Some(creator);
+            if same_creator && existing.spec == env.spec {
+                Ok(existing)
+            } else {
+                Err(ApiError::Conflict(format!(
+                    "an environment named {} exists",
+                    spec.name
+                )))
+            }
+        }
+        Err(e) => Err(kube_error(e)),
+    }
+}
+
+/// Replaces an Environment's spec, failing with 409 if it changed since
+/// `resource_version` was read.
+pub async fn replace_spec(
+    connection: &Connection,
+    current: &Environment,
+    spec: EnvironmentCrdSpec,
+    resource_version: Option<String>,
+    annotations: &[(&str, String)],
+) -> Result<Environment, ApiError> {
+    let mut env = current.clone();
+    env.spec = spec;
+    env.status = None;
+    env.metadata.resource_version =
+        resource_version.or_else(|| current.metadata.resource_version.clone());
+    env.metadata.managed_fields = None;
+    let notes = env
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default);
+    for (key, value) in annotations {
+        notes.insert((*key).to_owned(), value.clone());
+    }
+    let api: Api<Environment> = Api::all(connection.client.clone());
+    let name = current.metadata.name.clone().unwrap_or_default();
+    api.replace(
+        &name,
+        &PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        },
+        &env,
+    )
+    .await
+    .map_err(|e| match e {
+        kube::Error::Api(e) if e.code == 409 => ApiError::Conflict(
+            "the environment changed since you read it; reload and try again".into(),
+        ),
+        kube::Error::Api(e) if e.code == 404 => ApiError::NotFound,
+        other => kube_error(other),
+    })
+}
+
+/// Violations as the field errors of a refusal.
+pub fn refusal(violations: Vec<Violation>) -> ApiError {
+    let mut errors = ValidationErrors::new();
+    for v in violations {
+        errors.push(berth_core::validation::FieldError::new(v.field, v.message));
+    }
+    ApiError::validation(errors)
+}
+
+/// An apiserver failure the caller cannot fix: logged in full, answered as 503
+/// when the cluster is away and 500 otherwise.
+pub fn kube_error(error: kube::Error) -> ApiError {
+    match error {
+        kube::Error::Api(e) if e.code == 404 => ApiError::NotFound,
+        kube::Error::Api(e) => {
+            ApiError::Internal(format!("apiserver answered {}: {}", e.code, e.message))
+        }
+        other => ApiError::Unavailable {
+            message: "the cluster is not reachable right now".into(),
+            details: vec![],
+            retry_after: std::time::Duration::from_secs(5),
+        }
+        .logged(&other),
+    }
+}

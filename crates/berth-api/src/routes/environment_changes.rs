@@ -1,0 +1,356 @@
+//! Changing an environment: merge patches of its spec and its members.
+
+use crate::audit::{Action, RequestId};
+use crate::environments::access::Permission;
+use crate::environments::{self as envs, EnvironmentView};
+use crate::error::ApiError;
+use crate::extract::CurrentUser;
+use crate::json::ApiJson;
+use crate::routes::environments::{Outcome, if_match};
+use crate::routes::requests::RequestView;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use berth_core::account::Email;
+use berth_core::environment::{Approval, EnvironmentSpecInput, MemberInput, MemberRole};
+use berth_core::validation::ValidationErrors;
+use berth_manifests::{Environment, EnvironmentCrdSpec};
+use berth_store::{NewRequest, RequestKind};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[utoipa::path(patch, path = "/api/v1/environments/{name}", tag = "environments", params(("name" = String, Path)),
+    request_body(content = Object, description = "JSON merge patch of the spec", content_type = "application/merge-patch+json"), responses(
+    (status = 200, description = "Changed", body = EnvironmentView),
+    (status = 202, description = "Over policy: a request waits for an admin", body = Object),
+    (status = 400, description = "Invalid field", body = crate::error::ErrorBody),
+    (status = 403, description = "The caller's role may not change these fields", body = crate::error::ErrorBody),
+    (status = 409, description = "Changed by someone else since the If-Match version", body = crate::error::ErrorBody),
+), security(("session" = []), ("token" = [])))]
+pub async fn patch(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    request_id: RequestId,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    ApiJson(patch): ApiJson<Value>,
+) -> Result<Outcome, ApiError> {
+    if !patch.is_object() {
+        return Err(ValidationErrors::single(
+            "body",
+            "must be a JSON object (a merge patch of the spec)",
+        )
+        .into());
+    }
+    if patch
+        .get("name")
+        .is_some_and(|n| n.as_str() != Some(name.as_str()))
+    {
+        return Err(ValidationErrors::single("name", "cannot be changed").into());
+    }
+    let connection = state.cluster.connection().await?;
+    let (env, standing) = envs::visible(connection, &name, &caller)?;
+    if !standing.allows(Permission::EditApps) {
+        return Err(ApiError::Forbidden("viewers cannot change an environment"));
+    }
+    let before = env.spec.to_input(&name);
+    let mut merged =
+        serde_json::to_value(&before).map_err(|e| ApiError::Internal(e.to_string()))?;
+    merge_patch(&mut merged, &patch);
+    let after = EnvironmentSpecInput::from_json(merged)?;
+    for permission in needed_permissions(&before, &after) {
+        if !standing.allows(permission) {
+            return Err(ApiError::Forbidden(match permission {
+                Permission::ManageMembers => "only owners and admins change members",
+                Permission::EditSettings => {
+                    "only owners and admins change quota, limits, network, pod security, TTL or template"
+                }
+                _ => "viewers cannot change an environment",
+            }));
+        }
+    }
+    apply_change(
+        &state,
+        connection,
+        &caller,
+        &request_id,
+        &env,
+        after,
+        if_match(&headers),
+    )
+    .await
+}
+
+/// The permissions a change from `before` to `after` needs.
+fn needed_permissions(
+    before: &EnvironmentSpecInput,
+    after: &EnvironmentSpecInput,
+) -> Vec<Permission> {
+    let mut needed = Vec::new();
+    if before.apps != after.apps || before.description != after.description {
+        needed.push(Permission::EditApps);
+    }
+    if before.members != after.members {
+        needed.push(Permission::ManageMembers);
+    }
+    let settings = |s: &EnvironmentSpecInput| {
+        (
+            s.template.clone(),
+            s.quota.clone(),
+            s.limits.clone(),
+            s.network.clone(),
+            s.pod_security.clone(),
+            s.ttl.clone(),
+        )
+    };
+    if settings(before) != settings(after) {
+        needed.push(Permission::EditSettings);
+    }
+    needed
+}
+
+/// Validates a changed spec against the policy and writes it, or files a request.
+async fn apply_change(
+    state: &AppState,
+    connection: &crate::cluster::Connection,
+    caller: &berth_auth::Principal,
+    request_id: &RequestId,
+    env: &Environment,
+    after: EnvironmentSpecInput,
+    resource_version: Option<String>,
+) -> Result<Outcome, ApiError> {
+    let name = env.metadata.name.clone().unwrap_or_default();
+    let spec = envs::parse_input(&after)?;
+    if !spec.members.iter().any(|m| m.role == MemberRole::Owner) {
+        return Err(ApiError::Conflict(
+            "an environment needs at least one owner".into(),
+        ));
+    }
+    let store = state.auth.store();
+    let resolved = envs::resolve_spec(store, spec).await?;
+    let violations = state_violations(&resolved.decision);
+    let actor = caller.user.email.as_str();
+    let details = json!({ "spec": resolved.spec.to_input() });
+    if !violations.is_empty() {
+        if crate::platform::policy(store).await?.approval == Approval::Never {
+            return Err(envs::refusal(violations));
+        }
+        let id = store
+            .create_request(NewRequest {
+                requester_id: caller.user.id,
+                environment: name.clone(),
+                kind: RequestKind::Update,
+                spec: serde_json::to_value(resolved.spec.to_input())
+                    .map_err(|e| ApiError::Internal(e.to_string()))?,
+                reasons: violations
+                    .iter()
+                    .map(|v| format!("{} {}", v.field, v.message))
+                    .collect(),
+            })
+            .await
+            .map_err(|e| match e {
+                berth_store::StoreError::Conflict { .. } => ApiError::Conflict(format!(
+                    "a request for {name} is already waiting for approval"
+                )),
+                other => other.into(),
+            })?;
+        let record = store
+            .request(id)
+            .await?
+            .ok_or_else(|| ApiError::Internal("request vanished".into()))?;
+        let action = Action {
+            actor,
+            action: "environment.request",
+            target: format!("environment/{name}"),
+            environment: Some(&name),
+            details,
+        };
+        state.audit(action, "pending", request_id).await;
+        return Ok(Outcome::Requested(RequestView::from(record)));
+    }
+    let spec = EnvironmentCrdSpec::from_input(resolved.spec.to_input());
+    let updated = envs::replace_spec(connection, env, spec, resource_version, &[]).await;
+    let action = Action {
+        actor,
+        action: "environment.update",
+        target: format!("environment/{name}"),
+        environment: Some(&name),
+        details,
+    };
+    state
+        .audit(
+            action,
+            if updated.is_ok() {
+                "success"
+            } else {
+                "failure"
+            },
+            request_id,
+        )
+        .await;
+    let updated = updated?;
+    let view = envs::view(&updated, envs::standing_of(&updated, caller));
+    Ok(Outcome::Changed(Box::new(view)))
+}
+
+fn state_violations(
+    decision: &berth_core::environment::Decision,
+) -> Vec<berth_core::environment::Violation> {
+    use berth_core::environment::Decision;
+    match decision {
+        Decision::Allow => vec![],
+        Decision::NeedsApproval(v) | Decision::Deny(v) => v.clone(),
+    }
+}
+
+/// RFC 7386: objects merge key by key, `null` removes, anything else replaces.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let target = target.as_object_mut().expect("made an object above");
+    for (key, value) in patch {
+        if value.is_null() {
+            target.remove(key);
+        } else {
+            merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberBody {
+    /// `owner`, `editor` or `viewer`.
+    role: String,
+}
+
+#[utoipa::path(put, path = "/api/v1/environments/{name}/members/{email}", tag = "environments",
+    params(("name" = String, Path), ("email" = String, Path)), request_body = MemberBody, responses(
+    (status = 200, description = "The member has the role; their access follows within seconds", body = EnvironmentView),
+    (status = 403, description = "Only owners and admins manage members", body = crate::error::ErrorBody),
+    (status = 409, description = "It would leave no owner", body = crate::error::ErrorBody),
+), security(("session" = []), ("token" = [])))]
+pub async fn put_member(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    request_id: RequestId,
+    Path((name, email)): Path<(String, String)>,
+    ApiJson(body): ApiJson<MemberBody>,
+) -> Result<(StatusCode, ApiJson<EnvironmentView>), ApiError> {
+    let email = Email::parse("email", &email)?;
+    let connection = state.cluster.connection().await?;
+    let (env, _) = envs::permitted(connection, &name, &caller, Permission::ManageMembers)?;
+    let mut after = env.spec.to_input(&name);
+    let members = after.members.get_or_insert_with(Vec::new);
+    let entry = MemberInput {
+        email: Some(email.to_string()),
+        role: Some(body.role),
+    };
+    match members.iter_mut().find(|m| {
+        m.email
+            .as_deref()
+            .and_then(|e| Email::parse("email", e).ok())
+            .as_ref()
+            == Some(&email)
+    }) {
+        Some(existing) => *existing = entry,
+        None => members.push(entry),
+    }
+    let answer = member_change(&state, connection, &caller, &request_id, &env, after).await?;
+    Ok((StatusCode::OK, ApiJson(answer)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/environments/{name}/members/{email}", tag = "environments",
+    params(("name" = String, Path), ("email" = String, Path)), responses(
+    (status = 204, description = "Removed; their ServiceAccount and kubeconfigs stop working"),
+    (status = 404, description = "No such member or environment", body = crate::error::ErrorBody),
+    (status = 409, description = "The last owner cannot be removed", body = crate::error::ErrorBody),
+), security(("session" = []), ("token" = [])))]
+pub async fn delete_member(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    request_id: RequestId,
+    Path((name, email)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let email = Email::parse("email", &email).map_err(|_| ApiError::NotFound)?;
+    let connection = state.cluster.connection().await?;
+    let (env, _) = envs::permitted(connection, &name, &caller, Permission::ManageMembers)?;
+    let mut after = env.spec.to_input(&name);
+    let members = after.members.get_or_insert_with(Vec::new);
+    let before = members.len();
+    members.retain(|m| {
+        m.email
+            .as_deref()
+            .and_then(|e| Email::parse("email", e).ok())
+            .as_ref()
+            != Some(&email)
+    });
+    if members.len() == before {
+        return Err(ApiError::NotFound);
+    }
+    member_change(&state, connection, &caller, &request_id, &env, after).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn member_change(
+    state: &AppState,
+    connection: &crate::cluster::Connection,
+    caller: &berth_auth::Principal,
+    request_id: &RequestId,
+    env: &Environment,
+    after: EnvironmentSpecInput,
+) -> Result<EnvironmentView, ApiError> {
+    match apply_change(state, connection, caller, request_id, env, after, None).await? {
+        Outcome::Created(view) | Outcome::Changed(view) => Ok(*view),
+        Outcome::Requested(_) => Err(ApiError::Internal(
+            "a member change never exceeds the policy".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        let mut target = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut target, &json!({"a": "z", "c": {"f": null}}));
+        assert_eq!(target, json!({"a": "z", "c": {"d": "e"}}));
+        let mut target = json!({"apps": [{"name": "web"}]});
+        merge_patch(&mut target, &json!({"apps": []}));
+        assert_eq!(target, json!({"apps": []}), "arrays are replaced whole");
+    }
+
+    #[test]
+    fn each_kind_of_change_needs_its_permission() {
+        let base = EnvironmentSpecInput {
+            name: Some("a".into()),
+            ..Default::default()
+        };
+        let apps = EnvironmentSpecInput {
+            apps: Some(vec![]),
+            ..base.clone()
+        };
+        let ttl = EnvironmentSpecInput {
+            ttl: Some("1h".into()),
+            ..base.clone()
+        };
+        let members = EnvironmentSpecInput {
+            members: Some(vec![]),
+            ..base.clone()
+        };
+        assert_eq!(needed_permissions(&base, &apps), [Permission::EditApps]);
+        assert_eq!(needed_permissions(&base, &ttl), [Permission::EditSettings]);
+        assert_eq!(
+            needed_permissions(&base, &members),
+            [Permission::ManageMembers]
+        );
+        assert!(needed_permissions(&base, &base).is_empty());
+    }
+}

@@ -1,0 +1,212 @@
+//! What runs in an environment and what happened there, read from the cluster
+//! for members; and kubeconfigs to reach it.
+
+use crate::audit::{Action, RequestId};
+use crate::environments::access::Permission;
+use crate::environments::{self as envs, kubeconfig};
+use crate::error::ApiError;
+use crate::extract::CurrentUser;
+use crate::json::ApiJson;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Event, Pod, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, ListParams};
+use serde::Serialize;
+use serde_json::json;
+
+#[utoipa::path(get, path = "/api/v1/environments/{name}/kubeconfig", tag = "environments", params(("name" = String, Path)), responses(
+    (status = 200, description = "A kubeconfig for the caller, limited to the namespace and their role, expiring in 8 h", content_type = "application/yaml"),
+    (status = 403, description = "Admins who are not members have no identity in the environment", body = crate::error::ErrorBody),
+    (status = 404, description = "Absent or not visible", body = crate::error::ErrorBody),
+), security(("session" = []), ("token" = [])))]
+pub async fn get_kubeconfig(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    request_id: RequestId,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let connection = state.cluster.connection().await?;
+    envs::permitted(connection, &name, &caller, Permission::Kubeconfig)?;
+    let config = kubeconfig::kubeconfig(
+        connection,
+        &name,
+        &caller.user.email,
+        kubeconfig::DEFAULT_EXPIRY_SECONDS,
+    )
+    .await?;
+    let action = Action {
+        actor: caller.user.email.as_str(),
+        action: "environment.kubeconfig",
+        target: format!("environment/{name}"),
+        environment: Some(&name),
+        details: json!({ "expiresInSeconds": kubeconfig::DEFAULT_EXPIRY_SECONDS }),
+    };
+    state.audit(action, "success", &request_id).await;
+    let disposition = format!("attachment; filename=\"{name}.kubeconfig.yaml\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/yaml".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        config,
+    ))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView {
+    #[serde(rename = "type")]
+    type_: String,
+    reason: String,
+    message: String,
+    /// `Kind/name` of the object the event is about.
+    object: String,
+    count: i32,
+    last_seen: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventList {
+    items: Vec<EventView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/environments/{name}/events", tag = "environments", params(("name" = String, Path)), responses(
+    (status = 200, description = "Kubernetes events of the namespace and the Environment, newest first", body = EventList),
+), security(("session" = []), ("token" = [])))]
+pub async fn events(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    Path(name): Path<String>,
+) -> Result<ApiJson<EventList>, ApiError> {
+    let connection = state.cluster.connection().await?;
+    envs::visible(connection, &name, &caller)?;
+    let in_namespace: Api<Event> = Api::namespaced(connection.client.clone(), &name);
+    let mut events = in_namespace
+        .list(&ListParams::default().limit(500))
+        .await
+        .map_err(envs::kube_error)?
+        .items;
+    // Events about the (cluster-scoped) Environment land in `default`.
+    let about_environment: Api<Event> = Api::namespaced(connection.client.clone(), "default");
+    let selector = format!("involvedObject.kind=Environment,involvedObject.name={name}");
+    events.extend(
+        about_environment
+            .list(&ListParams::default().fields(&selector))
+            .await
+            .map_err(envs::kube_error)?
+            .items,
+    );
+    let mut items: Vec<EventView> = events.into_iter().map(event_view).collect();
+    items.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+    Ok(ApiJson(EventList { items }))
+}
+
+fn event_view(e: Event) -> EventView {
+    let last_seen = e
+        .last_timestamp
+        .map(|t| t.0.to_string())
+        .or_else(|| e.event_time.map(|t| t.0.to_string()))
+        .or_else(|| e.metadata.creation_timestamp.map(|t| t.0.to_string()));
+    EventView {
+        type_: e.type_.unwrap_or_else(|| "Normal".into()),
+        reason: e.reason.unwrap_or_default(),
+        message: e.message.unwrap_or_default(),
+        object: format!(
+            "{}/{}",
+            e.involved_object.kind.unwrap_or_default(),
+            e.involved_object.name.unwrap_or_default()
+        ),
+        count: e.count.unwrap_or(1),
+        last_seen,
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Workloads {
+    deployments: Vec<serde_json::Value>,
+    pods: Vec<serde_json::Value>,
+    services: Vec<serde_json::Value>,
+    ingresses: Vec<serde_json::Value>,
+}
+
+#[utoipa::path(get, path = "/api/v1/environments/{name}/workloads", tag = "environments", params(("name" = String, Path)), responses(
+    (status = 200, description = "Deployments, pods with phase, readiness and restarts, services, ingresses", body = Workloads),
+), security(("session" = []), ("token" = [])))]
+pub async fn workloads(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    Path(name): Path<String>,
+) -> Result<ApiJson<Workloads>, ApiError> {
+    let connection = state.cluster.connection().await?;
+    envs::visible(connection, &name, &caller)?;
+    let client = connection.client.clone();
+    let params = ListParams::default();
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &name);
+    let pods = Api::<Pod>::namespaced(client.clone(), &name);
+    let services = Api::<Service>::namespaced(client.clone(), &name);
+    let ingresses = Api::<Ingress>::namespaced(client, &name);
+    let (deployments, pods, services, ingresses) = tokio::try_join!(
+        deployments.list(&params),
+        pods.list(&params),
+        services.list(&params),
+        ingresses.list(&params),
+    )
+    .map_err(envs::kube_error)?;
+    Ok(ApiJson(Workloads {
+        deployments: deployments
+            .items
+            .iter()
+            .map(|d| {
+                let status = d.status.clone().unwrap_or_default();
+                json!({
+                    "name": d.metadata.name,
+                    "replicas": d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+                    "readyReplicas": status.ready_replicas.unwrap_or(0),
+                    "availableReplicas": status.available_replicas.unwrap_or(0),
+                    "image": d.spec.as_ref().and_then(|s| s.template.spec.as_ref()).and_then(|s| s.containers.first()).and_then(|c| c.image.clone()),
+                })
+            })
+            .collect(),
+        pods: pods
+            .items
+            .iter()
+            .map(|p| {
+                let status = p.status.clone().unwrap_or_default();
+                let containers = status.container_statuses.unwrap_or_default();
+                json!({
+                    "name": p.metadata.name,
+                    "phase": status.phase.unwrap_or_else(|| "Pending".into()),
+                    "ready": !containers.is_empty() && containers.iter().all(|c| c.ready),
+                    "restarts": containers.iter().map(|c| c.restart_count).sum::<i32>(),
+                    "node": p.spec.as_ref().and_then(|s| s.node_name.clone()),
+                })
+            })
+            .collect(),
+        services: services
+            .items
+            .iter()
+            .map(|s| {
+                let spec = s.spec.clone().unwrap_or_default();
+                json!({
+                    "name": s.metadata.name,
+                    "type": spec.type_,
+                    "clusterIP": spec.cluster_ip,
+                    "ports": spec.ports.unwrap_or_default().iter().map(|p| p.port).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+        ingresses: ingresses
+            .items
+            .iter()
+            .map(|i| {
+                let hosts: Vec<_> = i.spec.iter().flat_map(|s| s.rules.iter().flatten()).filter_map(|r| r.host.clone()).collect();
+                json!({ "name": i.metadata.name, "hosts": hosts })
+            })
+            .collect(),
+    }))
+}

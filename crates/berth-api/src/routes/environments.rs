@@ -1,0 +1,312 @@
+use crate::audit::{Action, RequestId};
+use crate::environments::access::Permission;
+use crate::environments::{self as envs, EnvironmentView, RENEWED_AT};
+use crate::error::ApiError;
+use crate::extract::CurrentUser;
+use crate::json::ApiJson;
+use crate::routes::requests::RequestView;
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use berth_core::environment::{Approval, Decision, EnvironmentSpecInput, Ttl};
+use berth_core::validation::ValidationErrors;
+use berth_manifests::{BuildOptions, EnvironmentCrdSpec, Preview, preview};
+use berth_store::{NewRequest, RequestKind};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EnvironmentList {
+    items: Vec<EnvironmentView>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Admins only: every environment, not just those they are a member of.
+    all: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/api/v1/environments", tag = "environments", params(ListQuery), responses(
+    (status = 200, description = "Environments the caller is a member of, newest first", body = EnvironmentList),
+), security(("session" = []), ("token" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    Query(query): Query<ListQuery>,
+) -> Result<ApiJson<EnvironmentList>, ApiError> {
+    let connection = state.cluster.connection().await?;
+    let all = query.all == Some(true) && caller.user.role == berth_core::account::Role::Admin;
+    let mut items: Vec<_> = connection
+        .environments
+        .state()
+        .iter()
+        .filter_map(|env| {
+            let standing = envs::standing_of(env, &caller);
+            let member = matches!(standing, envs::access::Standing::Member(_));
+            (member || (all && standing.can_see())).then(|| envs::view(env, standing))
+        })
+        .collect();
+    items.sort_by(|a, b| {
+        b.created_at
+            .cmp(&a.created_at)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    Ok(ApiJson(EnvironmentList { items }))
+}
+
+/// What a create or change answers: the environment, or the request waiting for an admin.
+pub enum Outcome {
+    Created(Box<EnvironmentView>),
+    Changed(Box<EnvironmentView>),
+    Requested(RequestView),
+}
+
+impl IntoResponse for Outcome {
+    fn into_response(self) -> Response {
+        match self {
+            Outcome::Created(view) => (StatusCode::CREATED, ApiJson(*view)).into_response(),
+            Outcome::Changed(view) => (StatusCode::OK, ApiJson(*view)).into_response(),
+            Outcome::Requested(request) => {
+                (StatusCode::ACCEPTED, ApiJson(json!({ "request": request }))).into_response()
+            }
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/environments", tag = "environments", request_body = EnvironmentSpecInput, responses(
+    (status = 201, description = "Created; the controller is making it real", body = EnvironmentView),
+    (status = 202, description = "Over policy: a request waits for an admin", body = Object),
+    (status = 400, description = "Invalid field", body = crate::error::ErrorBody),
+    (status = 409, description = "The name is taken", body = crate::error::ErrorBody),
+), security(("session" = []), ("token" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    request_id: RequestId,
+    ApiJson(input): ApiJson<EnvironmentSpecInput>,
+) -> Result<Outcome, ApiError> {
+    let mut spec = envs::parse_input(&input)?;
+    spec.set_creator(caller.user.email.clone())?;
+    let store = state.auth.store();
+    let resolved = envs::resolve_spec(store, spec).await?;
+    let connection = state.cluster.connection().await?;
+    let name = resolved.spec.name.to_string();
+    envs::check_namespace_free(connection, &name).await?;
+    let (mut needs_approval, mut reasons) = match resolved.decision {
+        Decision::Allow => (false, vec![]),
+        Decision::NeedsApproval(violations) => (true, violations),
+        Decision::Deny(violations) => return Err(envs::refusal(violations)),
+    };
+    if let Some(over) = envs::within_environment_limit(store, connection, &caller).await? {
+        if crate::platform::policy(store).await?.approval == Approval::Never {
+            return Err(envs::refusal(vec![over]));
+        }
+        needs_approval = true;
+        reasons.push(over);
+    }
+    let actor = caller.user.email.as_str();
+    let details = json!({ "spec": resolved.spec.to_input() });
+    if needs_approval {
+        if connection
+            .environments
+            .get(&kube::runtime::reflector::ObjectRef::new(&name))
+            .is_some()
+        {
+            return Err(ApiError::Conflict(format!(
+                "an environment named {name} exists"
+            )));
+        }
+        let id = store
+            .create_request(NewRequest {
+                requester_id: caller.user.id,
+                environment: name.clone(),
+                kind: RequestKind::Create,
+                spec: serde_json::to_value(resolved.spec.to_input())
+                    .map_err(|e| ApiError::Internal(e.to_string()))?,
+                reasons: reasons
+                    .iter()
+                    .map(|v| format!("{} {}", v.field, v.message))
+                    .collect(),
+            })
+            .await
+            .map_err(|e| match e {
+                berth_store::StoreError::Conflict { .. } => ApiError::Conflict(format!(
+                    "a request for {name} is already waiting for approval"
+                )),
+                other => other.into(),
+            })?;
+        let record = store
+            .request(id)
+            .await?
+            .ok_or_else(|| ApiError::Internal("request vanished".into()))?;
+        let action = Action {
+            actor,
+            action: "environment.request",
+            target: format!("environment/{name}"),
+            environment: Some(&name),
+            details,
+        };
+        state.audit(action, "pending", &request_id).await;
+        return Ok(Outcome::Requested(RequestView::from(record)));
+    }
+    let env = envs::create_resource(connection, &resolved.spec, actor).await;
+    let outcome = if env.is_ok() { "success" } else { "failure" };
+    let action = Action {
+        actor,
+        action: "environment.create",
+        target: format!("environment/{name}"),
+        environment: Some(&name),
+        details,
+    };
+    state.audit(action, outcome, &request_id).await;
+    let env = env?;
+    Ok(Outcome::Created(Box::new(envs::view(
+        &env,
+        envs::standing_of(&env, &caller),
+    ))))
+}
+
+#[utoipa::path(post, path = "/api/v1/environments/preview", tag = "environments", request_body = EnvironmentSpecInput, responses(
+    (status = 200, description = "The objects, as YAML and JSON, a plain-language summary and warnings; nothing is created", body = Object),
+    (status = 400, description = "Invalid field", body = crate::error::ErrorBody),
+), security(("session" = []), ("token" = [])))]
+pub async fn preview_spec(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    ApiJson(input): ApiJson<EnvironmentSpecInput>,
+) -> Result<ApiJson<Preview>, ApiError> {
+    let mut spec = envs::parse_input(&input)?;
+    spec.set_creator(caller.user.email.clone())?;
+    let resolved = envs::resolve_spec(state.auth.store(), spec).await?;
+    let mut answer = preview(&resolved.spec, &BuildOptions::default());
+    match resolved.decision {
+        Decision::Allow => {}
+        Decision::NeedsApproval(violations) => answer.warnings.extend(
+            violations
+                .iter()
+                .map(|v| format!("Needs an admin's approval: {} {}", v.field, v.message)),
+        ),
+        Decision::Deny(violations) => answer.warnings.extend(
+            violations
+                .iter()
+                .map(|v| format!("Will be refused: {} {}", v.field, v.message)),
+        ),
+    }
+    Ok(ApiJson(answer))
+}
+
+#[utoipa::path(get, path = "/api/v1/environments/{name}", tag = "environments", params(("name" = String, Path)), responses(
+    (status = 200, description = "The environment", body = EnvironmentView),
+    (status = 404, description = "Absent or not visible to the caller", body = crate::error::ErrorBody),
+), security(("session" = []), ("token" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    Path(name): Path<String>,
+) -> Result<ApiJson<EnvironmentView>, ApiError> {
+    let connection = state.cluster.connection().await?;
+    let (env, standing) = envs::visible(connection, &name, &caller)?;
+    Ok(ApiJson(envs::view(&env, standing)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/environments/{name}", tag = "environments", params(("name" = String, Path)), responses(
+    (status = 202, description = "Deleting: phase Deleting until the namespace is gone, then 404", body = EnvironmentView),
+    (status = 403, description = "Only owners and admins delete", body = crate::error::ErrorBody),
+    (status = 404, description = "Absent or not visible", body = crate::error::ErrorBody),
+), security(("session" = []), ("token" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    request_id: RequestId,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, ApiJson<EnvironmentView>), ApiError> {
+    let connection = state.cluster.connection().await?;
+    let (env, standing) = envs::permitted(connection, &name, &caller, Permission::Delete)?;
+    let api: kube::Api<berth_manifests::Environment> = kube::Api::all(connection.client.clone());
+    let result = api.delete(&name, &Default::default()).await;
+    let action = Action {
+        actor: caller.user.email.as_str(),
+        action: "environment.delete",
+        target: format!("environment/{name}"),
+        environment: Some(&name),
+        details: json!({}),
+    };
+    state
+        .audit(
+            action,
+            if result.is_ok() { "success" } else { "failure" },
+            &request_id,
+        )
+        .await;
+    result.map_err(envs::kube_error)?;
+    let mut view = envs::view(&env, standing);
+    view.status["phase"] = json!("Deleting");
+    Ok((StatusCode::ACCEPTED, ApiJson(view)))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenewRequest {
+    /// Go-style duration from now, such as `72h`.
+    ttl: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/environments/{name}/renew", tag = "environments", params(("name" = String, Path)),
+    request_body = RenewRequest, responses(
+    (status = 200, description = "Renewed; `status.expiresAt` is the new expiry", body = EnvironmentView),
+    (status = 400, description = "Invalid or over the policy's maximum TTL", body = crate::error::ErrorBody),
+), security(("session" = []), ("token" = [])))]
+pub async fn renew(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    request_id: RequestId,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<RenewRequest>,
+) -> Result<ApiJson<EnvironmentView>, ApiError> {
+    let ttl = Ttl::parse("ttl", &body.ttl)?;
+    let policy = crate::platform::policy(state.auth.store()).await?;
+    if let Some(max) = policy.max_ttl.filter(|max| ttl > *max) {
+        return Err(ValidationErrors::single(
+            "ttl",
+            format!("must be at most {max}, the policy's maximum"),
+        )
+        .into());
+    }
+    let connection = state.cluster.connection().await?;
+    let (env, standing) = envs::permitted(connection, &name, &caller, Permission::Renew)?;
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("zero is a valid nanosecond");
+    let mut spec: EnvironmentCrdSpec = env.spec.clone();
+    spec.ttl = Some(ttl.to_string());
+    let stamp = now
+        .format(&Rfc3339)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let updated = envs::replace_spec(connection, &env, spec, None, &[(RENEWED_AT, stamp)]).await?;
+    let action = Action {
+        actor: caller.user.email.as_str(),
+        action: "environment.renew",
+        target: format!("environment/{name}"),
+        environment: Some(&name),
+        details: json!({ "ttl": ttl.to_string() }),
+    };
+    state.audit(action, "success", &request_id).await;
+    let mut view = envs::view(&updated, standing);
+    let expires = (now + ttl.as_duration())
+        .format(&Rfc3339)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    view.status["expiresAt"] = json!(expires);
+    Ok(ApiJson(view))
+}
+
+/// `If-Match: <resourceVersion>`: the version a change is based on.
+pub fn if_match(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().trim_matches('"').to_owned())
+        .filter(|v| !v.is_empty())
+}

@@ -1,0 +1,249 @@
+//! Environment requests over policy: admins approve or reject them; requesters
+//! see their own, with the admin's reason.
+
+use crate::audit::{Action, RequestId};
+use crate::environments as envs;
+use crate::error::ApiError;
+use crate::extract::{AdminUser, CurrentUser};
+use crate::json::ApiJson;
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use berth_core::environment::{EnvironmentSpec, EnvironmentSpecInput, resolve};
+use berth_core::validation::ValidationErrors;
+use berth_manifests::EnvironmentCrdSpec;
+use berth_store::{RequestKind, RequestRecord, RequestState};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestView {
+    id: Uuid,
+    environment: String,
+    /// `create` or `update`.
+    kind: &'static str,
+    requester: String,
+    #[schema(value_type = Object)]
+    spec: serde_json::Value,
+    /// Why it needs an admin.
+    reasons: Vec<String>,
+    /// `pending`, `approved` or `rejected`.
+    state: &'static str,
+    /// The admin's reason, when rejected.
+    reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    decided_at: Option<OffsetDateTime>,
+}
+
+impl From<RequestRecord> for RequestView {
+    fn from(r: RequestRecord) -> Self {
+        Self {
+            id: r.id,
+            environment: r.environment,
+            kind: match r.kind {
+                RequestKind::Create => "create",
+                RequestKind::Update => "update",
+            },
+            requester: r.requester_email,
+            spec: r.spec,
+            reasons: r.reasons,
+            state: r.state.as_str(),
+            reason: r.decision,
+            created_at: r.created_at,
+            decided_at: r.decided_at,
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RequestList {
+    items: Vec<RequestView>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct StateQuery {
+    /// `pending`, `approved` or `rejected`; all when left out.
+    state: Option<String>,
+}
+
+fn parse_state(query: &StateQuery) -> Result<Option<RequestState>, ApiError> {
+    query
+        .state
+        .as_deref()
+        .map(|s| {
+            RequestState::parse(s).ok_or_else(|| {
+                ValidationErrors::single("state", "must be pending, approved or rejected").into()
+            })
+        })
+        .transpose()
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/requests", tag = "admin", params(StateQuery), responses(
+    (status = 200, description = "Requests, newest first", body = RequestList),
+), security(("session" = []), ("token" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Query(query): Query<StateQuery>,
+) -> Result<ApiJson<RequestList>, ApiError> {
+    let records = state
+        .auth
+        .store()
+        .requests(parse_state(&query)?, None)
+        .await?;
+    Ok(ApiJson(RequestList {
+        items: records.into_iter().map(RequestView::from).collect(),
+    }))
+}
+
+/// The caller's own requests, so they see what was decided and why.
+#[utoipa::path(get, path = "/api/v1/requests", tag = "environments", params(StateQuery), responses(
+    (status = 200, description = "The caller's requests, newest first", body = RequestList),
+), security(("session" = []), ("token" = [])))]
+pub async fn mine(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    Query(query): Query<StateQuery>,
+) -> Result<ApiJson<RequestList>, ApiError> {
+    let records = state
+        .auth
+        .store()
+        .requests(parse_state(&query)?, Some(caller.user.id))
+        .await?;
+    Ok(ApiJson(RequestList {
+        items: records.into_iter().map(RequestView::from).collect(),
+    }))
+}
+
+async fn pending(state: &AppState, id: &str) -> Result<RequestRecord, ApiError> {
+    let id = Uuid::parse_str(id).map_err(|_| ApiError::NotFound)?;
+    let record = state
+        .auth
+        .store()
+        .request(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if record.state != RequestState::Pending {
+        return Err(ApiError::Conflict(format!(
+            "this request was {} already",
+            record.state.as_str()
+        )));
+    }
+    Ok(record)
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/requests/{id}/approve", tag = "admin", params(("id" = Uuid, Path)), responses(
+    (status = 200, description = "Approved; the environment is created or changed as requested", body = RequestView),
+    (status = 409, description = "Already decided, or the name was taken meanwhile", body = crate::error::ErrorBody),
+), security(("session" = []), ("token" = [])))]
+pub async fn approve(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    request_id: RequestId,
+    Path(id): Path<String>,
+) -> Result<ApiJson<RequestView>, ApiError> {
+    let record = pending(&state, &id).await?;
+    let input = EnvironmentSpecInput::from_json(record.spec.clone())
+        .map_err(|e| ApiError::Internal(format!("stored request spec: {e}")))?;
+    // The stored spec was resolved when requested, every field written out, so
+    // resolving it again changes nothing: it only turns it back into the type.
+    let spec = EnvironmentSpec::parse(&input)
+        .map_err(|e| ApiError::Internal(format!("stored request spec: {e}")))?;
+    let store = state.auth.store();
+    let resolved = resolve(
+        spec,
+        &crate::platform::templates(store).await?,
+        &crate::platform::policy(store).await?,
+    )?;
+    let connection = state.cluster.connection().await?;
+    match record.kind {
+        RequestKind::Create => {
+            envs::check_namespace_free(connection, &record.environment).await?;
+            envs::create_resource(connection, &resolved, &record.requester_email).await?;
+        }
+        RequestKind::Update => {
+            let current = connection
+                .environments
+                .get(&kube::runtime::reflector::ObjectRef::new(
+                    &record.environment,
+                ))
+                .ok_or_else(|| ApiError::Conflict("the environment no longer exists".into()))?;
+            let spec = EnvironmentCrdSpec::from_input(resolved.to_input());
+            envs::replace_spec(connection, &current, spec, None, &[]).await?;
+        }
+    }
+    if !store
+        .decide_request(record.id, RequestState::Approved, admin.user.id, None)
+        .await?
+    {
+        return Err(ApiError::Conflict(
+            "another admin decided this request first".into(),
+        ));
+    }
+    let action = Action {
+        actor: admin.user.email.as_str(),
+        action: "request.approve",
+        target: format!("request/{}", record.id),
+        environment: Some(&record.environment),
+        details: json!({ "requester": record.requester_email }),
+    };
+    state.audit(action, "success", &request_id).await;
+    let decided = store.request(record.id).await?.ok_or(ApiError::NotFound)?;
+    Ok(ApiJson(decided.into()))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectBody {
+    /// Shown to the requester.
+    reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/requests/{id}/reject", tag = "admin", params(("id" = Uuid, Path)),
+    request_body = RejectBody, responses(
+    (status = 200, description = "Rejected; the requester sees the reason", body = RequestView),
+    (status = 409, description = "Already decided", body = crate::error::ErrorBody),
+), security(("session" = []), ("token" = [])))]
+pub async fn reject(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    request_id: RequestId,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RejectBody>,
+) -> Result<ApiJson<RequestView>, ApiError> {
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 1000 {
+        return Err(
+            ValidationErrors::single("reason", "must say why, in 1 to 1000 characters").into(),
+        );
+    }
+    let record = pending(&state, &id).await?;
+    let store = state.auth.store();
+    if !store
+        .decide_request(
+            record.id,
+            RequestState::Rejected,
+            admin.user.id,
+            Some(reason),
+        )
+        .await?
+    {
+        return Err(ApiError::Conflict(
+            "another admin decided this request first".into(),
+        ));
+    }
+    let action = Action {
+        actor: admin.user.email.as_str(),
+        action: "request.reject",
+        target: format!("request/{}", record.id),
+        environment: Some(&record.environment),
+        details: json!({ "reason": reason }),
+    };
+    state.audit(action, "success", &request_id).await;
+    let decided = store.request(record.id).await?.ok_or(ApiError::NotFound)?;
+    Ok(ApiJson(decided.into()))
+}

@@ -1,0 +1,564 @@
+//! The Environment API against the real local cluster: Environments are
+//! written to the apiserver and read back from the watch cache.
+
+mod support;
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use support::*;
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+/// Polls `GET path` until `done` holds for the body, or fails after `timeout`.
+async fn eventually(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    timeout: Duration,
+    done: impl Fn(StatusCode, &Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let response = Client::new()
+            .get(app.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if done(status, &body) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} did not get there within {timeout:?}: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn create(app: &TestApp, token: &str, body: &Value) -> reqwest::Response {
+    Client::new()
+        .post(app.url("/api/v1/environments"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn delete(app: &TestApp, token: &str, name: &str) {
+    let response = Client::new()
+        .delete(app.url(&format!("/api/v1/environments/{name}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            response.status(),
+            StatusCode::ACCEPTED | StatusCode::NOT_FOUND
+        ),
+        "{}",
+        response.status()
+    );
+}
+
+#[tokio::test]
+async fn create_get_list_and_delete_with_visibility() {
+    let app = spawn_app_on_cluster().await;
+    let ann = app
+        .member_token(&format!("{}@example.com", unique("ann")))
+        .await;
+    let eve = app
+        .member_token(&format!("{}@example.com", unique("eve")))
+        .await;
+    let admin = app.admin_token().await;
+    let name = unique("env");
+    let response = create(
+        &app,
+        &ann,
+        &json!({"name": name, "template": "small", "description": "Feature work"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["name"], name);
+    assert_eq!(created["namespace"], name);
+    assert_eq!(created["role"], "owner");
+    assert_eq!(
+        created["spec"]["quota"]["cpu"], "2",
+        "the template filled the quota: {created}"
+    );
+    assert_eq!(created["spec"]["members"][0]["role"], "owner");
+    assert!(created["status"]["phase"].is_string());
+
+    let path = format!("/api/v1/environments/{name}");
+    let got = eventually(&app, &ann, &path, Duration::from_secs(5), |s, _| {
+        s == StatusCode::OK
+    })
+    .await;
+    assert_eq!(got["description"], "Feature work");
+    let list: Value = Client::new()
+        .get(app.url("/api/v1/environments"))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == name)
+    );
+
+    // Someone else: the environment does not exist for them.
+    let response = Client::new()
+        .get(app.url(&path))
+        .bearer_auth(&eve)
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, StatusCode::NOT_FOUND, "not_found").await;
+    let list: Value = Client::new()
+        .get(app.url("/api/v1/environments"))
+        .bearer_auth(&eve)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == name)
+    );
+    let response = Client::new()
+        .delete(app.url(&path))
+        .bearer_auth(&eve)
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, StatusCode::NOT_FOUND, "not_found").await;
+
+    // Admins see everything when they ask for all.
+    let all: Value = Client::new()
+        .get(app.url("/api/v1/environments?all=true"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let seen = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .expect("admin sees it");
+    assert_eq!(seen["role"], "admin");
+
+    let response = Client::new()
+        .delete(app.url(&path))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    eventually(&app, &ann, &path, Duration::from_secs(60), |s, _| {
+        s == StatusCode::NOT_FOUND
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_specs_are_refused_with_field_details() {
+    let app = spawn_app_on_cluster().await;
+    let ann = app
+        .member_token(&format!("{}@example.com", unique("ann")))
+        .await;
+    let cases = [
+        (json!({"name": "Bad_Name"}), "name"),
+        (
+            json!({"name": "ok-name", "quota": {"cpu": "lots"}}),
+            "quota.cpu",
+        ),
+        (
+            json!({"name": "ok-name", "apps": [{"name": "web", "image": "nginx", "replicas": -1}]}),
+            "apps[0].replicas",
+        ),
+        (
+            json!({"name": "ok-name", "template": "gigantic"}),
+            "template",
+        ),
+        (json!({"name": "kube-system"}), "name"),
+        (json!({"name": "ok-name", "colour": "blue"}), "colour"),
+    ];
+    for (body, field) in cases {
+        for path in ["/api/v1/environments", "/api/v1/environments/preview"] {
+            let response = Client::new()
+                .post(app.url(path))
+                .bearer_auth(&ann)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let error = expect_error(response, StatusCode::BAD_REQUEST, "validation_failed").await;
+            let fields: Vec<_> = error["error"]["details"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["field"].as_str().unwrap().to_owned())
+                .collect();
+            assert!(fields.iter().any(|f| f == field), "{path} {body}: {error}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn preview_shows_objects_and_a_plain_summary_and_creates_nothing() {
+    let app = spawn_app_on_cluster().await;
+    let ann = app
+        .member_token(&format!("{}@example.com", unique("ann")))
+        .await;
+    let name = unique("pre");
+    let body = json!({"name": name, "template": "small", "apps": [{"name": "web", "image": "nginx:1.27", "replicas": 2, "port": 8080, "expose": "cluster"}]});
+    let response = Client::new()
+        .post(app.url("/api/v1/environments/preview"))
+        .bearer_auth(&ann)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let preview: Value = response.json().await.unwrap();
+    assert!(
+        preview["yaml"]
+            .as_str()
+            .unwrap()
+            .contains("kind: ResourceQuota")
+    );
+    let kinds: Vec<_> = preview["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        kinds.contains(&"Namespace".to_owned()) && kinds.contains(&"Deployment".to_owned()),
+        "{kinds:?}"
+    );
+    assert!(
+        preview["summary"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s.as_str().unwrap().contains("2 CPUs")),
+        "{preview}"
+    );
+    let response = Client::new()
+        .get(app.url(&format!("/api/v1/environments/{name}")))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::NOT_FOUND,
+        "a preview creates nothing"
+    );
+}
+
+#[tokio::test]
+async fn the_same_name_twice_gives_one_environment() {
+    let app = spawn_app_on_cluster().await;
+    let ann = app
+        .member_token(&format!("{}@example.com", unique("ann")))
+        .await;
+    let bob = app
+        .member_token(&format!("{}@example.com", unique("bob")))
+        .await;
+    let name = unique("twice");
+    let body = json!({"name": name, "template": "small"});
+    let (a, b) = tokio::join!(create(&app, &ann, &body), create(&app, &bob, &body));
+    let mut statuses = [a.status(), b.status()];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::CREATED, StatusCode::CONFLICT]);
+    // A retry of the very same create by the same person is not a second environment.
+    let winner = if a_created(&statuses, &ann, &app, &name).await {
+        &ann
+    } else {
+        &bob
+    };
+    let retry = create(&app, winner, &body).await;
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    delete(&app, winner, &name).await;
+}
+
+async fn a_created(_: &[StatusCode], ann: &str, app: &TestApp, name: &str) -> bool {
+    let response = Client::new()
+        .get(app.url(&format!("/api/v1/environments/{name}")))
+        .bearer_auth(ann)
+        .send()
+        .await
+        .unwrap();
+    response.status() == StatusCode::OK
+}
+
+#[tokio::test]
+async fn roles_decide_who_changes_what() {
+    let app = spawn_app_on_cluster().await;
+    let owner_email = format!("{}@example.com", unique("own"));
+    let editor_email = format!("{}@example.com", unique("edi"));
+    let viewer_email = format!("{}@example.com", unique("vie"));
+    let owner = app.member_token(&owner_email).await;
+    let editor = app.member_token(&editor_email).await;
+    let viewer = app.member_token(&viewer_email).await;
+    let name = unique("roles");
+    let body = json!({"name": name, "template": "small", "members": [{"email": editor_email, "role": "editor"}, {"email": viewer_email, "role": "viewer"}]});
+    assert_eq!(
+        create(&app, &owner, &body).await.status(),
+        StatusCode::CREATED
+    );
+    let path = format!("/api/v1/environments/{name}");
+    let view = eventually(&app, &viewer, &path, Duration::from_secs(5), |s, _| {
+        s == StatusCode::OK
+    })
+    .await;
+    assert_eq!(view["role"], "viewer");
+
+    let patch = |token: &str, body: Value| {
+        Client::new()
+            .patch(app.url(&path))
+            .bearer_auth(token.to_owned())
+            .json(&body)
+            .send()
+    };
+    let apps = json!({"apps": [{"name": "web", "image": "nginx:1.27", "port": 8080, "expose": "cluster"}]});
+    expect_error(
+        patch(&viewer, apps.clone()).await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let response = patch(&editor, apps).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let changed: Value = response.json().await.unwrap();
+    assert_eq!(changed["spec"]["apps"][0]["name"], "web");
+    expect_error(
+        patch(&editor, json!({"quota": {"cpu": "1"}}))
+            .await
+            .unwrap(),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let response = patch(&owner, json!({"quota": {"cpu": "1"}})).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // A write based on an old version is refused, not silently applied.
+    let stale = changed["resourceVersion"].as_str().unwrap().to_owned();
+    let response = Client::new()
+        .patch(app.url(&path))
+        .bearer_auth(&owner)
+        .header("if-match", stale)
+        .json(&json!({"description": "late"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, StatusCode::CONFLICT, "conflict").await;
+
+    // Members: owners manage them; the last owner stays.
+    let member_path = |email: &str| app.url(&format!("{path}/members/{email}"));
+    let response = Client::new()
+        .put(member_path(&viewer_email))
+        .bearer_auth(&editor)
+        .json(&json!({"role": "editor"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, StatusCode::FORBIDDEN, "forbidden").await;
+    let response = Client::new()
+        .put(member_path(&viewer_email))
+        .bearer_auth(&owner)
+        .json(&json!({"role": "editor"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = Client::new()
+        .delete(member_path(&owner_email))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, StatusCode::CONFLICT, "conflict").await;
+    let response = Client::new()
+        .delete(member_path(&editor_email))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    eventually(&app, &editor, &path, Duration::from_secs(5), |s, _| {
+        s == StatusCode::NOT_FOUND
+    })
+    .await;
+
+    expect_error(
+        Client::new()
+            .delete(app.url(&path))
+            .bearer_auth(&viewer)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    delete(&app, &owner, &name).await;
+}
+
+#[tokio::test]
+async fn over_policy_requests_wait_for_an_admin() {
+    let app = spawn_app_on_cluster().await;
+    let ann_email = format!("{}@example.com", unique("ann"));
+    let ann = app.member_token(&ann_email).await;
+    let admin = app.admin_token().await;
+    let big = unique("big");
+    let huge = unique("huge");
+    let over = |name: &str| json!({"name": name, "template": "small", "quota": {"cpu": "64"}});
+
+    let response = create(&app, &ann, &over(&big)).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let pending: Value = response.json().await.unwrap();
+    assert_eq!(pending["request"]["state"], "pending");
+    assert!(
+        pending["request"]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("quota.cpu"),
+        "{pending}"
+    );
+    let id = pending["request"]["id"].as_str().unwrap().to_owned();
+    let response = Client::new()
+        .get(app.url(&format!("/api/v1/environments/{big}")))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::NOT_FOUND,
+        "a request is not an environment"
+    );
+
+    let queue: Value = Client::new()
+        .get(app.url("/api/v1/admin/requests?state=pending"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        queue["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == id.as_str())
+    );
+    let response = Client::new()
+        .post(app.url(&format!("/api/v1/admin/requests/{id}/approve")))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, StatusCode::NOT_FOUND, "not_found").await;
+    let response = Client::new()
+        .post(app.url(&format!("/api/v1/admin/requests/{id}/approve")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let env = eventually(
+        &app,
+        &ann,
+        &format!("/api/v1/environments/{big}"),
+        Duration::from_secs(5),
+        |s, _| s == StatusCode::OK,
+    )
+    .await;
+    assert_eq!(env["spec"]["quota"]["cpu"], "64");
+    assert_eq!(env["role"], "owner");
+    let again = Client::new()
+        .post(app.url(&format!("/api/v1/admin/requests/{id}/approve")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    expect_error(again, StatusCode::CONFLICT, "conflict").await;
+
+    let response = create(&app, &ann, &over(&huge)).await;
+    let id = response.json::<Value>().await.unwrap()["request"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = Client::new()
+        .post(app.url(&format!("/api/v1/admin/requests/{id}/reject")))
+        .bearer_auth(&admin)
+        .json(&json!({"reason": "use the large template"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mine: Value = Client::new()
+        .get(app.url("/api/v1/requests?state=rejected"))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["items"][0]["reason"], "use the large template");
+
+    let audit: Value = Client::new()
+        .get(app.url(&format!("/api/v1/admin/audit?environment={big}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<_> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        actions,
+        ["request.approve", "environment.request"],
+        "{audit}"
+    );
+    delete(&app, &ann, &big).await;
+}
