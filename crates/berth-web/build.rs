@@ -57,7 +57,10 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
                 .map(|c| c.as_os_str().to_string_lossy().into_owned())
                 .collect::<Vec<_>>()
                 .join("/");
-            files.push((format!("/{url_path}"), path.canonicalize().expect("canonical path")));
+            files.push((
+                format!("/{url_path}"),
+                path.canonicalize().expect("canonical path"),
+            ));
         }
     }
 }

@@ -70,7 +70,10 @@ fn serve(files: &'static [Asset], method: &Method, uri: &Uri, headers: &HeaderMa
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         (
-            [(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(asset.content_type),
+            )],
             asset.body,
         )
             .into_response()
@@ -95,14 +98,23 @@ fn security_headers(h: &mut HeaderMap) {
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
 }
 
 fn not_found() -> Response {
     let mut response = (
         StatusCode::NOT_FOUND,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         NOT_FOUND_BODY,
     )
         .into_response();
@@ -163,7 +175,7 @@ mod tests {
             .unwrap()
     }
 
-    fn header<'a>(response: &'a Response, name: header::HeaderName) -> &'a str {
+    fn header(response: &Response, name: header::HeaderName) -> &str {
         response
             .headers()
             .get(name)
@@ -172,7 +184,13 @@ mod tests {
     }
 
     async fn body(response: Response) -> String {
-        String::from_utf8(to_bytes(response.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap()
+        String::from_utf8(
+            to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap()
     }
 
     #[tokio::test]
@@ -189,7 +207,12 @@ mod tests {
 
     #[tokio::test]
     async fn index_and_page_paths_are_revalidated() {
-        for path in ["/", "/index.html", "/environments/team-a", "/admin/users?x=1"] {
+        for path in [
+            "/",
+            "/index.html",
+            "/environments/team-a",
+            "/admin/users?x=1",
+        ] {
             let response = call(Method::GET, path, &[]).await;
             assert_eq!(response.status(), StatusCode::OK, "{path}");
             assert_eq!(header(&response, header::CACHE_CONTROL), NO_CACHE, "{path}");
