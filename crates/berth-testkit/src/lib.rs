@@ -107,9 +107,16 @@ fn repo_root() -> Result<PathBuf> {
     let start = Path::new(env!("CARGO_MANIFEST_DIR"));
     start
         .ancestors()
-        .find(|dir| dir.join("Cargo.lock").is_file() && dir.join("scripts/localcluster.sh").is_file())
+        .find(|dir| {
+            dir.join("Cargo.lock").is_file() && dir.join("scripts/localcluster.sh").is_file()
+        })
         .map(Path::to_path_buf)
-        .ok_or_else(|| anyhow!("no directory above {} holds Cargo.lock and scripts/localcluster.sh", start.display()))
+        .ok_or_else(|| {
+            anyhow!(
+                "no directory above {} holds Cargo.lock and scripts/localcluster.sh",
+                start.display()
+            )
+        })
 }
 
 fn kubeconfig_path(root: &Path) -> PathBuf {
@@ -160,7 +167,8 @@ async fn start(root: &Path) -> Result<()> {
 }
 
 async fn client_from_kubeconfig(path: &Path, token: Option<&str>) -> Result<Client> {
-    let kubeconfig = Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+    let kubeconfig =
+        Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .with_context(|| format!("loading {}", path.display()))?;
@@ -192,7 +200,11 @@ impl TestNamespace {
     }
 
     /// Creates a namespace named `<prefix>-<unique suffix>` carrying `labels`.
-    pub async fn create_with_labels(cluster: &Cluster, prefix: &str, labels: &[(&str, &str)]) -> Result<Self> {
+    pub async fn create_with_labels(
+        cluster: &Cluster,
+        prefix: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<Self> {
         let name = unique_name(prefix);
         let namespace = Namespace {
             metadata: ObjectMeta {
@@ -251,7 +263,13 @@ impl Drop for TestNamespace {
         let _ = std::process::Command::new(&self.kubectl)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
-            .args(["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"])
+            .args([
+                "delete",
+                "namespace",
+                &self.name,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -271,7 +289,12 @@ pub fn unique_name(prefix: &str) -> String {
     let clean = clean.trim_matches('-');
     let n = NAMESPACE_COUNTER.fetch_add(1, Ordering::Relaxed);
     let id = uuid::Uuid::new_v4().simple().to_string();
-    format!("{}-{}{}", if clean.is_empty() { "test" } else { clean }, &id[..8], n)
+    format!(
+        "{}-{}{}",
+        if clean.is_empty() { "test" } else { clean },
+        &id[..8],
+        n
+    )
 }
 
 /// Polls `check` until it returns `Ok`, at most until `timeout` has passed;
@@ -316,7 +339,11 @@ mod tests {
         for name in [&a, &b] {
             assert!(name.len() <= 63, "{name}");
             assert!(name.starts_with("quota-test-"), "{name}");
-            assert!(name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{name}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{name}"
+            );
         }
     }
 
@@ -326,7 +353,13 @@ mod tests {
         let value = eventually(Duration::from_secs(5), || {
             calls += 1;
             let n = calls;
-            async move { if n < 3 { Err(anyhow!("not yet")) } else { Ok(n) } }
+            async move {
+                if n < 3 {
+                    Err(anyhow!("not yet"))
+                } else {
+                    Ok(n)
+                }
+            }
         })
         .await
         .unwrap();
@@ -335,9 +368,11 @@ mod tests {
 
     #[tokio::test]
     async fn eventually_reports_the_last_error_at_the_deadline() {
-        let err = eventually(Duration::from_millis(200), || async { Err::<(), _>(anyhow!("still broken")) })
-            .await
-            .unwrap_err();
+        let err = eventually(Duration::from_millis(200), || async {
+            Err::<(), _>(anyhow!("still broken"))
+        })
+        .await
+        .unwrap_err();
         let text = format!("{err:#}");
         assert!(text.contains("still broken"), "{text}");
         assert!(text.contains("not met"), "{text}");

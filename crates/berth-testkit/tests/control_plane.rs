@@ -8,11 +8,13 @@ use anyhow::{Context, Result, bail, ensure};
 use berth_testkit::{TestNamespace, api_status, cluster, eventually};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ResourceQuota, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, Pod, ResourceQuota, Secret, ServiceAccount,
+};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::serde::de::DeserializeOwned;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams, PropagationPolicy};
-use k8s_openapi::serde::de::DeserializeOwned;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -76,7 +78,10 @@ async fn resource_quota_refuses_a_pod_over_quota() -> Result<()> {
     eventually(WAIT, || async {
         let quota = quotas.get("small").await?;
         let hard = quota.status.and_then(|s| s.hard).unwrap_or_default();
-        ensure!(hard.contains_key("requests.cpu"), "quota status not computed yet");
+        ensure!(
+            hard.contains_key("requests.cpu"),
+            "quota status not computed yet"
+        );
         Ok(())
     })
     .await?;
@@ -86,7 +91,8 @@ async fn resource_quota_refuses_a_pod_over_quota() -> Result<()> {
         .create(&PostParams::default(), &pod("too-big", false))
         .await
         .expect_err("a pod requesting 1 CPU under a 500m quota must be refused");
-    let (code, reason, message) = api_status(&err).with_context(|| format!("not an API error: {err}"))?;
+    let (code, reason, message) =
+        api_status(&err).with_context(|| format!("not an API error: {err}"))?;
     assert_eq!((code, reason), (403, "Forbidden"), "{message}");
     assert!(message.contains("exceeded quota: small"), "{message}");
     ns.delete().await
@@ -97,7 +103,9 @@ async fn deployment_of_three_replicas_runs_on_fake_nodes() -> Result<()> {
     let cluster = cluster().await?;
     let ns = TestNamespace::create(&cluster, "deploy").await?;
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), ns.name());
-    deployments.create(&PostParams::default(), &deployment("web", 3)).await?;
+    deployments
+        .create(&PostParams::default(), &deployment("web", 3))
+        .await?;
 
     let pods: Api<Pod> = Api::namespaced(cluster.client(), ns.name());
     let running = eventually(WAIT, || async {
@@ -107,14 +115,22 @@ async fn deployment_of_three_replicas_runs_on_fake_nodes() -> Result<()> {
     })
     .await?;
     for p in &running {
-        let node = p.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or_default();
+        let node = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .unwrap_or_default();
         assert!(node.starts_with("berth-node-"), "pod scheduled on {node:?}");
         let status = p.status.as_ref().context("running pod without status")?;
         assert!(status.pod_ip.is_some(), "running pod without an IP");
     }
     // The deployment controller sees the pods' readiness, as with a kubelet.
     eventually(WAIT, || async {
-        let ready = deployments.get("web").await?.status.and_then(|s| s.ready_replicas);
+        let ready = deployments
+            .get("web")
+            .await?
+            .status
+            .and_then(|s| s.ready_replicas);
         ensure!(ready == Some(3), "ready replicas: {ready:?}");
         Ok(())
     })
@@ -132,10 +148,17 @@ async fn deleting_a_namespace_removes_it_and_its_objects() -> Result<()> {
     let pods: Api<Pod> = Api::namespaced(cluster.client(), &name);
     let configmaps: Api<ConfigMap> = Api::namespaced(cluster.client(), &name);
     configmaps
-        .create(&PostParams::default(), &object(json!({"metadata": {"name": "settings"}, "data": {"k": "v"}})))
+        .create(
+            &PostParams::default(),
+            &object(json!({"metadata": {"name": "settings"}, "data": {"k": "v"}})),
+        )
         .await?;
-    deployments.create(&PostParams::default(), &deployment("worker", 2)).await?;
-    deployments.create(&PostParams::default(), &deployment("gone", 1)).await?;
+    deployments
+        .create(&PostParams::default(), &deployment("worker", 2))
+        .await?;
+    deployments
+        .create(&PostParams::default(), &deployment("gone", 1))
+        .await?;
     eventually(WAIT, || async {
         let n = running_pods(&pods).await?.len();
         ensure!(n == 3, "{n} of 3 pods running");
@@ -150,9 +173,20 @@ async fn deleting_a_namespace_removes_it_and_its_objects() -> Result<()> {
     };
     deployments.delete("gone", &background).await?;
     eventually(WAIT, || async {
-        let left = replicasets.list(&ListParams::default().labels("app=gone")).await?.items.len()
-            + pods.list(&ListParams::default().labels("app=gone")).await?.items.len();
-        ensure!(left == 0, "{left} replica sets and pods of the deleted deployment remain");
+        let left = replicasets
+            .list(&ListParams::default().labels("app=gone"))
+            .await?
+            .items
+            .len()
+            + pods
+                .list(&ListParams::default().labels("app=gone"))
+                .await?
+                .items
+                .len();
+        ensure!(
+            left == 0,
+            "{left} replica sets and pods of the deleted deployment remain"
+        );
         Ok(())
     })
     .await?;
@@ -163,14 +197,23 @@ async fn deleting_a_namespace_removes_it_and_its_objects() -> Result<()> {
     eventually(WAIT, || async {
         match namespaces.get_opt(&name).await? {
             None => Ok(()),
-            Some(n) => bail!("namespace still there, phase {:?}", n.status.and_then(|s| s.phase)),
+            Some(n) => bail!(
+                "namespace still there, phase {:?}",
+                n.status.and_then(|s| s.phase)
+            ),
         }
     })
     .await?;
     for (kind, left) in [
-        ("configmaps", configmaps.list(&ListParams::default()).await?.items.len()),
+        (
+            "configmaps",
+            configmaps.list(&ListParams::default()).await?.items.len(),
+        ),
         ("pods", pods.list(&ListParams::default()).await?.items.len()),
-        ("deployments", deployments.list(&ListParams::default()).await?.items.len()),
+        (
+            "deployments",
+            deployments.list(&ListParams::default()).await?.items.len(),
+        ),
     ] {
         assert_eq!(left, 0, "{kind} left in the deleted namespace");
     }
@@ -180,16 +223,24 @@ async fn deleting_a_namespace_removes_it_and_its_objects() -> Result<()> {
 #[tokio::test]
 async fn restricted_namespace_refuses_a_privileged_pod() -> Result<()> {
     let cluster = cluster().await?;
-    let ns = TestNamespace::create_with_labels(&cluster, "restricted", &[("pod-security.kubernetes.io/enforce", "restricted")])
-        .await?;
+    let ns = TestNamespace::create_with_labels(
+        &cluster,
+        "restricted",
+        &[("pod-security.kubernetes.io/enforce", "restricted")],
+    )
+    .await?;
     let pods: Api<Pod> = Api::namespaced(cluster.client(), ns.name());
     let err = pods
         .create(&PostParams::default(), &pod("privileged", true))
         .await
         .expect_err("PodSecurity must refuse a privileged pod in a restricted namespace");
-    let (code, reason, message) = api_status(&err).with_context(|| format!("not an API error: {err}"))?;
+    let (code, reason, message) =
+        api_status(&err).with_context(|| format!("not an API error: {err}"))?;
     assert_eq!((code, reason), (403, "Forbidden"), "{message}");
-    assert!(message.contains("violates PodSecurity \"restricted:latest\""), "{message}");
+    assert!(
+        message.contains("violates PodSecurity \"restricted:latest\""),
+        "{message}"
+    );
     assert!(message.contains("privileged"), "{message}");
     ns.delete().await
 }
@@ -201,25 +252,41 @@ async fn secrets_are_encrypted_at_rest_in_etcd() -> Result<()> {
     let canary = "berth-plaintext-canary-7f3a";
     let secrets: Api<Secret> = Api::namespaced(cluster.client(), ns.name());
     secrets
-        .create(&PostParams::default(), &object(json!({"metadata": {"name": "db"}, "stringData": {"password": canary}})))
+        .create(
+            &PostParams::default(),
+            &object(json!({"metadata": {"name": "db"}, "stringData": {"password": canary}})),
+        )
         .await?;
     let configmaps: Api<ConfigMap> = Api::namespaced(cluster.client(), ns.name());
     configmaps
-        .create(&PostParams::default(), &object(json!({"metadata": {"name": "plain"}, "data": {"value": canary}})))
+        .create(
+            &PostParams::default(),
+            &object(json!({"metadata": {"name": "plain"}, "data": {"value": canary}})),
+        )
         .await?;
 
-    let raw_secret = cluster.etcd_raw(&format!("/registry/secrets/{}/db", ns.name())).await?;
+    let raw_secret = cluster
+        .etcd_raw(&format!("/registry/secrets/{}/db", ns.name()))
+        .await?;
     assert!(
         raw_secret.starts_with(b"k8s:enc:aescbc:v1:"),
         "secret stored without the encryption prefix: {:?}",
         String::from_utf8_lossy(&raw_secret[..raw_secret.len().min(64)])
     );
-    assert!(!contains(&raw_secret, canary.as_bytes()), "the secret's value is readable in etcd");
+    assert!(
+        !contains(&raw_secret, canary.as_bytes()),
+        "the secret's value is readable in etcd"
+    );
 
     // The same read shows a ConfigMap in the clear: the check above would
     // catch an unencrypted secret.
-    let raw_configmap = cluster.etcd_raw(&format!("/registry/configmaps/{}/plain", ns.name())).await?;
-    assert!(contains(&raw_configmap, canary.as_bytes()), "configmap not found in the clear in etcd");
+    let raw_configmap = cluster
+        .etcd_raw(&format!("/registry/configmaps/{}/plain", ns.name()))
+        .await?;
+    assert!(
+        contains(&raw_configmap, canary.as_bytes()),
+        "configmap not found in the clear in etcd"
+    );
     ns.delete().await
 }
 
@@ -235,7 +302,10 @@ async fn service_account_token_authenticates_and_rbac_confines_it() -> Result<()
     let client = cluster.client();
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), home.name());
     accounts
-        .create(&PostParams::default(), &object(json!({"metadata": {"name": "reader"}})))
+        .create(
+            &PostParams::default(),
+            &object(json!({"metadata": {"name": "reader"}})),
+        )
         .await?;
     Api::<Role>::namespaced(client.clone(), home.name())
         .create(
@@ -275,8 +345,14 @@ async fn service_account_token_authenticates_and_rbac_confines_it() -> Result<()
     let review = Api::<SelfSubjectReview>::all(as_reader.clone())
         .create(&PostParams::default(), &SelfSubjectReview::default())
         .await?;
-    let username = review.status.and_then(|s| s.user_info).and_then(|u| u.username);
-    assert_eq!(username, Some(format!("system:serviceaccount:{}:reader", home.name())));
+    let username = review
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username);
+    assert_eq!(
+        username,
+        Some(format!("system:serviceaccount:{}:reader", home.name()))
+    );
 
     // The RBAC authorizer learns of new bindings through a watch, so the
     // grant may take a moment to apply.
@@ -291,9 +367,13 @@ async fn service_account_token_authenticates_and_rbac_confines_it() -> Result<()
         .list(&ListParams::default())
         .await
         .expect_err("the service account must not list pods in another namespace");
-    let (code, reason, message) = api_status(&err).with_context(|| format!("not an API error: {err}"))?;
+    let (code, reason, message) =
+        api_status(&err).with_context(|| format!("not an API error: {err}"))?;
     assert_eq!((code, reason), (403, "Forbidden"), "{message}");
-    assert!(message.contains(&format!("system:serviceaccount:{}:reader", home.name())), "{message}");
+    assert!(
+        message.contains(&format!("system:serviceaccount:{}:reader", home.name())),
+        "{message}"
+    );
 
     home.delete().await?;
     other.delete().await
