@@ -43,7 +43,9 @@ served_openapi() {
     bash -c 'curl -fsS "$BERTH_URL/api/v1/openapi.json"' >"$out"
 }
 
+# BERTH_BIN names a prebuilt binary to use instead of building one.
 build_binary() {
+  [ -n "${BERTH_BIN:-}" ] && return
   step "cargo build -p berth"
   cargo build --locked -p berth
 }
@@ -59,7 +61,7 @@ with_server() {
     BERTH_ADMIN_EMAIL=${BERTH_ADMIN_EMAIL:-admin@berth.test} \
     BERTH_ADMIN_PASSWORD=${BERTH_ADMIN_PASSWORD:-admin-password-for-tests} \
     RUST_LOG=${RUST_LOG:-info} \
-    "$CARGO_TARGET_DIR/debug/berth" serve >"$log" 2>&1 &
+    "${BERTH_BIN:-$CARGO_TARGET_DIR/debug/berth}" serve >"$log" 2>&1 &
   pid=$!
   for _ in $(seq 1 300); do
     url=$(grep -o 'listening on http://[0-9.:]*' "$log" | head -n1 | sed 's/listening on //' || true)

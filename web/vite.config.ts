@@ -8,6 +8,13 @@ export default defineConfig({
     // keeps the CSP simple and lets them be cached as immutable.
     assetsInlineLimit: 0,
     sourcemap: false,
+    rollupOptions: {
+      onwarn(warning, warn) {
+        // react-router marks itself "use client" for server components; a client bundle has no use for it.
+        if (warning.code === 'MODULE_LEVEL_DIRECTIVE') return;
+        warn(warning);
+      },
+    },
   },
   server: {
     proxy: {

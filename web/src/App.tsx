@@ -15,10 +15,15 @@ export function App() {
   const { user, error, retry } = useAuth();
   const location = useLocation();
   const mainRef = useRef<HTMLElement>(null);
+  const firstPath = useRef(location.pathname);
 
-  // Moves focus to the new page's content on navigation, as a full page load would.
+  // Moves focus to the new page's content on navigation, as a full page load
+  // would; the first page keeps the browser's own start, so Tab reaches the skip link.
   useEffect(() => {
-    mainRef.current?.focus();
+    if (location.pathname !== firstPath.current) {
+      firstPath.current = '';
+      mainRef.current?.focus();
+    }
   }, [location.pathname]);
 
   if (user === undefined) {

@@ -1,6 +1,8 @@
 //! `berth`: the one binary. It only wires the parts together; each part lives
 //! in its own crate.
 
+mod controller;
+
 use berth::{config, serve};
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -24,6 +26,10 @@ struct Cli {
 enum Command {
     /// Run the API and the web UI.
     Serve(config::ServeArgs),
+    /// Run only the controller (leader-elected; any number of replicas).
+    Controller(controller::ControllerArgs),
+    /// Print the Environment CRD as YAML, for `kubectl apply -f -`.
+    Crd,
 }
 
 #[tokio::main]
@@ -34,6 +40,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             let config = config::Config::load(args, cli.config.as_deref())?;
             serve::run(config).await
+        }
+        Command::Controller(args) => controller::run(args).await,
+        Command::Crd => {
+            print!("{}", berth_manifests::crd_yaml());
+            Ok(())
         }
     }
 }

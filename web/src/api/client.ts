@@ -1,6 +1,6 @@
 import createClient, { type Middleware } from 'openapi-fetch';
 import type { paths } from './schema';
-import { ApiError, errorFromResponse } from './errors';
+import { ApiError, errorFromBody, errorFromResponse } from './errors';
 
 const CSRF_COOKIE = 'berth_csrf';
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -37,8 +37,8 @@ api.use(csrf);
  * as an ApiError, so callers handle one failure type.
  */
 export async function unwrap<T>(call: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
-  const { data, response } = await call;
-  if (!response.ok) throw await errorFromResponse(response);
+  const { data, error, response } = await call;
+  if (!response.ok) throw errorFromBody(response, error);
   return data as T;
 }
 

@@ -36,14 +36,19 @@ function isFieldError(value: unknown): value is FieldError {
 
 /** Builds an ApiError from a failed response, whatever its body holds. */
 export async function errorFromResponse(response: Response): Promise<ApiError> {
-  let body: ErrorBody = {};
+  let body: unknown = null;
   try {
-    body = (await response.json()) as ErrorBody;
+    body = await response.json();
   } catch {
     // A proxy's HTML error page or an empty body: fall back to the status.
   }
+  return errorFromBody(response, body);
+}
+
+/** The same, from a body already read (openapi-fetch reads it before we see it). */
+export function errorFromBody(response: Response, body: unknown): ApiError {
   const retry = Number(response.headers.get('retry-after'));
-  const err = body.error ?? {};
+  const err = (typeof body === 'object' && body !== null ? (body as ErrorBody).error : undefined) ?? {};
   return new ApiError(
     response.status,
     typeof err.code === 'string' ? err.code : `http_${response.status}`,

@@ -1,0 +1,106 @@
+//! The crate's one error type, and how the controller waits after each kind.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("waiting for namespace {0} to be deleted")]
+    NamespaceTerminating(String),
+    #[error("namespace {0} appeared while Berth was about to create it")]
+    NamespaceRace(String),
+    #[error("the Environment CRD did not become established: {0}")]
+    CrdNotEstablished(String),
+    #[error("{kind} {name}: {source}")]
+    Apply {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Shortest and longest wait after a failed reconcile.
+const BACKOFF_BASE: Duration = Duration::from_millis(500);
+const BACKOFF_CAP: Duration = Duration::from_secs(300);
+
+impl Error {
+    /// A short, bounded label for the errors metric.
+    pub fn reason(&self) -> String {
+        match self {
+            Error::Kube(e) | Error::Apply { source: e, .. } => kube_reason(e),
+            Error::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(inner)
+                | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.reason(),
+                _ => "finalizer".to_owned(),
+            },
+            Error::NamespaceTerminating(_) => "namespace_terminating".to_owned(),
+            Error::NamespaceRace(_) => "namespace_race".to_owned(),
+            Error::CrdNotEstablished(_) => "crd".to_owned(),
+        }
+    }
+
+    /// Waiting for the namespace to go is expected, not a failure: the
+    /// namespace watch wakes the controller, this is only a safety net.
+    pub fn is_waiting(&self) -> bool {
+        match self {
+            Error::NamespaceTerminating(_) => true,
+            Error::Finalizer(e) => matches!(
+                e.as_ref(),
+                kube::runtime::finalizer::Error::CleanupFailed(inner) if inner.is_waiting()
+            ),
+            _ => false,
+        }
+    }
+}
+
+fn kube_reason(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => format!("api_{}", status.code),
+        _ => "transport".to_owned(),
+    }
+}
+
+/// The wait after the `failures`-th consecutive failure (1-based): doubling
+/// from [`BACKOFF_BASE`] up to [`BACKOFF_CAP`], scaled by `jitter` in
+/// `[0, 1]` into the upper half so that environments failing together
+/// (an apiserver restart) do not retry in lockstep.
+pub fn backoff(failures: u32, jitter: f64) -> Duration {
+    let exponent = failures.saturating_sub(1).min(20);
+    let full = BACKOFF_BASE.saturating_mul(1 << exponent).min(BACKOFF_CAP);
+    full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_then_caps() {
+        assert_eq!(backoff(1, 1.0), Duration::from_millis(500));
+        assert_eq!(backoff(2, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff(5, 1.0), Duration::from_secs(8));
+        assert_eq!(backoff(30, 1.0), BACKOFF_CAP);
+        assert_eq!(backoff(u32::MAX, 1.0), BACKOFF_CAP);
+    }
+
+    #[test]
+    fn jitter_keeps_at_least_half() {
+        assert_eq!(backoff(3, 0.0), Duration::from_secs(1));
+        assert_eq!(backoff(30, 0.0), BACKOFF_CAP / 2);
+        assert!(backoff(3, 0.5) > backoff(3, 0.0));
+    }
+
+    #[test]
+    fn waiting_is_seen_through_the_finalizer() {
+        let inner = Error::NamespaceTerminating("a".into());
+        let wrapped = Error::Finalizer(Box::new(kube::runtime::finalizer::Error::CleanupFailed(
+            inner,
+        )));
+        assert!(wrapped.is_waiting());
+        assert_eq!(wrapped.reason(), "namespace_terminating");
+    }
+}

@@ -1,0 +1,202 @@
+//! Berth's controller: turns each `Environment` into its namespace and the
+//! objects in it, keeps them as built, and reports how they are doing.
+//!
+//! [`run`] elects a leader among the replicas (a Lease, see [`leader`]); the
+//! leader installs the CRD and the `berth-tenant-*` ClusterRoles by
+//! server-side apply, then reconciles until it loses the lease or is told to
+//! stop. A reconcile (see `reconcile`) parses and resolves the spec with the
+//! built-in templates and the default policy, builds the objects with
+//! `berth_manifests::build`, applies them (field manager `berth`), prunes the
+//! ones no longer built, and writes the status; deletion goes through a
+//! finalizer that removes the namespace, only ever one Berth made.
+
+mod apply;
+mod children;
+mod error;
+pub mod leader;
+mod metrics;
+mod reconcile;
+mod status;
+mod ttl;
+
+pub use error::Error;
+pub use leader::LeaseOptions;
+pub use metrics::Metrics;
+pub use reconcile::FINALIZER;
+
+use berth_core::environment::{Policy, builtin_templates};
+use berth_manifests::{Environment, cluster_roles};
+use children::Children;
+use futures::StreamExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Config, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::{Predicate, WatchStreamExt, predicates, watcher};
+use kube::{Api, Client, CustomResourceExt, Resource, ResourceExt};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    /// Cluster facts the builder needs (ingress domain and class, ingress
+    /// controller namespace); `owner_uid` is set per environment.
+    pub build: berth_manifests::BuildOptions,
+    pub lease: LeaseOptions,
+    /// Environments reconciled at once.
+    pub concurrency: u16,
+    /// Apply the CRD at start (needs rights on CRDs); without it, the CRD
+    /// must have been installed (`berth crd | kubectl apply -f -`).
+    pub install_crd: bool,
+}
+
+impl ControllerOptions {
+    pub fn new(identity: impl Into<String>) -> Self {
+        Self {
+            build: berth_manifests::BuildOptions::default(),
+            lease: LeaseOptions::new(identity),
+            concurrency: 32,
+            install_crd: true,
+        }
+    }
+}
+
+/// Runs the controller until `shutdown` completes: waits to lead, reconciles
+/// while leading, and goes back to waiting when the lease is lost. On
+/// shutdown the lease is released so that another replica takes over at once.
+pub async fn run(
+    client: Client,
+    options: ControllerOptions,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let mut shutdown = pin!(shutdown);
+    let mut elector = leader::Elector::new(client.clone(), options.lease.clone());
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            () = elector.acquire() => {}
+        }
+        metrics.set_leader(true);
+        let outcome = tokio::select! {
+            () = &mut shutdown => {
+                elector.release().await;
+                metrics.set_leader(false);
+                return Ok(());
+            }
+            () = elector.hold() => Ok(()),
+            result = lead(client.clone(), options.clone(), metrics.clone()) => result,
+        };
+        // Leaving the select dropped the controller: its reconciles are
+        // aborted, so nothing is written once the lease may be someone else's.
+        metrics.set_leader(false);
+        if let Err(error) = outcome {
+            tracing::error!(%error, "the controller stopped; releasing the lease and retrying");
+            elector.release().await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+}
+
+/// What the leader does: install what the environments need, then reconcile.
+async fn lead(client: Client, options: ControllerOptions, metrics: Metrics) -> Result<(), Error> {
+    if options.install_crd {
+        install_crd(&client).await?;
+    }
+    install_cluster_roles(&client).await?;
+
+    let (children, triggers) = Children::watch(&client);
+    let writer = Writer::<Environment>::new(());
+    let reader = writer.as_reader();
+    // Status writes (the controller's own) change neither generation nor
+    // finalizers, so they wake nothing; spec changes, deletion (which bumps
+    // a custom resource's generation) and finalizer changes do.
+    let environments = watcher(
+        Api::<Environment>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(
+        predicates::generation.combine(predicates::finalizers),
+        Default::default(),
+    );
+    let mut controller = Controller::for_stream(environments, reader)
+        .with_config(Config::default().concurrency(options.concurrency));
+    for (trigger, resource) in triggers {
+        controller = controller.watches_stream_with(
+            trigger,
+            |meta| children::environment_of(&meta),
+            resource,
+        );
+    }
+    let context = Arc::new(reconcile::Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "berth-controller".into(),
+                instance: Some(options.lease.identity.clone()),
+            },
+        ),
+        client,
+        templates: builtin_templates(),
+        policy: Policy::default(),
+        metrics,
+        children,
+        failures: Default::default(),
+        ledgers: Default::default(),
+        warned: Default::default(),
+        options,
+    });
+    tracing::info!("reconciling environments");
+    controller
+        .run(reconcile::reconcile, reconcile::error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "controller event");
+            }
+        })
+        .await;
+    Ok(())
+}
+
+async fn install_crd(client: &Client) -> Result<(), Error> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = Environment::crd();
+    let name = crd.name_any();
+    api.patch(
+        &name,
+        &PatchParams::apply(apply::FIELD_MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await?;
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(api, &name, conditions::is_crd_established()),
+    )
+    .await
+    .map_err(|_| Error::CrdNotEstablished(format!("{name} not established after 30 s")))?
+    .map_err(|e| Error::CrdNotEstablished(e.to_string()))?;
+    Ok(())
+}
+
+async fn install_cluster_roles(client: &Client) -> Result<(), Error> {
+    let api: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(client.clone());
+    for role in cluster_roles() {
+        let mut body = serde_json::to_value(&role).map_err(kube::Error::SerdeError)?;
+        body["apiVersion"] = k8s_openapi::api::rbac::v1::ClusterRole::api_version(&()).into();
+        body["kind"] = k8s_openapi::api::rbac::v1::ClusterRole::kind(&()).into();
+        api.patch(
+            &role.name_any(),
+            &PatchParams::apply(apply::FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    }
+    Ok(())
+}

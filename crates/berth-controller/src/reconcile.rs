@@ -1,0 +1,497 @@
+//! One reconcile of one Environment: parse, resolve, build, apply, prune,
+//! report; and on deletion, the namespace's removal.
+
+use crate::apply::{self, FIELD_MANAGER, Ledger};
+use crate::children::{ChildKey, Children, Kind};
+use crate::metrics::Metrics;
+use crate::status::{self, DeploymentState, Observation, Problem};
+use crate::ttl::{self, Due, Warning};
+use crate::{ControllerOptions, Error};
+use berth_core::environment::{Policy, Template, resolve};
+use berth_core::validation::ValidationErrors;
+use berth_manifests::{
+    ENVIRONMENT_LABEL, Environment, EnvironmentStatus, MANAGED_BY_LABEL, MANAGED_BY_VALUE, Object,
+};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{self, finalizer};
+use kube::{Api, Client, Resource, ResourceExt};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const FINALIZER: &str = "berth.dev/namespace";
+
+/// How often an environment whose namespace belongs to someone else looks
+/// again: that namespace is not watched, so nothing else wakes it.
+const CONFLICT_RECHECK: Duration = Duration::from_secs(30);
+
+pub struct Context {
+    pub client: Client,
+    pub options: ControllerOptions,
+    pub templates: Vec<Template>,
+    pub policy: Policy,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    pub children: Children,
+    pub failures: Mutex<HashMap<String, u32>>,
+    pub ledgers: Mutex<HashMap<String, Ledger>>,
+    pub warned: Mutex<HashSet<(String, Warning)>>,
+}
+
+#[tracing::instrument(skip_all, fields(environment = %env.name_any()))]
+pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_started();
+    let api: Api<Environment> = Api::all(ctx.client.clone());
+    let name = env.name_any();
+    let action = finalizer(&api, FINALIZER, env, |event| async {
+        match event {
+            finalizer::Event::Apply(env) => apply(&env, &ctx).await,
+            finalizer::Event::Cleanup(env) => cleanup(&env, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))?;
+    ctx.failures.lock().expect("failures lock").remove(&name);
+    Ok(action)
+}
+
+/// Transient failures wait longer each time they repeat for the same
+/// environment; waiting for a namespace to go is not a failure.
+pub fn error_policy(env: Arc<Environment>, error: &Error, ctx: Arc<Context>) -> Action {
+    if error.is_waiting() {
+        return Action::requeue(Duration::from_secs(2));
+    }
+    ctx.metrics.error(error.reason());
+    let failures = {
+        let mut map = ctx.failures.lock().expect("failures lock");
+        let n = map.entry(env.name_any()).or_default();
+        *n = n.saturating_add(1);
+        *n
+    };
+    let wait = crate::error::backoff(failures, rand::random::<f64>());
+    tracing::warn!(environment = %env.name_any(), %error, failures, ?wait, "reconcile failed");
+    Action::requeue(wait)
+}
+
+async fn apply(env: &Environment, ctx: &Context) -> Result<Action, Error> {
+    let name = env.name_any();
+    let now = Timestamp::now();
+    let created = env
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0);
+    let resolved = match env
+        .parse_spec()
+        .and_then(|spec| resolve(spec, &ctx.templates, &ctx.policy))
+    {
+        Ok(resolved) => resolved,
+        Err(errors) => {
+            let observation = Observation {
+                generation: env.metadata.generation,
+                problem: Some(Problem::InvalidSpec(describe(&errors))),
+                ..Observation::default()
+            };
+            write_status(env, ctx, observation).await?;
+            // Nothing but a new spec can fix it: wait for one.
+            return Ok(Action::await_change());
+        }
+    };
+    let expires_at = ttl::expires_at(created, resolved.ttl.map(|t| t.seconds()));
+    if let Some(expires_at) = expires_at {
+        match ttl::due(now, expires_at) {
+            Due::Expire => return expire(env, ctx).await,
+            Due::Warn(warning) => warn_expiry(env, ctx, warning, expires_at).await,
+            Due::Nothing => {}
+        }
+    }
+    let uid = env.uid().unwrap_or_default();
+    let objects = berth_manifests::build(
+        &resolved,
+        &berth_manifests::BuildOptions {
+            owner_uid: Some(uid.clone()),
+            ..ctx.options.build.clone()
+        },
+    );
+    if let Some(conflict) = claim_namespace(env, ctx, &objects).await? {
+        let observation = Observation {
+            generation: env.metadata.generation,
+            expires_at,
+            problem: Some(Problem::NamespaceConflict(conflict)),
+            ..Observation::default()
+        };
+        write_status(env, ctx, observation).await?;
+        return Ok(Action::requeue(CONFLICT_RECHECK));
+    }
+
+    let wanted: BTreeSet<ChildKey> = objects
+        .iter()
+        .filter_map(|o| Kind::of(o).map(|k| ChildKey::of(k, o)))
+        .collect();
+    let mut ledger = ctx
+        .ledgers
+        .lock()
+        .expect("ledgers lock")
+        .remove(&name)
+        .unwrap_or_default();
+    let outcome = apply_and_prune(ctx, &name, objects, &wanted, &mut ledger).await;
+    ctx.ledgers
+        .lock()
+        .expect("ledgers lock")
+        .insert(name.clone(), ledger);
+    let applied = match outcome {
+        Ok(applied) => applied,
+        Err(error) => {
+            if let Some(message) = refusal(&error) {
+                let observation = Observation {
+                    generation: env.metadata.generation,
+                    expires_at,
+                    problem: Some(Problem::ApplyFailed(message)),
+                    ..Observation::default()
+                };
+                write_status(env, ctx, observation).await?;
+            }
+            return Err(error);
+        }
+    };
+    if !applied.repaired.is_empty() {
+        let note = applied.repaired.join("; ");
+        tracing::info!(%note, "repaired drift");
+        publish(
+            ctx,
+            env,
+            EventType::Warning,
+            "DriftRepaired",
+            "Reconcile",
+            note,
+        )
+        .await;
+    }
+    let observation = Observation {
+        generation: env.metadata.generation,
+        expires_at,
+        quota: applied.quota.as_ref().and_then(status::quota_status),
+        problem: None,
+        deployments: applied
+            .deployments
+            .iter()
+            .map(DeploymentState::of)
+            .collect(),
+    };
+    write_status(env, ctx, observation).await?;
+    Ok(match expires_at {
+        Some(at) => Action::requeue(ttl::until_next(Timestamp::now(), at)),
+        // Every change that matters arrives by a watch.
+        None => Action::await_change(),
+    })
+}
+
+async fn apply_and_prune(
+    ctx: &Context,
+    name: &str,
+    objects: Vec<Object>,
+    wanted: &BTreeSet<ChildKey>,
+    ledger: &mut Ledger,
+) -> Result<apply::Applied, Error> {
+    let applied = apply::apply_all(&ctx.client, objects, ledger).await?;
+    let pruned = apply::prune(&ctx.client, ctx.children.of(name), wanted, ledger).await?;
+    if !pruned.is_empty() {
+        let list: Vec<String> = pruned.iter().map(ToString::to_string).collect();
+        tracing::info!(pruned = %list.join(", "), "pruned objects no longer asked for");
+    }
+    Ok(applied)
+}
+
+/// A message for the status when the apiserver refused an object for good
+/// (invalid, forbidden); `None` for trouble that retrying may cure.
+fn refusal(error: &Error) -> Option<String> {
+    match error {
+        Error::Apply {
+            source: kube::Error::Api(e),
+            ..
+        } if (400..500).contains(&e.code) && ![404, 409, 429].contains(&e.code) => {
+            Some(error.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// The spec's problems with their paths as the Environment has them.
+fn describe(errors: &ValidationErrors) -> String {
+    errors
+        .errors()
+        .iter()
+        .map(|e| match e.field.as_str() {
+            "name" => format!("metadata.name: {}", e.message),
+            "" => format!("spec: {}", e.message),
+            field => format!("spec.{field}: {}", e.message),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Whether the namespace is this environment's: made by Berth for it, as its
+/// labels and owner reference (by uid) say.
+pub fn is_ours(namespace: &Namespace, environment: &str, uid: &str) -> bool {
+    let labels = namespace.labels();
+    labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
+        && labels.get(ENVIRONMENT_LABEL).map(String::as_str) == Some(environment)
+        && namespace
+            .owner_references()
+            .iter()
+            .any(|o| o.kind == "Environment" && o.uid == uid)
+}
+
+/// Makes sure the namespace is ours before anything is applied to it: an
+/// absent one is created (not applied, which would take over one that
+/// appeared meanwhile); someone else's is reported and left alone.
+async fn claim_namespace(
+    env: &Environment,
+    ctx: &Context,
+    objects: &[Object],
+) -> Result<Option<String>, Error> {
+    let name = env.name_any();
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    match api.get_opt(&name).await? {
+        Some(ns) if is_ours(&ns, &name, &env.uid().unwrap_or_default()) => Ok(None),
+        Some(_) => Ok(Some(format!(
+            "namespace {name} exists and was not made by Berth for this environment; Berth neither adopts nor deletes it"
+        ))),
+        None => {
+            let Some(Object::Namespace(ns)) =
+                objects.iter().find(|o| matches!(o, Object::Namespace(_)))
+            else {
+                return Ok(None);
+            };
+            let params = PostParams {
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+                ..PostParams::default()
+            };
+            match api.create(&params, ns).await {
+                Ok(_) => Ok(None),
+                Err(kube::Error::Api(e)) if e.code == 409 => Err(Error::NamespaceRace(name)),
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+async fn cleanup(env: &Environment, ctx: &Context) -> Result<Action, Error> {
+    let name = env.name_any();
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    match api.get_opt(&name).await? {
+        Some(ns) if is_ours(&ns, &name, &env.uid().unwrap_or_default()) => {
+            let next = status::deleting(
+                env.status.as_ref(),
+                "deleting the namespace and everything in it",
+                Timestamp::now(),
+            );
+            patch_status(env, ctx, next).await?;
+            if ns.metadata.deletion_timestamp.is_none() {
+                let params = DeleteParams {
+                    propagation_policy: Some(PropagationPolicy::Background),
+                    ..DeleteParams::default()
+                };
+                api.delete(&name, &params).await?;
+                publish(
+                    ctx,
+                    env,
+                    EventType::Normal,
+                    "DeletingNamespace",
+                    "Delete",
+                    format!("deleting namespace {name}"),
+                )
+                .await;
+            }
+            Err(Error::NamespaceTerminating(name))
+        }
+        Some(_) => {
+            publish(
+                ctx,
+                env,
+                EventType::Normal,
+                "NamespaceKept",
+                "Delete",
+                format!("namespace {name} was not made by Berth for this environment and is kept"),
+            )
+            .await;
+            forget(ctx, env);
+            Ok(Action::await_change())
+        }
+        None => {
+            forget(ctx, env);
+            Ok(Action::await_change())
+        }
+    }
+}
+
+fn forget(ctx: &Context, env: &Environment) {
+    let name = env.name_any();
+    ctx.ledgers.lock().expect("ledgers lock").remove(&name);
+    let uid = env.uid().unwrap_or_default();
+    ctx.warned
+        .lock()
+        .expect("warned lock")
+        .retain(|(u, _)| *u != uid);
+    ctx.metrics.set_phase(&name, None);
+}
+
+async fn expire(env: &Environment, ctx: &Context) -> Result<Action, Error> {
+    let name = env.name_any();
+    publish(
+        ctx,
+        env,
+        EventType::Normal,
+        "Expired",
+        "Delete",
+        format!("environment {name} reached its time to live and is deleted"),
+    )
+    .await;
+    let api: Api<Environment> = Api::all(ctx.client.clone());
+    match api.delete(&name, &DeleteParams::default()).await {
+        Ok(_) => Ok(Action::await_change()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Action::await_change()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn warn_expiry(env: &Environment, ctx: &Context, warning: Warning, at: Timestamp) {
+    let key = (env.uid().unwrap_or_default(), warning);
+    if !ctx.warned.lock().expect("warned lock").insert(key) {
+        return;
+    }
+    let note = format!(
+        "environment {} expires in less than {} (at {at}); renew it to keep it",
+        env.name_any(),
+        warning.text()
+    );
+    publish(ctx, env, EventType::Warning, "ExpiresSoon", "Expire", note).await;
+}
+
+async fn write_status(
+    env: &Environment,
+    ctx: &Context,
+    observation: Observation,
+) -> Result<(), Error> {
+    let next = status::status(env.status.as_ref(), observation, Timestamp::now());
+    patch_status(env, ctx, next).await
+}
+
+/// Writes the status when it changed: an unchanged one costs no request
+/// (and no watch event).
+async fn patch_status(
+    env: &Environment,
+    ctx: &Context,
+    next: EnvironmentStatus,
+) -> Result<(), Error> {
+    ctx.metrics.set_phase(&env.name_any(), next.phase);
+    if env.status.as_ref() == Some(&next) {
+        return Ok(());
+    }
+    let api: Api<Environment> = Api::all(ctx.client.clone());
+    let body = serde_json::json!({
+        "apiVersion": Environment::api_version(&()),
+        "kind": Environment::kind(&()),
+        "status": next,
+    });
+    api.patch_status(
+        &env.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Events are for people; failing to record one never fails a reconcile.
+async fn publish(
+    ctx: &Context,
+    env: &Environment,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &env.object_ref(&())).await {
+        tracing::warn!(%error, reason, "recording an event failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+    use std::collections::BTreeMap;
+
+    fn namespace(labels: &[(&str, &str)], owner_uid: Option<&str>) -> Namespace {
+        Namespace {
+            metadata: ObjectMeta {
+                name: Some("team-a".into()),
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| ((*k).into(), (*v).into()))
+                        .collect::<BTreeMap<_, _>>(),
+                ),
+                owner_references: owner_uid.map(|uid| {
+                    vec![OwnerReference {
+                        api_version: "berth.dev/v1alpha1".into(),
+                        kind: "Environment".into(),
+                        name: "team-a".into(),
+                        uid: uid.into(),
+                        ..OwnerReference::default()
+                    }]
+                }),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        }
+    }
+
+    const OURS: [(&str, &str); 2] = [
+        (MANAGED_BY_LABEL, MANAGED_BY_VALUE),
+        (ENVIRONMENT_LABEL, "team-a"),
+    ];
+
+    #[test]
+    fn only_a_namespace_made_for_this_environment_is_ours() {
+        assert!(is_ours(&namespace(&OURS, Some("u1")), "team-a", "u1"));
+        assert!(!is_ours(&namespace(&[], None), "team-a", "u1"), "unmanaged");
+        assert!(
+            !is_ours(&namespace(&OURS, None), "team-a", "u1"),
+            "labels alone"
+        );
+        assert!(
+            !is_ours(&namespace(&OURS, Some("u0")), "team-a", "u1"),
+            "an earlier environment of the name"
+        );
+        assert!(
+            !is_ours(&namespace(&OURS[..1], Some("u1")), "team-a", "u1"),
+            "no environment label"
+        );
+    }
+
+    #[test]
+    fn spec_errors_carry_their_paths() {
+        let mut errors = ValidationErrors::single("quota.cpu", "must be a CPU quantity");
+        errors.push(berth_core::validation::FieldError::new(
+            "name",
+            "must be a DNS label",
+        ));
+        assert_eq!(
+            describe(&errors),
+            "spec.quota.cpu: must be a CPU quantity; metadata.name: must be a DNS label"
+        );
+    }
+}

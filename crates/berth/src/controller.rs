@@ -1,0 +1,115 @@
+//! `berth controller`: only the controller, with its own /metrics and /healthz.
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use berth::cluster::Cluster;
+use berth_controller::{ControllerOptions, Metrics};
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct ControllerArgs {
+    /// Kubeconfig of the cluster to manage; else in-cluster, else the local cluster's.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// This replica's name in the leader lease; unique per replica.
+    #[arg(long, env = "BERTH_CONTROLLER_IDENTITY")]
+    identity: Option<String>,
+    /// Where /metrics and /healthz are served.
+    #[arg(
+        long,
+        env = "BERTH_CONTROLLER_METRICS_LISTEN",
+        default_value = "127.0.0.1:9091"
+    )]
+    metrics_listen: SocketAddr,
+    /// Namespace of the leader Lease `berth-controller`.
+    #[arg(
+        long,
+        env = "BERTH_CONTROLLER_LEASE_NAMESPACE",
+        default_value = "kube-system"
+    )]
+    lease_namespace: String,
+    /// Apps exposed by ingress are served at `<app>.<environment>.<domain>`.
+    #[arg(long, env = "BERTH_INGRESS_DOMAIN", default_value = "berth.localhost")]
+    ingress_domain: String,
+    /// Do not apply the CRD at start; it must then be installed (`berth crd`).
+    #[arg(long)]
+    no_install_crd: bool,
+}
+
+/// This replica's default lease identity: host name and process id.
+pub fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "berth".into());
+    format!("{}-{}", host.trim(), std::process::id())
+}
+
+pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
+    let client = Cluster::new(args.kubeconfig)
+        .client()
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let mut options = ControllerOptions::new(args.identity.unwrap_or_else(default_identity));
+    options.lease.namespace = args.lease_namespace;
+    options.build.ingress_domain = args.ingress_domain;
+    options.install_crd = !args.no_install_crd;
+
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let listener = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("binding {}", args.metrics_listen))?;
+    tracing::info!(
+        identity = %options.lease.identity,
+        "metrics on http://{}/metrics",
+        listener.local_addr()?
+    );
+    let app = Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(Arc::new(registry));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    berth_controller::run(client, options, metrics, shutdown_signal()).await?;
+    server.abort();
+    Ok(())
+}
+
+async fn metrics_text(State(registry): State<Arc<Registry>>) -> impl IntoResponse {
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, &registry) {
+        Ok(()) => (
+            [(
+                CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// SIGINT or SIGTERM: the controller then releases its lease.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
