@@ -72,6 +72,12 @@ impl Cluster {
         }
     }
 
+    /// A bare client, without the Environment cache: for the controller.
+    pub async fn client(&self) -> Result<kube::Client, String> {
+        let config = self.load_config().await?;
+        kube::Client::try_from(config).map_err(|e| format!("cannot build a cluster client: {e}"))
+    }
+
     async fn connect(&self) -> Result<Connection, String> {
         let config = self.load_config().await?;
         let server = config

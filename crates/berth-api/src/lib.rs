@@ -33,7 +33,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             middleware::record_metrics,
         ))
-        .fallback(routes::not_found)
+        .fallback_service(berth_web::router())
         .method_not_allowed_fallback(routes::method_not_allowed);
     middleware::wrap(
         api.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

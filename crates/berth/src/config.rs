@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://.berth/berth.db";
+pub const DEFAULT_INGRESS_DOMAIN: &str = "berth.localhost";
 
 /// Flags of `berth serve`, each also read from its environment variable.
 #[derive(Debug, Default, Args)]
@@ -35,6 +36,12 @@ pub struct ServeArgs {
     /// The URL people reach Berth at; `https://` makes cookies Secure.
     #[arg(long, env = "BERTH_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Apps exposed by ingress are served at `<app>.<environment>.<domain>`.
+    #[arg(long, env = "BERTH_INGRESS_DOMAIN")]
+    pub ingress_domain: Option<String>,
+    /// Do not run the controller in this process (it runs as `berth controller`).
+    #[arg(long, env = "BERTH_NO_CONTROLLER")]
+    pub no_controller: bool,
 }
 
 /// The optional TOML file: the same settings, in snake_case.
@@ -48,6 +55,8 @@ struct FileConfig {
     admin_password: Option<String>,
     prometheus_url: Option<String>,
     public_url: Option<String>,
+    ingress_domain: Option<String>,
+    no_controller: Option<bool>,
 }
 
 /// The configuration in effect.
@@ -60,6 +69,8 @@ pub struct Config {
     pub admin_password: Option<String>,
     pub prometheus_url: Option<String>,
     pub public_url: Option<String>,
+    pub ingress_domain: String,
+    pub no_controller: bool,
 }
 
 impl Config {
@@ -92,6 +103,11 @@ impl Config {
             admin_password,
             prometheus_url: args.prometheus_url.or(file.prometheus_url),
             public_url: args.public_url.or(file.public_url),
+            ingress_domain: args
+                .ingress_domain
+                .or(file.ingress_domain)
+                .unwrap_or_else(|| DEFAULT_INGRESS_DOMAIN.to_owned()),
+            no_controller: args.no_controller || file.no_controller.unwrap_or(false),
         })
     }
 
@@ -119,6 +135,8 @@ impl fmt::Debug for Config {
                 &self.prometheus_url.as_deref().map(redact_url),
             )
             .field("public_url", &self.public_url)
+            .field("ingress_domain", &self.ingress_domain)
+            .field("no_controller", &self.no_controller)
             .finish()
     }
 }

@@ -6,7 +6,8 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use berth::cluster::Cluster;
+use berth::controller_identity;
+use berth_api::Cluster;
 use berth_controller::{ControllerOptions, Metrics};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
@@ -43,21 +44,12 @@ pub struct ControllerArgs {
     no_install_crd: bool,
 }
 
-/// This replica's default lease identity: host name and process id.
-pub fn default_identity() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "berth".into());
-    format!("{}-{}", host.trim(), std::process::id())
-}
-
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let client = Cluster::new(args.kubeconfig)
         .client()
         .await
         .map_err(anyhow::Error::msg)?;
-    let mut options = ControllerOptions::new(args.identity.unwrap_or_else(default_identity));
+    let mut options = ControllerOptions::new(args.identity.unwrap_or_else(controller_identity));
     options.lease.namespace = args.lease_namespace;
     options.build.ingress_domain = args.ingress_domain;
     options.install_crd = !args.no_install_crd;
@@ -78,7 +70,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         .with_state(Arc::new(registry));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
-    berth_controller::run(client, options, metrics, shutdown_signal()).await?;
+    berth_controller::run(client, options, metrics, berth::serve::shutdown_signal()).await?;
     server.abort();
     Ok(())
 }
@@ -95,21 +87,5 @@ async fn metrics_text(State(registry): State<Arc<Registry>>) -> impl IntoRespons
         )
             .into_response(),
         Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
-}
-
-/// SIGINT or SIGTERM: the controller then releases its lease.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
     }
 }

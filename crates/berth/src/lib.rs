@@ -3,3 +3,13 @@
 
 pub mod config;
 pub mod serve;
+
+/// This replica's default name in the controller's leader lease: host name
+/// and process id, unique per replica.
+pub fn controller_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "berth".into());
+    format!("{}-{}", host.trim(), std::process::id())
+}

@@ -4,6 +4,7 @@ use crate::config::Config;
 use anyhow::Context;
 use berth_api::{AppState, Cluster, HttpMetrics, Settings};
 use berth_auth::{Auth, AuthConfig, Secret};
+use berth_controller::{ControllerOptions, Metrics as ControllerMetrics};
 use berth_core::account::{Email, Password};
 use berth_store::Store;
 use prometheus_client::registry::Registry;
@@ -27,6 +28,9 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     router: axum::Router,
     store: Store,
+    cluster: Arc<Cluster>,
+    /// Present unless the controller runs elsewhere (`--no-controller`).
+    controller: Option<(ControllerOptions, ControllerMetrics)>,
 }
 
 impl Server {
@@ -39,9 +43,15 @@ impl Server {
 
         let mut registry = Registry::default();
         let http_metrics = HttpMetrics::register(&mut registry);
+        let controller = (!config.no_controller).then(|| {
+            let mut options = ControllerOptions::new(crate::controller_identity());
+            options.build.ingress_domain = config.ingress_domain.clone();
+            (options, ControllerMetrics::register(&mut registry))
+        });
+        let cluster = Arc::new(Cluster::new(config.kubeconfig.clone()));
         let state = AppState {
             auth,
-            cluster: Arc::new(Cluster::new(config.kubeconfig.clone())),
+            cluster: cluster.clone(),
             settings: Arc::new(Settings {
                 secure_cookies: config.secure_cookies(),
             }),
@@ -55,6 +65,8 @@ impl Server {
             listener,
             router: berth_api::router(state),
             store,
+            cluster,
+            controller,
         })
     }
 
@@ -69,14 +81,37 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stopping = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
         let sweeper = tokio::spawn(sweep_sessions(self.store.clone()));
+        let warm = tokio::spawn(connect_when_possible(self.cluster.clone()));
+        let controller = self.controller.map(|(options, metrics)| {
+            let shutdown = stopping(stopped.clone());
+            tokio::spawn(run_controller(
+                self.cluster.clone(),
+                options,
+                metrics,
+                shutdown,
+            ))
+        });
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
         let app = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(stopping(stopped))
             .await?;
+        if let Some(controller) = controller {
+            // It stops on the same signal, releasing its lease for another replica.
+            let _ = controller.await;
+        }
         sweeper.abort();
+        warm.abort();
         // In-flight requests have finished; let the store finish its writes too.
         self.store.close().await;
         tracing::info!("stopped");
@@ -115,6 +150,43 @@ async fn bootstrap_admin(auth: &Auth, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Connects to the cluster in the background, so that the first request finds
+/// the Environment cache warm; retries until the cluster answers.
+async fn connect_when_possible(cluster: Arc<Cluster>) {
+    loop {
+        match cluster.connection().await {
+            Ok(_) => return,
+            Err(e) => tracing::warn!(error = %e, "cluster not reachable yet; retrying in 5 s"),
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// Runs the controller once the cluster answers, and again after a failure.
+async fn run_controller(
+    cluster: Arc<Cluster>,
+    options: ControllerOptions,
+    metrics: ControllerMetrics,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let attempt = async {
+            let client = cluster.client().await.map_err(anyhow::Error::msg)?;
+            berth_controller::run(client, options.clone(), metrics.clone(), &mut shutdown).await?;
+            anyhow::Ok(())
+        };
+        match attempt.await {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(error = %e, "controller stopped; restarting in 5 s"),
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+}
+
 async fn sweep_sessions(store: Store) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
@@ -130,7 +202,8 @@ async fn sweep_sessions(store: Store) {
     }
 }
 
-async fn shutdown_signal() {
+/// SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("SIGTERM handler installs");

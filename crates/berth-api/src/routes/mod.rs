@@ -81,10 +81,6 @@ pub fn api_routes() -> Router<AppState> {
         )
 }
 
-pub async fn not_found() -> ApiError {
-    ApiError::NotFound
-}
-
 pub async fn method_not_allowed() -> ApiError {
     ApiError::NotFound
 }

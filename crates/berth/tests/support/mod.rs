@@ -28,13 +28,18 @@ pub async fn spawn_app() -> TestApp {
     let dir = TempDir::new();
     // A kubeconfig that does not exist: these tests run without a cluster.
     let kubeconfig = dir.0.join("no-such-kubeconfig");
-    spawn_with(dir, kubeconfig).await
+    spawn_with(dir, kubeconfig, true).await
 }
 
-/// Berth connected to the shared local cluster (started if it is not running).
+/// Berth's API connected to the shared local cluster (started if it is not
+/// running), without a controller: Environments stay as the API wrote them.
 pub async fn spawn_app_on_cluster() -> TestApp {
-    let kubeconfig = local_cluster_kubeconfig();
-    spawn_with(TempDir::new(), kubeconfig).await
+    spawn_with(TempDir::new(), local_cluster_kubeconfig(), true).await
+}
+
+/// The whole of `berth serve` on the shared local cluster, controller included.
+pub async fn spawn_app_with_controller() -> TestApp {
+    spawn_with(TempDir::new(), local_cluster_kubeconfig(), false).await
 }
 
 /// Starts the cluster once per test process: tests run in parallel threads.
@@ -58,7 +63,7 @@ fn start_local_cluster() -> PathBuf {
     kubeconfig
 }
 
-async fn spawn_with(dir: TempDir, kubeconfig: PathBuf) -> TestApp {
+async fn spawn_with(dir: TempDir, kubeconfig: PathBuf, no_controller: bool) -> TestApp {
     let database_url = berth_store::testing::fresh_database_url(&dir.0).await;
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -68,6 +73,8 @@ async fn spawn_with(dir: TempDir, kubeconfig: PathBuf) -> TestApp {
         admin_password: Some(ADMIN_PASSWORD.into()),
         prometheus_url: None,
         public_url: None,
+        ingress_domain: "berth.localhost".into(),
+        no_controller,
     };
     let server = Server::build(config).await.expect("the server starts");
     let base = format!("http://{}", server.local_addr());

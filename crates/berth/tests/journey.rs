@@ -1,0 +1,196 @@
+//! The whole journey of the contract against `berth serve` with its
+//! controller on the local cluster: create -> Ready -> kubeconfig -> use it ->
+//! see workloads and events -> delete -> gone.
+
+mod support;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, ResourceQuota, Secret};
+use kube::api::{Api, ListParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use support::*;
+
+async fn eventually(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    timeout: Duration,
+    done: impl Fn(StatusCode, &Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let response = Client::new()
+            .get(app.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if done(status, &body) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} did not get there within {timeout:?}: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn tenant_client(yaml: &str) -> kube::Client {
+    let kubeconfig = Kubeconfig::from_yaml(yaml).expect("a kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+#[tokio::test]
+async fn register_create_ready_kubeconfig_use_delete() {
+    let app = spawn_app_with_controller().await;
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let email = format!("journey-{suffix}@example.com");
+    let token = app.member_token(&email).await;
+    let name = format!("journey-{suffix}");
+    let other = format!("other-{suffix}");
+    let client = Client::new();
+    for env in [&name, &other] {
+        let response = client
+            .post(app.url("/api/v1/environments"))
+            .bearer_auth(&token)
+            .json(&json!({"name": env, "template": "small"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let path = format!("/api/v1/environments/{name}");
+    // Ready, with the quota as Kubernetes enforces it (its controller fills that in).
+    eventually(&app, &token, &path, Duration::from_secs(60), |s, b| {
+        s == StatusCode::OK
+            && b["status"]["phase"] == "Ready"
+            && b["status"]["quota"]["hard"]["pods"] == "20"
+    })
+    .await;
+
+    let response = client
+        .get(app.url(&format!("{path}/kubeconfig")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/yaml");
+    let yaml = response.text().await.unwrap();
+    let tenant = tenant_client(&yaml).await;
+
+    // In its namespace the tenant deploys like anyone with kubectl would.
+    let deployments: Api<Deployment> = Api::namespaced(tenant.clone(), &name);
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "hello"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "hello"}},
+            "template": {"metadata": {"labels": {"app": "hello"}}, "spec": {
+                "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{"name": "hello", "image": "nginx:1.27",
+                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}},
+                    "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]}}}
+    }))
+    .unwrap();
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("the tenant creates a deployment in its namespace");
+    let workloads = eventually(
+        &app,
+        &token,
+        &format!("{path}/workloads"),
+        Duration::from_secs(30),
+        |_, b| {
+            b["pods"]
+                .as_array()
+                .is_some_and(|pods| pods.iter().any(|p| p["phase"] == "Running"))
+        },
+    )
+    .await;
+    assert!(
+        workloads["deployments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["name"] == "hello"),
+        "{workloads}"
+    );
+    eventually(
+        &app,
+        &token,
+        &format!("{path}/events"),
+        Duration::from_secs(30),
+        |_, b| {
+            b["items"]
+                .as_array()
+                .is_some_and(|events| !events.is_empty())
+        },
+    )
+    .await;
+
+    // Outside it, and above it, the tenant is refused by the apiserver itself.
+    let elsewhere: Api<Pod> = Api::namespaced(tenant.clone(), &other);
+    assert_forbidden(
+        elsewhere.list(&ListParams::default()).await,
+        "pods of another environment",
+    );
+    let secrets: Api<Secret> = Api::namespaced(tenant.clone(), "kube-system");
+    assert_forbidden(
+        secrets.list(&ListParams::default()).await,
+        "secrets of kube-system",
+    );
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(tenant.clone());
+    assert_forbidden(
+        namespaces.list(&ListParams::default()).await,
+        "cluster-scoped reads",
+    );
+    let quotas: Api<ResourceQuota> = Api::namespaced(tenant.clone(), &name);
+    let mut quota = quotas
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .next();
+    if let Some(quota) = quota.as_mut() {
+        quota.spec.as_mut().unwrap().hard.as_mut().unwrap().insert(
+            "pods".into(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("1000".into()),
+        );
+        let name = quota.metadata.name.clone().unwrap();
+        assert_forbidden(
+            quotas.replace(&name, &PostParams::default(), quota).await,
+            "raising its own quota",
+        );
+    }
+
+    for env in [&name, &other] {
+        let response = client
+            .delete(app.url(&format!("/api/v1/environments/{env}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    eventually(&app, &token, &path, Duration::from_secs(90), |s, _| {
+        s == StatusCode::NOT_FOUND
+    })
+    .await;
+}
+
+fn assert_forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>, what: &str) {
+    match result {
+        Err(kube::Error::Api(e)) if e.code == 403 => {}
+        other => panic!("{what}: expected 403 from the apiserver, got {other:?}"),
+    }
+}
