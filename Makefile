@@ -24,6 +24,7 @@ deps:
 	scripts/deps.sh
 
 build:
+	scripts/web.sh build
 	cargo build --release --locked -p berth
 
 localcluster:

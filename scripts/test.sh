@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
-# `make test`: every check and test, on SQLite and on a real PostgreSQL.
+# `make test`: every check and test: Rust on SQLite and on a real PostgreSQL,
+# against the shared local Kubernetes cluster, and the web UI in Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
+
+pg_dir=$(mktemp -d /tmp/berth-pg.XXXXXX)
+started_cluster=false
+cleanup() {
+  scripts/postgres.sh stop "$pg_dir"
+  if $started_cluster; then scripts/localcluster.sh down; fi
+}
+trap cleanup EXIT
+
+step "web build (embedded in the binary)"
+scripts/web.sh build
 
 step "format"
 cargo fmt --all -- --check
@@ -11,8 +23,10 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-pg_dir=$(mktemp -d /tmp/berth-pg.XXXXXX)
-trap 'scripts/postgres.sh stop "$pg_dir"' EXIT
+step "local Kubernetes cluster (shared by every test)"
+scripts/localcluster.sh status >/dev/null 2>&1 || started_cluster=true
+scripts/localcluster.sh up
+
 step "PostgreSQL (throwaway cluster)"
 pg_url=$(scripts/postgres.sh start "$pg_dir")
 echo "$pg_url"
@@ -22,3 +36,9 @@ cargo test --workspace --locked
 
 step "store and API tests on PostgreSQL"
 BERTH_TEST_POSTGRES_URL=$pg_url cargo test --locked -p berth-store -p berth
+
+step "web checks"
+scripts/web.sh check
+
+step "web end-to-end"
+scripts/web.sh e2e
