@@ -11,7 +11,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["list"];
+        get: operations["audit_log_list"];
         put?: never;
         post?: never;
         delete?: never;
@@ -27,9 +27,9 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["get"];
+        get: operations["policy_get"];
         /** Replaces the policy; fields left out take their defaults. */
-        put: operations["put"];
+        put: operations["policy_put"];
         post?: never;
         delete?: never;
         options?: never;
@@ -44,7 +44,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["list"];
+        get: operations["requests_list"];
         put?: never;
         post?: never;
         delete?: never;
@@ -62,7 +62,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        post: operations["approve"];
+        post: operations["requests_approve"];
         delete?: never;
         options?: never;
         head?: never;
@@ -78,7 +78,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        post: operations["reject"];
+        post: operations["requests_reject"];
         delete?: never;
         options?: never;
         head?: never;
@@ -93,9 +93,9 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        put: operations["put"];
+        put: operations["templates_put"];
         post?: never;
-        delete: operations["delete"];
+        delete: operations["templates_delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -108,7 +108,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["list_users"];
+        get: operations["admin_list_users"];
         put?: never;
         post?: never;
         delete?: never;
@@ -130,7 +130,7 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch: operations["update_user"];
+        patch: operations["admin_update_user"];
         trace?: never;
     };
     "/api/v1/auth/login": {
@@ -142,7 +142,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        post: operations["login"];
+        post: operations["accounts_login"];
         delete?: never;
         options?: never;
         head?: never;
@@ -158,7 +158,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        post: operations["logout"];
+        post: operations["accounts_logout"];
         delete?: never;
         options?: never;
         head?: never;
@@ -174,7 +174,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        post: operations["register"];
+        post: operations["accounts_register"];
         delete?: never;
         options?: never;
         head?: never;
@@ -188,9 +188,9 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["list"];
+        get: operations["environments_list"];
         put?: never;
-        post: operations["create"];
+        post: operations["environments_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -206,7 +206,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        post: operations["preview_spec"];
+        post: operations["environments_preview_spec"];
         delete?: never;
         options?: never;
         head?: never;
@@ -220,13 +220,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["get"];
+        get: operations["environments_get"];
         put?: never;
         post?: never;
-        delete: operations["delete"];
+        delete: operations["environments_delete"];
         options?: never;
         head?: never;
-        patch: operations["patch"];
+        patch: operations["environment_changes_patch"];
         trace?: never;
     };
     "/api/v1/environments/{name}/events": {
@@ -236,7 +236,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["events"];
+        get: operations["environment_details_events"];
         put?: never;
         post?: never;
         delete?: never;
@@ -252,7 +252,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["get_kubeconfig"];
+        get: operations["environment_details_get_kubeconfig"];
         put?: never;
         post?: never;
         delete?: never;
@@ -269,9 +269,9 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        put: operations["put_member"];
+        put: operations["environment_changes_put_member"];
         post?: never;
-        delete: operations["delete_member"];
+        delete: operations["environment_changes_delete_member"];
         options?: never;
         head?: never;
         patch?: never;
@@ -286,7 +286,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        post: operations["renew"];
+        post: operations["environments_renew"];
         delete?: never;
         options?: never;
         head?: never;
@@ -300,7 +300,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["workloads"];
+        get: operations["environment_details_workloads"];
         put?: never;
         post?: never;
         delete?: never;
@@ -316,7 +316,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["me"];
+        get: operations["accounts_me"];
         put?: never;
         post?: never;
         delete?: never;
@@ -332,7 +332,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["openapi"];
+        get: operations["system_openapi"];
         put?: never;
         post?: never;
         delete?: never;
@@ -349,7 +349,7 @@ export interface paths {
             cookie?: never;
         };
         /** The caller's own requests, so they see what was decided and why. */
-        get: operations["mine"];
+        get: operations["requests_mine"];
         put?: never;
         post?: never;
         delete?: never;
@@ -365,7 +365,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["list"];
+        get: operations["templates_list"];
         put?: never;
         post?: never;
         delete?: never;
@@ -381,9 +381,9 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["list"];
+        get: operations["tokens_list"];
         put?: never;
-        post: operations["create"];
+        post: operations["tokens_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -400,7 +400,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        delete: operations["revoke"];
+        delete: operations["tokens_revoke"];
         options?: never;
         head?: never;
         patch?: never;
@@ -413,7 +413,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["healthz"];
+        get: operations["system_healthz"];
         put?: never;
         post?: never;
         delete?: never;
@@ -429,7 +429,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["metrics"];
+        get: operations["system_metrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -446,7 +446,7 @@ export interface paths {
             cookie?: never;
         };
         /** Ready when the store and the cluster answer; otherwise 503 naming each part that does not. */
-        get: operations["readyz"];
+        get: operations["system_readyz"];
         put?: never;
         post?: never;
         delete?: never;
@@ -726,7 +726,7 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    list: {
+    audit_log_list: {
         parameters: {
             query?: never;
             header?: never;
@@ -773,7 +773,7 @@ export interface operations {
             };
         };
     };
-    get: {
+    policy_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -802,7 +802,7 @@ export interface operations {
             };
         };
     };
-    put: {
+    policy_put: {
         parameters: {
             query?: never;
             header?: never;
@@ -844,7 +844,7 @@ export interface operations {
             };
         };
     };
-    list: {
+    requests_list: {
         parameters: {
             query?: {
                 /** @description `pending`, `approved` or `rejected`; all when left out. */
@@ -867,7 +867,7 @@ export interface operations {
             };
         };
     };
-    approve: {
+    requests_approve: {
         parameters: {
             query?: never;
             header?: never;
@@ -898,7 +898,7 @@ export interface operations {
             };
         };
     };
-    reject: {
+    requests_reject: {
         parameters: {
             query?: never;
             header?: never;
@@ -933,7 +933,7 @@ export interface operations {
             };
         };
     };
-    put: {
+    templates_put: {
         parameters: {
             query?: never;
             header?: never;
@@ -977,7 +977,7 @@ export interface operations {
             };
         };
     };
-    delete: {
+    templates_delete: {
         parameters: {
             query?: never;
             header?: never;
@@ -1015,7 +1015,7 @@ export interface operations {
             };
         };
     };
-    list_users: {
+    admin_list_users: {
         parameters: {
             query?: never;
             header?: never;
@@ -1044,7 +1044,7 @@ export interface operations {
             };
         };
     };
-    update_user: {
+    admin_update_user: {
         parameters: {
             query?: never;
             header?: never;
@@ -1088,7 +1088,7 @@ export interface operations {
             };
         };
     };
-    login: {
+    accounts_login: {
         parameters: {
             query?: never;
             header?: never;
@@ -1130,7 +1130,7 @@ export interface operations {
             };
         };
     };
-    logout: {
+    accounts_logout: {
         parameters: {
             query?: never;
             header?: never;
@@ -1157,7 +1157,7 @@ export interface operations {
             };
         };
     };
-    register: {
+    accounts_register: {
         parameters: {
             query?: never;
             header?: never;
@@ -1208,7 +1208,7 @@ export interface operations {
             };
         };
     };
-    list: {
+    environments_list: {
         parameters: {
             query?: {
                 /** @description Admins only: every environment, not just those they are a member of. */
@@ -1231,7 +1231,7 @@ export interface operations {
             };
         };
     };
-    create: {
+    environments_create: {
         parameters: {
             query?: never;
             header?: never;
@@ -1282,7 +1282,7 @@ export interface operations {
             };
         };
     };
-    preview_spec: {
+    environments_preview_spec: {
         parameters: {
             query?: never;
             header?: never;
@@ -1315,7 +1315,7 @@ export interface operations {
             };
         };
     };
-    get: {
+    environments_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -1346,7 +1346,7 @@ export interface operations {
             };
         };
     };
-    delete: {
+    environments_delete: {
         parameters: {
             query?: never;
             header?: never;
@@ -1386,7 +1386,7 @@ export interface operations {
             };
         };
     };
-    patch: {
+    environment_changes_patch: {
         parameters: {
             query?: never;
             header?: never;
@@ -1449,7 +1449,7 @@ export interface operations {
             };
         };
     };
-    events: {
+    environment_details_events: {
         parameters: {
             query?: never;
             header?: never;
@@ -1471,7 +1471,7 @@ export interface operations {
             };
         };
     };
-    get_kubeconfig: {
+    environment_details_get_kubeconfig: {
         parameters: {
             query?: never;
             header?: never;
@@ -1511,7 +1511,7 @@ export interface operations {
             };
         };
     };
-    put_member: {
+    environment_changes_put_member: {
         parameters: {
             query?: never;
             header?: never;
@@ -1556,7 +1556,7 @@ export interface operations {
             };
         };
     };
-    delete_member: {
+    environment_changes_delete_member: {
         parameters: {
             query?: never;
             header?: never;
@@ -1595,7 +1595,7 @@ export interface operations {
             };
         };
     };
-    renew: {
+    environments_renew: {
         parameters: {
             query?: never;
             header?: never;
@@ -1630,7 +1630,7 @@ export interface operations {
             };
         };
     };
-    workloads: {
+    environment_details_workloads: {
         parameters: {
             query?: never;
             header?: never;
@@ -1652,7 +1652,7 @@ export interface operations {
             };
         };
     };
-    me: {
+    accounts_me: {
         parameters: {
             query?: never;
             header?: never;
@@ -1681,7 +1681,7 @@ export interface operations {
             };
         };
     };
-    openapi: {
+    system_openapi: {
         parameters: {
             query?: never;
             header?: never;
@@ -1699,7 +1699,7 @@ export interface operations {
             };
         };
     };
-    mine: {
+    requests_mine: {
         parameters: {
             query?: {
                 /** @description `pending`, `approved` or `rejected`; all when left out. */
@@ -1722,7 +1722,7 @@ export interface operations {
             };
         };
     };
-    list: {
+    templates_list: {
         parameters: {
             query?: never;
             header?: never;
@@ -1742,7 +1742,7 @@ export interface operations {
             };
         };
     };
-    list: {
+    tokens_list: {
         parameters: {
             query?: never;
             header?: never;
@@ -1762,7 +1762,7 @@ export interface operations {
             };
         };
     };
-    create: {
+    tokens_create: {
         parameters: {
             query?: never;
             header?: never;
@@ -1795,7 +1795,7 @@ export interface operations {
             };
         };
     };
-    revoke: {
+    tokens_revoke: {
         parameters: {
             query?: never;
             header?: never;
@@ -1824,7 +1824,7 @@ export interface operations {
             };
         };
     };
-    healthz: {
+    system_healthz: {
         parameters: {
             query?: never;
             header?: never;
@@ -1842,7 +1842,7 @@ export interface operations {
             };
         };
     };
-    metrics: {
+    system_metrics: {
         parameters: {
             query?: never;
             header?: never;
@@ -1862,7 +1862,7 @@ export interface operations {
             };
         };
     };
-    readyz: {
+    system_readyz: {
         parameters: {
             query?: never;
             header?: never;

@@ -56,7 +56,7 @@ pub struct LoginRequest {
     password: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/register", tag = "accounts", request_body = RegisterRequest, responses(
+#[utoipa::path(post, operation_id = "accounts_register", path = "/api/v1/auth/register", tag = "accounts", request_body = RegisterRequest, responses(
     (status = 201, description = "Account created; session cookies set", body = UserView),
     (status = 400, description = "Invalid field", body = crate::error::ErrorBody),
     (status = 403, description = "Registration is closed", body = crate::error::ErrorBody),
@@ -87,7 +87,7 @@ pub async fn register(
     Ok(with_session(StatusCode::CREATED, &state, session))
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts", request_body = LoginRequest, responses(
+#[utoipa::path(post, operation_id = "accounts_login", path = "/api/v1/auth/login", tag = "accounts", request_body = LoginRequest, responses(
     (status = 200, description = "Logged in; session cookies set", body = UserView),
     (status = 401, description = "Unknown email or wrong password, alike", body = crate::error::ErrorBody),
     (status = 429, description = "Too many failed attempts", body = crate::error::ErrorBody),
@@ -107,7 +107,7 @@ pub async fn login(
     Ok(with_session(StatusCode::OK, &state, session))
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "accounts", responses(
+#[utoipa::path(post, operation_id = "accounts_logout", path = "/api/v1/auth/logout", tag = "accounts", responses(
     (status = 204, description = "The session is revoked"),
     (status = 401, description = "Not logged in", body = crate::error::ErrorBody),
 ))]
@@ -123,7 +123,7 @@ pub async fn logout(
     Ok((StatusCode::NO_CONTENT, headers))
 }
 
-#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", responses(
+#[utoipa::path(get, operation_id = "accounts_me", path = "/api/v1/me", tag = "accounts", responses(
     (status = 200, description = "The caller", body = UserView),
     (status = 401, description = "Not logged in", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]

@@ -21,7 +21,7 @@ pub struct UpdateUserRequest {
     disabled: Option<bool>,
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", responses(
+#[utoipa::path(get, operation_id = "admin_list_users", path = "/api/v1/admin/users", tag = "admin", responses(
     (status = 200, description = "Every user, newest first", body = UserList),
     (status = 404, description = "Not an admin", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
@@ -35,7 +35,7 @@ pub async fn list_users(
     }))
 }
 
-#[utoipa::path(patch, path = "/api/v1/admin/users/{id}", tag = "admin", params(("id" = Uuid, Path)),
+#[utoipa::path(patch, operation_id = "admin_update_user", path = "/api/v1/admin/users/{id}", tag = "admin", params(("id" = Uuid, Path)),
     request_body = UpdateUserRequest, responses(
     (status = 200, description = "Updated; a disabled user's sessions and tokens stop working", body = UserView),
     (status = 404, description = "No such user, or not an admin", body = crate::error::ErrorBody),

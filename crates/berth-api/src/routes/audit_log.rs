@@ -40,7 +40,7 @@ pub struct AuditList {
     items: Vec<AuditView>,
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", params(AuditQuery), responses(
+#[utoipa::path(get, operation_id = "audit_log_list", path = "/api/v1/admin/audit", tag = "admin", params(AuditQuery), responses(
     (status = 200, description = "Matching entries, newest first", body = AuditList),
     (status = 400, description = "Invalid filter", body = crate::error::ErrorBody),
     (status = 404, description = "Not an admin", body = crate::error::ErrorBody),

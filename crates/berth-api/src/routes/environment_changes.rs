@@ -19,7 +19,7 @@ use berth_store::{NewRequest, RequestKind};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-#[utoipa::path(patch, path = "/api/v1/environments/{name}", tag = "environments", params(("name" = String, Path)),
+#[utoipa::path(patch, operation_id = "environment_changes_patch", path = "/api/v1/environments/{name}", tag = "environments", params(("name" = String, Path)),
     request_body(content = Object, description = "JSON merge patch of the spec", content_type = "application/merge-patch+json"), responses(
     (status = 200, description = "Changed", body = EnvironmentView),
     (status = 202, description = "Over policy: a request waits for an admin", body = Object),
@@ -229,7 +229,7 @@ pub struct MemberBody {
     role: String,
 }
 
-#[utoipa::path(put, path = "/api/v1/environments/{name}/members/{email}", tag = "environments",
+#[utoipa::path(put, operation_id = "environment_changes_put_member", path = "/api/v1/environments/{name}/members/{email}", tag = "environments",
     params(("name" = String, Path), ("email" = String, Path)), request_body = MemberBody, responses(
     (status = 200, description = "The member has the role; their access follows within seconds", body = EnvironmentView),
     (status = 403, description = "Only owners and admins manage members", body = crate::error::ErrorBody),
@@ -265,7 +265,7 @@ pub async fn put_member(
     Ok((StatusCode::OK, ApiJson(answer)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/environments/{name}/members/{email}", tag = "environments",
+#[utoipa::path(delete, operation_id = "environment_changes_delete_member", path = "/api/v1/environments/{name}/members/{email}", tag = "environments",
     params(("name" = String, Path), ("email" = String, Path)), responses(
     (status = 204, description = "Removed; their ServiceAccount and kubeconfigs stop working"),
     (status = 404, description = "No such member or environment", body = crate::error::ErrorBody),

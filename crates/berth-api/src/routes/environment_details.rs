@@ -18,7 +18,7 @@ use kube::api::{Api, ListParams};
 use serde::Serialize;
 use serde_json::json;
 
-#[utoipa::path(get, path = "/api/v1/environments/{name}/kubeconfig", tag = "environments", params(("name" = String, Path)), responses(
+#[utoipa::path(get, operation_id = "environment_details_get_kubeconfig", path = "/api/v1/environments/{name}/kubeconfig", tag = "environments", params(("name" = String, Path)), responses(
     (status = 200, description = "A kubeconfig for the caller, limited to the namespace and their role, expiring in 8 h", content_type = "application/yaml"),
     (status = 403, description = "Admins who are not members have no identity in the environment", body = crate::error::ErrorBody),
     (status = 404, description = "Absent or not visible", body = crate::error::ErrorBody),
@@ -74,7 +74,7 @@ pub struct EventList {
     items: Vec<EventView>,
 }
 
-#[utoipa::path(get, path = "/api/v1/environments/{name}/events", tag = "environments", params(("name" = String, Path)), responses(
+#[utoipa::path(get, operation_id = "environment_details_events", path = "/api/v1/environments/{name}/events", tag = "environments", params(("name" = String, Path)), responses(
     (status = 200, description = "Kubernetes events of the namespace and the Environment, newest first", body = EventList),
 ), security(("session" = []), ("token" = [])))]
 pub async fn events(
@@ -134,7 +134,7 @@ pub struct Workloads {
     ingresses: Vec<serde_json::Value>,
 }
 
-#[utoipa::path(get, path = "/api/v1/environments/{name}/workloads", tag = "environments", params(("name" = String, Path)), responses(
+#[utoipa::path(get, operation_id = "environment_details_workloads", path = "/api/v1/environments/{name}/workloads", tag = "environments", params(("name" = String, Path)), responses(
     (status = 200, description = "Deployments, pods with phase, readiness and restarts, services, ingresses", body = Workloads),
 ), security(("session" = []), ("token" = [])))]
 pub async fn workloads(

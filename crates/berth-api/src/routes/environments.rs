@@ -29,7 +29,7 @@ pub struct ListQuery {
     all: Option<bool>,
 }
 
-#[utoipa::path(get, path = "/api/v1/environments", tag = "environments", params(ListQuery), responses(
+#[utoipa::path(get, operation_id = "environments_list", path = "/api/v1/environments", tag = "environments", params(ListQuery), responses(
     (status = 200, description = "Environments the caller is a member of, newest first", body = EnvironmentList),
 ), security(("session" = []), ("token" = [])))]
 pub async fn list(
@@ -76,7 +76,7 @@ impl IntoResponse for Outcome {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/environments", tag = "environments", request_body = EnvironmentSpecInput, responses(
+#[utoipa::path(post, operation_id = "environments_create", path = "/api/v1/environments", tag = "environments", request_body = EnvironmentSpecInput, responses(
     (status = 201, description = "Created; the controller is making it real", body = EnvironmentView),
     (status = 202, description = "Over policy: a request waits for an admin", body = Object),
     (status = 400, description = "Invalid field", body = crate::error::ErrorBody),
@@ -169,7 +169,7 @@ pub async fn create(
     ))))
 }
 
-#[utoipa::path(post, path = "/api/v1/environments/preview", tag = "environments", request_body = EnvironmentSpecInput, responses(
+#[utoipa::path(post, operation_id = "environments_preview_spec", path = "/api/v1/environments/preview", tag = "environments", request_body = EnvironmentSpecInput, responses(
     (status = 200, description = "The objects, as YAML and JSON, a plain-language summary and warnings; nothing is created", body = Object),
     (status = 400, description = "Invalid field", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
@@ -198,7 +198,7 @@ pub async fn preview_spec(
     Ok(ApiJson(answer))
 }
 
-#[utoipa::path(get, path = "/api/v1/environments/{name}", tag = "environments", params(("name" = String, Path)), responses(
+#[utoipa::path(get, operation_id = "environments_get", path = "/api/v1/environments/{name}", tag = "environments", params(("name" = String, Path)), responses(
     (status = 200, description = "The environment", body = EnvironmentView),
     (status = 404, description = "Absent or not visible to the caller", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
@@ -212,7 +212,7 @@ pub async fn get(
     Ok(ApiJson(envs::view(&env, standing)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/environments/{name}", tag = "environments", params(("name" = String, Path)), responses(
+#[utoipa::path(delete, operation_id = "environments_delete", path = "/api/v1/environments/{name}", tag = "environments", params(("name" = String, Path)), responses(
     (status = 202, description = "Deleting: phase Deleting until the namespace is gone, then 404", body = EnvironmentView),
     (status = 403, description = "Only owners and admins delete", body = crate::error::ErrorBody),
     (status = 404, description = "Absent or not visible", body = crate::error::ErrorBody),
@@ -254,7 +254,7 @@ pub struct RenewRequest {
     ttl: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/environments/{name}/renew", tag = "environments", params(("name" = String, Path)),
+#[utoipa::path(post, operation_id = "environments_renew", path = "/api/v1/environments/{name}/renew", tag = "environments", params(("name" = String, Path)),
     request_body = RenewRequest, responses(
     (status = 200, description = "Renewed; `status.expiresAt` is the new expiry", body = EnvironmentView),
     (status = 400, description = "Invalid or over the policy's maximum TTL", body = crate::error::ErrorBody),

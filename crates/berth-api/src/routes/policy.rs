@@ -8,7 +8,7 @@ use axum::extract::State;
 use berth_core::environment::{Policy, PolicyInput};
 use serde_json::json;
 
-#[utoipa::path(get, path = "/api/v1/admin/policy", tag = "admin", responses(
+#[utoipa::path(get, operation_id = "policy_get", path = "/api/v1/admin/policy", tag = "admin", responses(
     (status = 200, description = "The policy in force", body = PolicyInput),
     (status = 404, description = "Not an admin", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
@@ -22,7 +22,7 @@ pub async fn get(
 }
 
 /// Replaces the policy; fields left out take their defaults.
-#[utoipa::path(put, path = "/api/v1/admin/policy", tag = "admin", request_body = PolicyInput, responses(
+#[utoipa::path(put, operation_id = "policy_put", path = "/api/v1/admin/policy", tag = "admin", request_body = PolicyInput, responses(
     (status = 200, description = "The policy now in force", body = PolicyInput),
     (status = 400, description = "Invalid field", body = crate::error::ErrorBody),
     (status = 404, description = "Not an admin", body = crate::error::ErrorBody),

@@ -82,7 +82,7 @@ fn parse_state(query: &StateQuery) -> Result<Option<RequestState>, ApiError> {
         .transpose()
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/requests", tag = "admin", params(StateQuery), responses(
+#[utoipa::path(get, operation_id = "requests_list", path = "/api/v1/admin/requests", tag = "admin", params(StateQuery), responses(
     (status = 200, description = "Requests, newest first", body = RequestList),
 ), security(("session" = []), ("token" = [])))]
 pub async fn list(
@@ -101,7 +101,7 @@ pub async fn list(
 }
 
 /// The caller's own requests, so they see what was decided and why.
-#[utoipa::path(get, path = "/api/v1/requests", tag = "environments", params(StateQuery), responses(
+#[utoipa::path(get, operation_id = "requests_mine", path = "/api/v1/requests", tag = "environments", params(StateQuery), responses(
     (status = 200, description = "The caller's requests, newest first", body = RequestList),
 ), security(("session" = []), ("token" = [])))]
 pub async fn mine(
@@ -136,7 +136,7 @@ async fn pending(state: &AppState, id: &str) -> Result<RequestRecord, ApiError> 
     Ok(record)
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/requests/{id}/approve", tag = "admin", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(post, operation_id = "requests_approve", path = "/api/v1/admin/requests/{id}/approve", tag = "admin", params(("id" = Uuid, Path)), responses(
     (status = 200, description = "Approved; the environment is created or changed as requested", body = RequestView),
     (status = 409, description = "Already decided, or the name was taken meanwhile", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
@@ -203,7 +203,7 @@ pub struct RejectBody {
     reason: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/requests/{id}/reject", tag = "admin", params(("id" = Uuid, Path)),
+#[utoipa::path(post, operation_id = "requests_reject", path = "/api/v1/admin/requests/{id}/reject", tag = "admin", params(("id" = Uuid, Path)),
     request_body = RejectBody, responses(
     (status = 200, description = "Rejected; the requester sees the reason", body = RequestView),
     (status = 409, description = "Already decided", body = crate::error::ErrorBody),

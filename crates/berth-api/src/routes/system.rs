@@ -9,13 +9,13 @@ use berth_core::validation::FieldError;
 use serde_json::json;
 use std::time::Duration;
 
-#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "The process serves")))]
+#[utoipa::path(get, operation_id = "system_healthz", path = "/healthz", tag = "system", responses((status = 200, description = "The process serves")))]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// Ready when the store and the cluster answer; otherwise 503 naming each part that does not.
-#[utoipa::path(get, path = "/readyz", tag = "system", responses(
+#[utoipa::path(get, operation_id = "system_readyz", path = "/readyz", tag = "system", responses(
     (status = 200, description = "Store and cluster are reachable"),
     (status = 503, description = "A part is unreachable", body = crate::error::ErrorBody),
 ))]
@@ -42,7 +42,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
     })
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format", content_type = "application/openmetrics-text")))]
+#[utoipa::path(get, operation_id = "system_metrics", path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format", content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let mut body = String::new();
     prometheus_client::encoding::text::encode(&mut body, &state.registry)
@@ -56,7 +56,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", responses((status = 200, description = "This API as OpenAPI 3.1")))]
+#[utoipa::path(get, operation_id = "system_openapi", path = "/api/v1/openapi.json", tag = "system", responses((status = 200, description = "This API as OpenAPI 3.1")))]
 pub async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], openapi_json())
 }

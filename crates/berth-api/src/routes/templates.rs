@@ -23,7 +23,7 @@ pub struct TemplateBody {
     spec: Option<TemplateSpecInput>,
 }
 
-#[utoipa::path(get, path = "/api/v1/templates", tag = "environments", responses(
+#[utoipa::path(get, operation_id = "templates_list", path = "/api/v1/templates", tag = "environments", responses(
     (status = 200, description = "Templates to start an environment from, by name", body = TemplateList),
 ), security(("session" = []), ("token" = [])))]
 pub async fn list(
@@ -36,7 +36,7 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(put, path = "/api/v1/admin/templates/{name}", tag = "admin", params(("name" = String, Path)),
+#[utoipa::path(put, operation_id = "templates_put", path = "/api/v1/admin/templates/{name}", tag = "admin", params(("name" = String, Path)),
     request_body = TemplateBody, responses(
     (status = 200, description = "Created or replaced", body = TemplateInput),
     (status = 400, description = "Invalid field", body = crate::error::ErrorBody),
@@ -72,7 +72,7 @@ pub async fn put(
     Ok(ApiJson(input))
 }
 
-#[utoipa::path(delete, path = "/api/v1/admin/templates/{name}", tag = "admin", params(("name" = String, Path)), responses(
+#[utoipa::path(delete, operation_id = "templates_delete", path = "/api/v1/admin/templates/{name}", tag = "admin", params(("name" = String, Path)), responses(
     (status = 204, description = "Deleted; a built-in template it replaced is in force again"),
     (status = 404, description = "No such stored template, or not an admin", body = crate::error::ErrorBody),
     (status = 409, description = "A built-in template cannot be deleted", body = crate::error::ErrorBody),

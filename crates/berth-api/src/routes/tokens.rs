@@ -62,7 +62,7 @@ impl From<TokenRecord> for TokenView {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateTokenRequest, responses(
+#[utoipa::path(post, operation_id = "tokens_create", path = "/api/v1/tokens", tag = "tokens", request_body = CreateTokenRequest, responses(
     (status = 201, description = "Created; the secret is in `token`, shown once", body = CreatedToken),
     (status = 400, description = "Invalid field", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
@@ -89,7 +89,7 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", responses(
+#[utoipa::path(get, operation_id = "tokens_list", path = "/api/v1/tokens", tag = "tokens", responses(
     (status = 200, description = "The caller's tokens, newest first, without secrets", body = TokenList),
 ), security(("session" = []), ("token" = [])))]
 pub async fn list(
@@ -102,7 +102,7 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(delete, operation_id = "tokens_revoke", path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = Uuid, Path)), responses(
     (status = 204, description = "Revoked; it stops working at once"),
     (status = 404, description = "No such token of the caller's", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]

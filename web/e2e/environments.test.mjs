@@ -1,11 +1,9 @@
-// The environment flows, written against ../shared/api.md. Not run yet: the
-// environment, template and admin request endpoints have not landed. Move
-// this file up to e2e/ (scripts/web.sh e2e runs e2e/*.test.mjs) once they do;
-// it needs the local cluster up so environments become Ready.
+// The environment flows, against the real binary with its controller on the
+// local cluster (make test starts it), so environments really become Ready.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
-import { ADMIN, launch, login, newPage, register, screenshot, unexpectedErrors, uniqueEmail } from '../helpers.mjs';
+import { ADMIN, launch, login, newPage, register, screenshot, unexpectedErrors, uniqueEmail } from './helpers.mjs';
 
 const READY_TIMEOUT_MS = 120_000;
 let chrome;
@@ -47,7 +45,7 @@ test('create from a template, watch it become Ready, download the kubeconfig, de
   assert.match(kubeconfig, /kind: Config/);
   assert.match(kubeconfig, new RegExp(`namespace: ${name}`));
 
-  await page.getByRole('link', { name: 'Environments' }).click();
+  await page.getByRole('link', { name: 'Environments', exact: true }).click();
   await page.locator(`[data-environment="${name}"] [data-phase="Ready"]`).waitFor();
   await screenshot(page, 'environments-list');
   await page.getByRole('link', { name }).click();
