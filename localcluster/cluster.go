@@ -506,17 +506,20 @@ func runSupervise(args []string) int {
 		fmt.Fprintln(os.Stderr, "supervise:", err)
 		return 1
 	}
-	defer os.Remove(pidFile(dir, "supervisor"))
-	defer os.Remove(clusterPath(dir, "ready"))
-	defer os.Remove(clusterPath(dir, "kubeconfig"))
-
 	exe, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "supervise:", err)
 		return 1
 	}
 	s := &supervisor{dir: dir, exe: exe, anyExit: make(chan *child, len(components))}
-	defer s.stopAll()
+	defer func() {
+		// The markers of a ready cluster go first, so that nothing takes a
+		// stopping cluster for a running one.
+		_ = os.Remove(clusterPath(dir, "ready"))
+		_ = os.Remove(clusterPath(dir, "kubeconfig"))
+		s.stopAll()
+		_ = os.Remove(pidFile(dir, "supervisor"))
+	}()
 	if err := s.bringUp(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "supervise:", err)
 		return 1

@@ -30,8 +30,8 @@ pub type Ledger = HashMap<ChildKey, String>;
 pub struct Applied {
     pub deployments: Vec<Deployment>,
     pub quota: Option<ResourceQuota>,
-    /// What was repaired, one line per object, for the Event.
-    pub repaired: Vec<String>,
+    /// What was repaired, per object, for the Events.
+    pub repaired: Vec<(Kind, String)>,
 }
 
 /// Applies `objects`, the namespace first since everything else lives in it.
@@ -66,12 +66,11 @@ pub async fn apply_all(
     for (key, written, conflict) in results {
         let uid = written.uid().unwrap_or_default();
         if let Some(message) = conflict {
-            out.repaired.push(format!(
-                "{key}: restored fields changed by someone else ({message})"
-            ));
+            let note = format!("{key}: restored fields changed by someone else ({message})");
+            out.repaired.push((key.kind, note));
         } else if ledger.get(&key).is_some_and(|known| *known != uid) {
-            out.repaired
-                .push(format!("{key}: recreated after it was deleted"));
+            let note = format!("{key}: recreated after it was deleted");
+            out.repaired.push((key.kind, note));
         }
         ledger.insert(key.clone(), uid);
         match key.kind {

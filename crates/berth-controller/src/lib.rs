@@ -52,6 +52,9 @@ pub struct ControllerOptions {
     /// Apply the CRD at start (needs rights on CRDs); without it, the CRD
     /// must have been installed (`berth crd | kubectl apply -f -`).
     pub install_crd: bool,
+    /// Reconcile only the Environments matching this label selector: for
+    /// sharding, and so that test runs sharing a cluster stay apart.
+    pub selector: Option<String>,
 }
 
 impl ControllerOptions {
@@ -61,6 +64,7 @@ impl ControllerOptions {
             lease: LeaseOptions::new(identity),
             concurrency: 32,
             install_crd: true,
+            selector: None,
         }
     }
 }

@@ -158,16 +158,18 @@ async fn apply(env: &Environment, ctx: &Context) -> Result<Action, Error> {
             return Err(error);
         }
     };
-    if !applied.repaired.is_empty() {
-        let note = applied.repaired.join("; ");
+    // The recorder folds events with the same reason and action into one
+    // series keeping the first note, so each kind repaired gets its own action.
+    for (kind, note) in &applied.repaired {
         tracing::info!(%note, "repaired drift");
+        let action = format!("Repair{}", kind.name());
         publish(
             ctx,
             env,
             EventType::Warning,
             "DriftRepaired",
-            "Reconcile",
-            note,
+            &action,
+            note.clone(),
         )
         .await;
     }

@@ -319,7 +319,8 @@ where
     }
 }
 
-/// The status code of a Kubernetes API error, if `err` is one.
+/// The status code, reason and message of a Kubernetes API error, if `err`
+/// is one.
 pub fn api_status(err: &kube::Error) -> Option<(u16, &str, &str)> {
     match err {
         kube::Error::Api(e) => Some((e.code, e.reason.as_str(), e.message.as_str())),

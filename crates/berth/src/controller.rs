@@ -29,13 +29,23 @@ pub struct ControllerArgs {
         default_value = "127.0.0.1:9091"
     )]
     metrics_listen: SocketAddr,
-    /// Namespace of the leader Lease `berth-controller`.
+    /// Namespace of the leader Lease.
     #[arg(
         long,
         env = "BERTH_CONTROLLER_LEASE_NAMESPACE",
         default_value = "kube-system"
     )]
     lease_namespace: String,
+    /// Name of the leader Lease; replicas that share it elect one leader.
+    #[arg(
+        long,
+        env = "BERTH_CONTROLLER_LEASE_NAME",
+        default_value = "berth-controller"
+    )]
+    lease_name: String,
+    /// Reconcile only Environments matching this label selector (sharding, tests).
+    #[arg(long, env = "BERTH_CONTROLLER_SELECTOR")]
+    selector: Option<String>,
     /// Apps exposed by ingress are served at `<app>.<environment>.<domain>`.
     #[arg(long, env = "BERTH_INGRESS_DOMAIN", default_value = "berth.localhost")]
     ingress_domain: String,
@@ -51,6 +61,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let mut options = ControllerOptions::new(args.identity.unwrap_or_else(controller_identity));
     options.lease.namespace = args.lease_namespace;
+    options.lease.name = args.lease_name;
+    options.selector = args.selector;
     options.build.ingress_domain = args.ingress_domain;
     options.install_crd = !args.no_install_crd;
 

@@ -3,17 +3,11 @@
 
 mod support;
 
+use berth_testkit::unique_name as unique;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::*;
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    )
-}
 
 /// Polls `GET path` until `done` holds for the body, or fails after `timeout`.
 async fn eventually(

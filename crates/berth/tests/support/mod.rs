@@ -34,33 +34,19 @@ pub async fn spawn_app() -> TestApp {
 /// Berth's API connected to the shared local cluster (started if it is not
 /// running), without a controller: Environments stay as the API wrote them.
 pub async fn spawn_app_on_cluster() -> TestApp {
-    spawn_with(TempDir::new(), local_cluster_kubeconfig(), true).await
+    spawn_with(TempDir::new(), local_cluster_kubeconfig().await, true).await
 }
 
 /// The whole of `berth serve` on the shared local cluster, controller included.
 pub async fn spawn_app_with_controller() -> TestApp {
-    spawn_with(TempDir::new(), local_cluster_kubeconfig(), false).await
+    spawn_with(TempDir::new(), local_cluster_kubeconfig().await, false).await
 }
 
-/// Starts the cluster once per test process: tests run in parallel threads.
-fn local_cluster_kubeconfig() -> PathBuf {
-    static KUBECONFIG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    KUBECONFIG.get_or_init(start_local_cluster).clone()
-}
-
-fn start_local_cluster() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let kubeconfig = root.join(".berth/cluster/kubeconfig");
-    let status = std::process::Command::new(root.join("scripts/localcluster.sh"))
-        .arg("up")
-        .current_dir(&root)
-        .status()
-        .expect("scripts/localcluster.sh runs");
-    assert!(
-        status.success(),
-        "the local cluster did not start: see .berth/cluster/logs"
-    );
-    kubeconfig
+async fn local_cluster_kubeconfig() -> PathBuf {
+    berth_testkit::cluster()
+        .await
+        .unwrap_or_else(|e| panic!("the local cluster is needed and did not start: {e:#}"))
+        .kubeconfig()
 }
 
 async fn spawn_with(dir: TempDir, kubeconfig: PathBuf, no_controller: bool) -> TestApp {
