@@ -24,10 +24,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+pub use apps::APP_LABEL;
 pub use crd::{
     Condition, Environment, EnvironmentCrdSpec, EnvironmentStatus, Phase, QuotaStatus, crd_yaml,
 };
-pub use rbac::{cluster_roles, service_account_name};
+pub use rbac::{MEMBER_ANNOTATION, cluster_roles, service_account_name};
 pub use summary::{Preview, preview, summary, warnings};
 
 /// Label on every object Berth makes, so Berth can find (and prune) its own.
