@@ -4,3 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p berth
 bench/accounts.sh
+bench/provision/run.sh

@@ -80,11 +80,19 @@ pub fn error_policy(env: Arc<Environment>, error: &Error, ctx: Arc<Context>) -> 
 async fn apply(env: &Environment, ctx: &Context) -> Result<Action, Error> {
     let name = env.name_any();
     let now = Timestamp::now();
-    let created = env
+    // A renewal restarts the TTL; a bad annotation falls back to creation.
+    let renewed = env
         .metadata
-        .creation_timestamp
+        .annotations
         .as_ref()
-        .map_or(now, |t| t.0);
+        .and_then(|a| a.get(Environment::RENEWED_AT_ANNOTATION))
+        .and_then(|at| at.parse::<Timestamp>().ok());
+    let created = renewed.unwrap_or_else(|| {
+        env.metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(now, |t| t.0)
+    });
     let resolved = match env
         .parse_spec()
         .and_then(|spec| resolve(spec, &ctx.templates, &ctx.policy))

@@ -86,6 +86,12 @@ impl EnvironmentCrdSpec {
 }
 
 impl Environment {
+    /// Annotation naming the person who created the environment.
+    pub const CREATED_BY_ANNOTATION: &'static str = "berth.dev/created-by";
+    /// Annotation with the RFC 3339 time its TTL counts from after a renewal;
+    /// without it, the TTL counts from the resource's creation.
+    pub const RENEWED_AT_ANNOTATION: &'static str = "berth.dev/renewed-at";
+
     /// The resource for a resolved spec: every setting written out, so later
     /// changes to templates or policy do not alter it.
     pub fn for_spec(spec: &ResolvedSpec) -> Self {

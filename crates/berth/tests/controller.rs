@@ -90,13 +90,19 @@ async fn apply_env(client: &Client, run: &str, name: &str, apps: usize) -> Resul
         "metadata": {"name": name, "labels": {RUN_LABEL: run}},
         "spec": {"template": "large", "apps": apps, "members": members},
     });
-    Api::<Environment>::all(client.clone())
-        .patch(
-            name,
-            &PatchParams::apply("kubectl").force(),
-            &Patch::Apply(&body),
-        )
-        .await?;
+    // On a fresh cluster the leader installs the CRD just after it is elected:
+    // until the CRD is served, the apiserver answers 404 to the apply.
+    berth_testkit::eventually(Duration::from_secs(30), || async {
+        Api::<Environment>::all(client.clone())
+            .patch(
+                name,
+                &PatchParams::apply("kubectl").force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .map_err(anyhow::Error::from)
+    })
+    .await?;
     Ok(())
 }
 

@@ -24,10 +24,8 @@ use serde::Serialize;
 use serde_json::json;
 use std::sync::Arc;
 
-/// Annotation naming who created an environment.
-pub const CREATED_BY: &str = "berth.dev/created-by";
-/// Annotation with the time a TTL counts from after a renewal (else creation).
-pub const RENEWED_AT: &str = "berth.dev/renewed-at";
+pub const CREATED_BY: &str = Environment::CREATED_BY_ANNOTATION;
+pub const RENEWED_AT: &str = Environment::RENEWED_AT_ANNOTATION;
 
 /// An environment as the API answers it.
 #[derive(Serialize, utoipa::ToSchema)]
