@@ -105,8 +105,11 @@ export interface ApprovalRequest {
   state?: RequestState;
   requester?: string;
   spec?: EnvironmentSpec;
+  environment?: string;
+  /** The admin's reason, once rejected. */
   reason?: string;
-  violations?: { field?: string; message?: string }[];
+  /** Why it needs an admin: each names the field over the policy. */
+  reasons?: string[];
   createdAt?: string;
 }
 

@@ -245,12 +245,9 @@ function Members({ env, canEdit, onChange }: { env: Environment; canEdit: boolea
     <section className="card">
       <h2>Members</h2>
       <ul className="plain">
-        <li>
-          {env.owner} <span className="muted">owner (creator)</span>
-        </li>
         {members.map((m) => (
           <li key={m.email}>
-            {m.email} <span className="muted">{m.role}</span>
+            {m.email} <span className="muted">{m.email === env.owner ? `${m.role} (creator)` : m.role}</span>
             {canEdit && m.email && (
               <button type="button" className="link" onClick={() => void act(() => environments.removeMember(env.name, m.email ?? ''))} aria-label={`Remove ${m.email}`}>
                 Remove

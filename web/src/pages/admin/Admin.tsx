@@ -143,14 +143,14 @@ function Requests() {
         <ul className="cards">
           {list.data.map((r: ApprovalRequest) => (
             <li key={r.id} className="card" data-request={r.id}>
-              <h3>{r.spec?.name ?? r.id}</h3>
+              <h3>{r.environment ?? r.spec?.name ?? r.id}</h3>
               <p className="muted">
                 by {r.requester ?? 'unknown'} · {formatDate(r.createdAt)}
               </p>
-              {r.violations?.length ? (
+              {r.reasons?.length ? (
                 <ul>
-                  {r.violations.map((v, i) => (
-                    <li key={i}>{[v.field, v.message].filter(Boolean).join(': ')}</li>
+                  {r.reasons.map((why) => (
+                    <li key={why}>{why}</li>
                   ))}
                 </ul>
               ) : null}
