@@ -57,12 +57,21 @@ func dirFlag(fs *flag.FlagSet) *string {
 	return fs.String("dir", defaultClusterDir, "cluster state directory")
 }
 
-func absDir(dir string) (string, error) {
+// canonicalDir returns dir absolute with every symlink resolved. The
+// cluster's processes are recognised by the state directory's path in their
+// command lines, so each way of reaching the directory (a worktree whose
+// .berth links to another checkout's, say) must name it the same way.
+func canonicalDir(dir string, create bool) (string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return "", err
 	}
-	return abs, os.MkdirAll(abs, 0o755)
+	if create {
+		if err := os.MkdirAll(abs, 0o755); err != nil {
+			return "", err
+		}
+	}
+	return filepath.EvalSymlinks(abs)
 }
 
 // runUp starts the cluster in the background and returns once it is ready.
@@ -72,7 +81,7 @@ func runUp(args []string) int {
 	nodes := fs.Int("nodes", 3, "number of fake nodes")
 	timeout := fs.Duration("timeout", 90*time.Second, "how long to wait for the cluster to become ready")
 	_ = fs.Parse(args)
-	dir, err := absDir(*dirArg)
+	dir, err := canonicalDir(*dirArg, true)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "up:", err)
 		return 1
@@ -83,9 +92,14 @@ func runUp(args []string) int {
 		return 1
 	}
 	defer unlock()
-	if err := healthy(dir); err == nil {
-		fmt.Println("cluster already running; kubeconfig:", clusterPath(dir, "kubeconfig"))
-		return 0
+	if readPid(dir, "supervisor") != 0 {
+		// A live supervisor gets time to answer: on a loaded machine /readyz
+		// can be slow, and tearing down a cluster that other test processes
+		// are using would fail them.
+		if err := waitHealthy(dir, 30*time.Second); err == nil {
+			fmt.Println("cluster already running; kubeconfig:", clusterPath(dir, "kubeconfig"))
+			return 0
+		}
 	}
 	start := time.Now()
 	// Whatever is left of an earlier run is not healthy: stop its processes
@@ -309,6 +323,17 @@ func healthy(dir string) error {
 	return err
 }
 
+func waitHealthy(dir string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := healthy(dir)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
 func clientFor(kubeconfig string) (*kubernetes.Clientset, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
@@ -357,14 +382,14 @@ func runDown(args []string) int {
 	fs := flag.NewFlagSet("down", flag.ExitOnError)
 	dirArg := dirFlag(fs)
 	_ = fs.Parse(args)
-	dir, err := filepath.Abs(*dirArg)
+	dir, err := canonicalDir(*dirArg, false)
+	if errors.Is(err, os.ErrNotExist) {
+		fmt.Println("cluster not running")
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "down:", err)
 		return 1
-	}
-	if _, err := os.Stat(dir); err != nil {
-		fmt.Println("cluster not running")
-		return 0
 	}
 	unlock, err := lockDir(dir)
 	if err != nil {
@@ -381,7 +406,11 @@ func runStatus(args []string) int {
 	fs := flag.NewFlagSet("status", flag.ExitOnError)
 	dirArg := dirFlag(fs)
 	_ = fs.Parse(args)
-	dir, err := filepath.Abs(*dirArg)
+	dir, err := canonicalDir(*dirArg, false)
+	if errors.Is(err, os.ErrNotExist) {
+		fmt.Println("cluster not running: no state directory")
+		return 1
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "status:", err)
 		return 1
@@ -495,7 +524,7 @@ func runSupervise(args []string) int {
 	fs := flag.NewFlagSet("supervise", flag.ExitOnError)
 	dirArg := dirFlag(fs)
 	_ = fs.Parse(args)
-	dir, err := filepath.Abs(*dirArg)
+	dir, err := canonicalDir(*dirArg, false)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "supervise:", err)
 		return 1
