@@ -366,7 +366,10 @@ async fn roles_decide_who_changes_what() {
     assert_eq!(response.status(), StatusCode::OK);
 
     // A write based on an old version is refused, not silently applied.
-    let stale = changed["resourceVersion"].as_str().unwrap().to_owned();
+    let stale = changed["generation"]
+        .as_i64()
+        .expect("a generation")
+        .to_string();
     let response = Client::new()
         .patch(app.url(&path))
         .bearer_auth(&owner)

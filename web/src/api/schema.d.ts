@@ -529,10 +529,15 @@ export interface components {
         EnvironmentView: {
             createdAt?: string | null;
             description: string;
+            /**
+             * Format: int64
+             * @description The spec's version: send it back in `If-Match` to make a change fail
+             *     (409) if someone else changed the spec first.
+             */
+            generation?: number | null;
             name: string;
             namespace: string;
             owner: string;
-            /** @description Send it back in `If-Match` to make a change fail (409) if someone else changed it first. */
             resourceVersion?: string | null;
             /** @description The caller's role: owner, editor, viewer, or admin for an admin who is not a member. */
             role: string;

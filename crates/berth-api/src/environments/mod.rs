@@ -43,8 +43,10 @@ pub struct EnvironmentView {
     #[schema(value_type = Object)]
     pub status: serde_json::Value,
     pub created_at: Option<String>,
-    /// Send it back in `If-Match` to make a change fail (409) if someone else changed it first.
     pub resource_version: Option<String>,
+    /// The spec's version: send it back in `If-Match` to make a change fail
+    /// (409) if someone else changed the spec first.
+    pub generation: Option<i64>,
 }
 
 pub fn view(env: &Environment, standing: Standing) -> EnvironmentView {
@@ -89,6 +91,7 @@ pub fn view(env: &Environment, standing: Standing) -> EnvironmentView {
             .as_ref()
             .map(|t| t.0.to_string()),
         resource_version: env.metadata.resource_version.clone(),
+        generation: env.metadata.generation,
         name,
     }
 }
@@ -135,6 +138,41 @@ pub fn permitted(
     permission: Permission,
 ) -> Result<(Arc<Environment>, Standing), ApiError> {
     let (env, standing) = visible(connection, name, caller)?;
+    if standing.allows(permission) {
+        Ok((env, standing))
+    } else {
+        Err(ApiError::Forbidden(
+            "your role in this environment does not allow this",
+        ))
+    }
+}
+
+/// Like [`visible`], but the latest version from the apiserver: a change is
+/// based on it, not on the cache, which may lag a write made a moment ago.
+pub async fn visible_latest(
+    connection: &Connection,
+    name: &str,
+    caller: &Principal,
+) -> Result<(Environment, Standing), ApiError> {
+    visible(connection, name, caller)?;
+    let api: Api<Environment> = Api::all(connection.client.clone());
+    let env = api.get(name).await.map_err(kube_error)?;
+    let standing = standing_of(&env, caller);
+    if standing.can_see() {
+        Ok((env, standing))
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// Like [`permitted`], on the latest version.
+pub async fn permitted_latest(
+    connection: &Connection,
+    name: &str,
+    caller: &Principal,
+    permission: Permission,
+) -> Result<(Environment, Standing), ApiError> {
+    let (env, standing) = visible_latest(connection, name, caller).await?;
     if standing.allows(permission) {
         Ok((env, standing))
     } else {
@@ -251,46 +289,54 @@ pub async fn create_resource(
     }
 }
 
-/// Replaces an Environment's spec, failing with 409 if it changed since
-/// `resource_version` was read.
+/// Replaces an Environment's spec. With `expected_generation` (from `If-Match`)
+/// it fails with 409 if the spec changed since that generation was read; the
+/// generation, unlike the resource version, does not move when the controller
+/// writes status, so only a real competing change conflicts.
 pub async fn replace_spec(
     connection: &Connection,
     current: &Environment,
     spec: EnvironmentCrdSpec,
-    resource_version: Option<String>,
+    expected_generation: Option<i64>,
     annotations: &[(&str, String)],
 ) -> Result<Environment, ApiError> {
-    let mut env = current.clone();
-    env.spec = spec;
-    env.status = None;
-    env.metadata.resource_version =
-        resource_version.or_else(|| current.metadata.resource_version.clone());
-    env.metadata.managed_fields = None;
-    let notes = env
-        .metadata
-        .annotations
-        .get_or_insert_with(Default::default);
-    for (key, value) in annotations {
-        notes.insert((*key).to_owned(), value.clone());
-    }
-    let api: Api<Environment> = Api::all(connection.client.clone());
     let name = current.metadata.name.clone().unwrap_or_default();
-    api.replace(
-        &name,
-        &PostParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..Default::default()
-        },
-        &env,
-    )
-    .await
-    .map_err(|e| match e {
-        kube::Error::Api(e) if e.code == 409 => ApiError::Conflict(
-            "the environment changed since you read it; reload and try again".into(),
-        ),
-        kube::Error::Api(e) if e.code == 404 => ApiError::NotFound,
-        other => kube_error(other),
-    })
+    if let Some(expected) = expected_generation
+        && current.metadata.generation != Some(expected)
+    {
+        return Err(stale());
+    }
+    let mut ops = Vec::new();
+    if let Some(generation) = expected_generation.or(current.metadata.generation) {
+        ops.push(json!({"op": "test", "path": "/metadata/generation", "value": generation}));
+    }
+    ops.push(json!({"op": "replace", "path": "/spec", "value": spec}));
+    if !annotations.is_empty() {
+        let mut merged = current.metadata.annotations.clone().unwrap_or_default();
+        for (key, value) in annotations {
+            merged.insert((*key).to_owned(), value.clone());
+        }
+        ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": merged}));
+    }
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))
+        .map_err(|e| ApiError::Internal(format!("building a JSON patch: {e}")))?;
+    let api: Api<Environment> = Api::all(connection.client.clone());
+    let params = kube::api::PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    api.patch(&name, &params, &kube::api::Patch::Json::<()>(patch))
+        .await
+        .map_err(|e| match e {
+            // A failed `test` op: someone changed the spec in between.
+            kube::Error::Api(e) if e.code == 409 || e.code == 422 => stale(),
+            kube::Error::Api(e) if e.code == 404 => ApiError::NotFound,
+            other => kube_error(other),
+        })
+}
+
+fn stale() -> ApiError {
+    ApiError::Conflict("the environment changed since you read it; reload and try again".into())
 }
 
 /// Violations as the field errors of a refusal.

@@ -49,7 +49,7 @@ pub async fn patch(
         return Err(ValidationErrors::single("name", "cannot be changed").into());
     }
     let connection = state.cluster.connection().await?;
-    let (env, standing) = envs::visible(connection, &name, &caller)?;
+    let (env, standing) = envs::visible_latest(connection, &name, &caller).await?;
     if !standing.allows(Permission::EditApps) {
         return Err(ApiError::Forbidden("viewers cannot change an environment"));
     }
@@ -76,7 +76,7 @@ pub async fn patch(
         &request_id,
         &env,
         after,
-        if_match(&headers),
+        if_match(&headers)?,
     )
     .await
 }
@@ -117,7 +117,7 @@ async fn apply_change(
     request_id: &RequestId,
     env: &Environment,
     after: EnvironmentSpecInput,
-    resource_version: Option<String>,
+    expected_generation: Option<i64>,
 ) -> Result<Outcome, ApiError> {
     let name = env.metadata.name.clone().unwrap_or_default();
     let spec = envs::parse_input(&after)?;
@@ -169,7 +169,7 @@ async fn apply_change(
         return Ok(Outcome::Requested(RequestView::from(record)));
     }
     let spec = EnvironmentCrdSpec::from_input(resolved.spec.to_input());
-    let updated = envs::replace_spec(connection, env, spec, resource_version, &[]).await;
+    let updated = envs::replace_spec(connection, env, spec, expected_generation, &[]).await;
     let action = Action {
         actor,
         action: "environment.update",
@@ -244,7 +244,8 @@ pub async fn put_member(
 ) -> Result<(StatusCode, ApiJson<EnvironmentView>), ApiError> {
     let email = Email::parse("email", &email)?;
     let connection = state.cluster.connection().await?;
-    let (env, _) = envs::permitted(connection, &name, &caller, Permission::ManageMembers)?;
+    let (env, _) =
+        envs::permitted_latest(connection, &name, &caller, Permission::ManageMembers).await?;
     let mut after = env.spec.to_input(&name);
     let members = after.members.get_or_insert_with(Vec::new);
     let entry = MemberInput {
@@ -279,7 +280,8 @@ pub async fn delete_member(
 ) -> Result<StatusCode, ApiError> {
     let email = Email::parse("email", &email).map_err(|_| ApiError::NotFound)?;
     let connection = state.cluster.connection().await?;
-    let (env, _) = envs::permitted(connection, &name, &caller, Permission::ManageMembers)?;
+    let (env, _) =
+        envs::permitted_latest(connection, &name, &caller, Permission::ManageMembers).await?;
     let mut after = env.spec.to_input(&name);
     let members = after.members.get_or_insert_with(Vec::new);
     let before = members.len();

@@ -276,7 +276,8 @@ pub async fn renew(
         .into());
     }
     let connection = state.cluster.connection().await?;
-    let (env, standing) = envs::permitted(connection, &name, &caller, Permission::Renew)?;
+    let (env, standing) =
+        envs::permitted_latest(connection, &name, &caller, Permission::Renew).await?;
     let now = OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .expect("zero is a valid nanosecond");
@@ -302,11 +303,21 @@ pub async fn renew(
     Ok(ApiJson(view))
 }
 
-/// `If-Match: <resourceVersion>`: the version a change is based on.
-pub fn if_match(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::IF_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().trim_matches('"').to_owned())
-        .filter(|v| !v.is_empty())
+/// `If-Match: <generation>`: the version of the spec a change is based on.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().trim_matches('"').parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ValidationErrors::single(
+                "If-Match",
+                "must be the environment's generation, a whole number",
+            )
+            .into()
+        })
 }
