@@ -173,6 +173,61 @@ async fn register_create_ready_kubeconfig_use_delete() {
         );
     }
 
+    // A member's kubeconfig works while they are a member, and stops when removed.
+    let guest_email = format!("guest-{suffix}@example.com");
+    let guest = app.member_token(&guest_email).await;
+    let member_url = app.url(&format!("{path}/members/{guest_email}"));
+    let response = client
+        .put(&member_url)
+        .bearer_auth(&token)
+        .json(&json!({"role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let kubeconfig_path = format!("{path}/kubeconfig");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let guest_yaml = loop {
+        let response = client
+            .get(app.url(&kubeconfig_path))
+            .bearer_auth(&guest)
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::OK {
+            break response.text().await.unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no kubeconfig for the new member: {}",
+            response.status()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let guest_pods: Api<Pod> = Api::namespaced(tenant_client(&guest_yaml).await, &name);
+    guest_pods
+        .list(&ListParams::default())
+        .await
+        .expect("a viewer reads pods");
+    let response = client
+        .delete(&member_url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match guest_pods.list(&ListParams::default()).await {
+            Err(kube::Error::Api(e)) if e.code == 401 || e.code == 403 => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "the removed member's kubeconfig still works: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     for env in [&name, &other] {
         let response = client
             .delete(app.url(&format!("/api/v1/environments/{env}")))
