@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p berth
 bench/accounts.sh
+bench/api.sh
 bench/provision/run.sh

@@ -32,10 +32,10 @@ pg_url=$(scripts/postgres.sh start "$pg_dir")
 echo "$pg_url"
 
 step "tests on SQLite"
-cargo test --workspace --locked --no-fail-fast
+cargo test --workspace --locked --no-fail-fast --lib --bins --tests
 
 step "store and API tests on PostgreSQL"
-BERTH_TEST_POSTGRES_URL=$pg_url cargo test --locked --no-fail-fast -p berth-store -p berth
+BERTH_TEST_POSTGRES_URL=$pg_url cargo test --locked --no-fail-fast --lib --bins --tests -p berth-store -p berth
 
 step "web checks"
 scripts/web.sh check
