@@ -52,8 +52,9 @@ wrk -t2 -c64 -d"${duration}s" --latency -H "authorization: Bearer $token" "$base
 
 echo "login at 16 clients, with GET /api/v1/me at 16 connections beside it (${duration}s)"
 wrk -t1 -c16 -d"${duration}s" --latency -s "$work/login.lua" "$base/api/v1/auth/login" >"$work/login.txt" &
+logins=$!
 wrk -t1 -c16 -d"${duration}s" --latency -H "authorization: Bearer $token" "$base/api/v1/me" >"$work/me-under-login.txt"
-wait %1 2>/dev/null || wait
+wait "$logins"
 
 echo
 summary "GET /api/v1/me" "$work/me.txt"

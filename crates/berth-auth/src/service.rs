@@ -1,7 +1,7 @@
 use crate::{AuthError, LoginLimiter, LoginLimits, PasswordHasher, Secret};
 use berth_core::account::{DisplayName, Email, Password, Role, TokenName};
 use berth_core::validation::ValidationErrors;
-use berth_store::{NewToken, NewUser, Store, StoreError, TokenRecord, UserRecord};
+use berth_store::{NewToken, NewUser, Store, StoreError, TokenRecord, UserRecord, UserUpdate};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,11 +72,48 @@ pub struct IssuedToken {
 /// read a write.
 const TOUCH_EVERY: time::Duration = time::Duration::minutes(1);
 
+/// How long a token's principal is reused without asking the store. Changes
+/// made through this process (revoking the token, disabling or changing the
+/// user) evict it at once; other replicas see them within this time.
+const TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Tokens cached at most; past this the cache starts over, bounding memory.
+const TOKEN_CACHE_MAX: usize = 10_000;
+
+/// Principals of recently used tokens, by the token's hash.
+#[derive(Default)]
+struct TokenCache(std::sync::Mutex<std::collections::HashMap<String, (Principal, Instant)>>);
+
+impl TokenCache {
+    fn get(&self, hash: &str) -> Option<Principal> {
+        let entries = self.0.lock().expect("token cache lock");
+        entries
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
+            .map(|(principal, _)| principal.clone())
+    }
+
+    fn put(&self, hash: String, principal: Principal) {
+        let mut entries = self.0.lock().expect("token cache lock");
+        if entries.len() >= TOKEN_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(hash, (principal, Instant::now()));
+    }
+
+    fn forget(&self, unwanted: impl Fn(&Principal) -> bool) {
+        self.0
+            .lock()
+            .expect("token cache lock")
+            .retain(|_, (principal, _)| !unwanted(principal));
+    }
+}
+
 #[derive(Clone)]
 pub struct Auth {
     store: Store,
     hasher: PasswordHasher,
     limiter: Arc<LoginLimiter>,
+    tokens: Arc<TokenCache>,
     config: AuthConfig,
 }
 
@@ -85,6 +122,7 @@ impl Auth {
         Ok(Self {
             hasher: PasswordHasher::new(config.hash_concurrency)?,
             limiter: Arc::new(LoginLimiter::new(config.login_limits)),
+            tokens: Arc::default(),
             store,
             config,
         })
@@ -159,7 +197,11 @@ impl Auth {
                 })
             }
             Credential::Token(secret) => {
-                let found = self.store.token_user(&secret.hash(), now).await?;
+                let hash = secret.hash();
+                if let Some(principal) = self.tokens.get(&hash) {
+                    return Ok(principal);
+                }
+                let found = self.store.token_user(&hash, now).await?;
                 let (token, user) = found.ok_or(AuthError::Unauthenticated)?;
                 if token.last_used_at.is_none_or(|at| now - at > TOUCH_EVERY) {
                     let store = self.store.clone();
@@ -169,10 +211,12 @@ impl Auth {
                         }
                     });
                 }
-                Ok(Principal {
+                let principal = Principal {
                     user,
                     via: Via::Token { id: token.id },
-                })
+                };
+                self.tokens.put(hash, principal.clone());
+                Ok(principal)
             }
         }
     }
@@ -246,6 +290,26 @@ impl Auth {
             Err(StoreError::Conflict { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Deletes one of `user_id`'s tokens; it stops working at once. False when
+    /// no such token is theirs.
+    pub async fn revoke_token(&self, user_id: Uuid, token_id: Uuid) -> Result<bool, AuthError> {
+        let deleted = self.store.delete_token(user_id, token_id).await?;
+        self.tokens
+            .forget(|p| matches!(p.via, Via::Token { id } if id == token_id));
+        Ok(deleted)
+    }
+
+    /// Changes a user's role or disabled flag; it applies to their next request.
+    pub async fn update_user(
+        &self,
+        id: Uuid,
+        update: UserUpdate,
+    ) -> Result<Option<UserRecord>, AuthError> {
+        let user = self.store.update_user(id, update).await?;
+        self.tokens.forget(|p| p.user.id == id);
+        Ok(user)
     }
 
     pub fn store(&self) -> &Store {

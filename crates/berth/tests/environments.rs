@@ -6,37 +6,8 @@ mod support;
 use berth_testkit::unique_name as unique;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
-
-/// Polls `GET path` until `done` holds for the body, or fails after `timeout`.
-async fn eventually(
-    app: &TestApp,
-    token: &str,
-    path: &str,
-    timeout: Duration,
-    done: impl Fn(StatusCode, &Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let response = Client::new()
-            .get(app.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if done(status, &body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path} did not get there within {timeout:?}: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn create(app: &TestApp, token: &str, body: &Value) -> reqwest::Response {
     Client::new()
@@ -95,10 +66,11 @@ async fn create_get_list_and_delete_with_visibility() {
     assert!(created["status"]["phase"].is_string());
 
     let path = format!("/api/v1/environments/{name}");
-    let got = eventually(&app, &ann, &path, Duration::from_secs(5), |s, _| {
-        s == StatusCode::OK
-    })
-    .await;
+    let got = app
+        .eventually(&ann, &path, Duration::from_secs(5), |s, _| {
+            s == StatusCode::OK
+        })
+        .await;
     assert_eq!(got["description"], "Feature work");
     let list: Value = Client::new()
         .get(app.url("/api/v1/environments"))
@@ -174,7 +146,7 @@ async fn create_get_list_and_delete_with_visibility() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    eventually(&app, &ann, &path, Duration::from_secs(60), |s, _| {
+    app.eventually(&ann, &path, Duration::from_secs(60), |s, _| {
         s == StatusCode::NOT_FOUND
     })
     .await;
@@ -330,10 +302,11 @@ async fn roles_decide_who_changes_what() {
         StatusCode::CREATED
     );
     let path = format!("/api/v1/environments/{name}");
-    let view = eventually(&app, &viewer, &path, Duration::from_secs(5), |s, _| {
-        s == StatusCode::OK
-    })
-    .await;
+    let view = app
+        .eventually(&viewer, &path, Duration::from_secs(5), |s, _| {
+            s == StatusCode::OK
+        })
+        .await;
     assert_eq!(view["role"], "viewer");
 
     let patch = |token: &str, body: Value| {
@@ -412,7 +385,7 @@ async fn roles_decide_who_changes_what() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    eventually(&app, &editor, &path, Duration::from_secs(5), |s, _| {
+    app.eventually(&editor, &path, Duration::from_secs(5), |s, _| {
         s == StatusCode::NOT_FOUND
     })
     .await;
@@ -495,14 +468,14 @@ async fn over_policy_requests_wait_for_an_admin() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let env = eventually(
-        &app,
-        &ann,
-        &format!("/api/v1/environments/{big}"),
-        Duration::from_secs(5),
-        |s, _| s == StatusCode::OK,
-    )
-    .await;
+    let env = app
+        .eventually(
+            &ann,
+            &format!("/api/v1/environments/{big}"),
+            Duration::from_secs(5),
+            |s, _| s == StatusCode::OK,
+        )
+        .await;
     assert_eq!(env["spec"]["quota"]["cpu"], "64");
     assert_eq!(env["role"], "owner");
     let again = Client::new()

@@ -9,37 +9,9 @@ use k8s_openapi::api::core::v1::{Pod, ResourceQuota, Secret};
 use kube::api::{Api, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use reqwest::{Client, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::{Duration, Instant};
 use support::*;
-
-async fn eventually(
-    app: &TestApp,
-    token: &str,
-    path: &str,
-    timeout: Duration,
-    done: impl Fn(StatusCode, &Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let response = Client::new()
-            .get(app.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if done(status, &body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path} did not get there within {timeout:?}: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 async fn tenant_client(yaml: &str) -> kube::Client {
     let kubeconfig = Kubeconfig::from_yaml(yaml).expect("a kubeconfig");
@@ -70,7 +42,7 @@ async fn register_create_ready_kubeconfig_use_delete() {
     }
     let path = format!("/api/v1/environments/{name}");
     // Ready, with the quota as Kubernetes enforces it (its controller fills that in).
-    eventually(&app, &token, &path, Duration::from_secs(60), |s, b| {
+    app.eventually(&token, &path, Duration::from_secs(60), |s, b| {
         s == StatusCode::OK
             && b["status"]["phase"] == "Ready"
             && b["status"]["quota"]["hard"]["pods"] == "20"
@@ -104,18 +76,18 @@ async fn register_create_ready_kubeconfig_use_delete() {
         .create(&PostParams::default(), &deployment)
         .await
         .expect("the tenant creates a deployment in its namespace");
-    let workloads = eventually(
-        &app,
-        &token,
-        &format!("{path}/workloads"),
-        Duration::from_secs(30),
-        |_, b| {
-            b["pods"]
-                .as_array()
-                .is_some_and(|pods| pods.iter().any(|p| p["phase"] == "Running"))
-        },
-    )
-    .await;
+    let workloads = app
+        .eventually(
+            &token,
+            &format!("{path}/workloads"),
+            Duration::from_secs(30),
+            |_, b| {
+                b["pods"]
+                    .as_array()
+                    .is_some_and(|pods| pods.iter().any(|p| p["phase"] == "Running"))
+            },
+        )
+        .await;
     assert!(
         workloads["deployments"]
             .as_array()
@@ -124,8 +96,7 @@ async fn register_create_ready_kubeconfig_use_delete() {
             .any(|d| d["name"] == "hello"),
         "{workloads}"
     );
-    eventually(
-        &app,
+    app.eventually(
         &token,
         &format!("{path}/events"),
         Duration::from_secs(30),
@@ -237,7 +208,7 @@ async fn register_create_ready_kubeconfig_use_delete() {
             .unwrap();
         assert_eq!(response.status(), StatusCode::ACCEPTED);
     }
-    eventually(&app, &token, &path, Duration::from_secs(90), |s, _| {
+    app.eventually(&token, &path, Duration::from_secs(90), |s, _| {
         s == StatusCode::NOT_FOUND
     })
     .await;

@@ -5,7 +5,7 @@ mod support;
 
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
 
 /// Callers, in the order of each row's expected statuses.
@@ -46,23 +46,10 @@ async fn every_endpoint_answers_every_caller_as_documented() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
     let path = format!("/api/v1/environments/{name}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let env: Value = client
-            .get(app.url(&path))
-            .bearer_auth(&owner)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if env["status"]["phase"] == "Ready" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not Ready within 60 s: {env}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    app.eventually(&owner, &path, Duration::from_secs(60), |_, env| {
+        env["status"]["phase"] == "Ready"
+    })
+    .await;
 
     let tokens: Vec<(String, Option<String>)> = {
         let revoke_list: Value = client

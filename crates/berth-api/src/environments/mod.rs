@@ -16,7 +16,7 @@ use berth_core::environment::{
 };
 use berth_core::validation::ValidationErrors;
 use berth_manifests::{Environment, EnvironmentCrdSpec, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
-use berth_store::Store;
+use berth_store::{NewRequest, RequestKind, RequestRecord, Store};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use kube::runtime::reflector::ObjectRef;
@@ -337,6 +337,52 @@ pub async fn replace_spec(
 
 fn stale() -> ApiError {
     ApiError::Conflict("the environment changed since you read it; reload and try again".into())
+}
+
+/// Files a request for an admin to approve `spec` (a create or a change of
+/// `name`) and records it in the audit log.
+pub async fn file_request(
+    state: &crate::state::AppState,
+    caller: &Principal,
+    request_id: &crate::audit::RequestId,
+    kind: RequestKind,
+    spec: &ResolvedSpec,
+    reasons: &[Violation],
+) -> Result<RequestRecord, ApiError> {
+    let name = spec.name.to_string();
+    let store = state.auth.store();
+    let id = store
+        .create_request(NewRequest {
+            requester_id: caller.user.id,
+            environment: name.clone(),
+            kind,
+            spec: serde_json::to_value(spec.to_input())
+                .map_err(|e| ApiError::Internal(e.to_string()))?,
+            reasons: reasons
+                .iter()
+                .map(|v| format!("{} {}", v.field, v.message))
+                .collect(),
+        })
+        .await
+        .map_err(|e| match e {
+            berth_store::StoreError::Conflict { .. } => ApiError::Conflict(format!(
+                "a request for {name} is already waiting for approval"
+            )),
+            other => other.into(),
+        })?;
+    let record = store
+        .request(id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("request vanished".into()))?;
+    let action = crate::audit::Action {
+        actor: caller.user.email.as_str(),
+        action: "environment.request",
+        target: format!("environment/{name}"),
+        environment: Some(&name),
+        details: json!({ "spec": spec.to_input() }),
+    };
+    state.audit(action, "pending", request_id).await;
+    Ok(record)
 }
 
 /// Violations as the field errors of a refusal.

@@ -60,7 +60,6 @@ pub async fn update_user(
     };
     let user = state
         .auth
-        .store()
         .update_user(id, update)
         .await?
         .ok_or(ApiError::NotFound)?;

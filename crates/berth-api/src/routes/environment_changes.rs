@@ -15,7 +15,7 @@ use berth_core::account::Email;
 use berth_core::environment::{Approval, EnvironmentSpecInput, MemberInput, MemberRole};
 use berth_core::validation::ValidationErrors;
 use berth_manifests::{Environment, EnvironmentCrdSpec};
-use berth_store::{NewRequest, RequestKind};
+use berth_store::RequestKind;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -135,37 +135,15 @@ async fn apply_change(
         if crate::platform::policy(store).await?.approval == Approval::Never {
             return Err(envs::refusal(violations));
         }
-        let id = store
-            .create_request(NewRequest {
-                requester_id: caller.user.id,
-                environment: name.clone(),
-                kind: RequestKind::Update,
-                spec: serde_json::to_value(resolved.spec.to_input())
-                    .map_err(|e| ApiError::Internal(e.to_string()))?,
-                reasons: violations
-                    .iter()
-                    .map(|v| format!("{} {}", v.field, v.message))
-                    .collect(),
-            })
-            .await
-            .map_err(|e| match e {
-                berth_store::StoreError::Conflict { .. } => ApiError::Conflict(format!(
-                    "a request for {name} is already waiting for approval"
-                )),
-                other => other.into(),
-            })?;
-        let record = store
-            .request(id)
-            .await?
-            .ok_or_else(|| ApiError::Internal("request vanished".into()))?;
-        let action = Action {
-            actor,
-            action: "environment.request",
-            target: format!("environment/{name}"),
-            environment: Some(&name),
-            details,
-        };
-        state.audit(action, "pending", request_id).await;
+        let record = envs::file_request(
+            state,
+            caller,
+            request_id,
+            RequestKind::Update,
+            &resolved.spec,
+            &violations,
+        )
+        .await?;
         return Ok(Outcome::Requested(RequestView::from(record)));
     }
     let spec = EnvironmentCrdSpec::from_input(resolved.spec.to_input());

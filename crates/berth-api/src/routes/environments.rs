@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use berth_core::environment::{Approval, Decision, EnvironmentSpecInput, Ttl};
 use berth_core::validation::ValidationErrors;
 use berth_manifests::{BuildOptions, EnvironmentCrdSpec, Preview, preview};
-use berth_store::{NewRequest, RequestKind};
+use berth_store::RequestKind;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -119,37 +119,15 @@ pub async fn create(
                 "an environment named {name} exists"
             )));
         }
-        let id = store
-            .create_request(NewRequest {
-                requester_id: caller.user.id,
-                environment: name.clone(),
-                kind: RequestKind::Create,
-                spec: serde_json::to_value(resolved.spec.to_input())
-                    .map_err(|e| ApiError::Internal(e.to_string()))?,
-                reasons: reasons
-                    .iter()
-                    .map(|v| format!("{} {}", v.field, v.message))
-                    .collect(),
-            })
-            .await
-            .map_err(|e| match e {
-                berth_store::StoreError::Conflict { .. } => ApiError::Conflict(format!(
-                    "a request for {name} is already waiting for approval"
-                )),
-                other => other.into(),
-            })?;
-        let record = store
-            .request(id)
-            .await?
-            .ok_or_else(|| ApiError::Internal("request vanished".into()))?;
-        let action = Action {
-            actor,
-            action: "environment.request",
-            target: format!("environment/{name}"),
-            environment: Some(&name),
-            details,
-        };
-        state.audit(action, "pending", &request_id).await;
+        let record = envs::file_request(
+            &state,
+            &caller,
+            &request_id,
+            RequestKind::Create,
+            &resolved.spec,
+            &reasons,
+        )
+        .await?;
         return Ok(Outcome::Requested(RequestView::from(record)));
     }
     let env = envs::create_resource(connection, &resolved.spec, actor).await;

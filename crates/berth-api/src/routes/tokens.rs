@@ -112,12 +112,7 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
-    if state
-        .auth
-        .store()
-        .delete_token(principal.user.id, id)
-        .await?
-    {
+    if state.auth.revoke_token(principal.user.id, id).await? {
         tracing::info!(token_id = %id, "token revoked");
         Ok(StatusCode::NO_CONTENT)
     } else {

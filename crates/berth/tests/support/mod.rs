@@ -9,6 +9,7 @@ use berth::serve::Server;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -107,12 +108,26 @@ impl TestApp {
 
     /// Registers a member and returns a personal access token of theirs.
     pub async fn member_token(&self, email: &str) -> String {
-        let client = Client::new();
-        let response = self.register(&client, email).await;
+        let response = self.register(&Client::new(), email).await;
         assert_eq!(response.status(), StatusCode::CREATED);
-        let csrf = set_cookie(&response, "berth_csrf").unwrap();
-        let session = set_cookie(&response, "berth_session").unwrap();
-        let created: Value = client
+        self.token_for_session(&response).await
+    }
+
+    /// Logs the bootstrapped admin in and returns a personal access token of theirs.
+    pub async fn admin_token(&self) -> String {
+        let response = self
+            .login(&Client::new(), ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        self.token_for_session(&response).await
+    }
+
+    /// Creates a token with the session that `response` (a login or
+    /// registration) opened, as the web UI would.
+    async fn token_for_session(&self, response: &Response) -> String {
+        let csrf = set_cookie(response, "berth_csrf").unwrap();
+        let session = set_cookie(response, "berth_session").unwrap();
+        let created: Value = Client::new()
             .post(self.url("/api/v1/tokens"))
             .header(
                 "cookie",
@@ -129,27 +144,34 @@ impl TestApp {
         created["token"].as_str().expect("a token").to_owned()
     }
 
-    pub async fn admin_token(&self) -> String {
-        let client = Client::new();
-        let response = self.login(&client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let csrf = set_cookie(&response, "berth_csrf").unwrap();
-        let session = set_cookie(&response, "berth_session").unwrap();
-        let created: Value = client
-            .post(self.url("/api/v1/tokens"))
-            .header(
-                "cookie",
-                format!("berth_session={session}; berth_csrf={csrf}"),
-            )
-            .header("x-csrf-token", csrf)
-            .json(&json!({"name": "admin"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        created["token"].as_str().unwrap().to_owned()
+    /// Polls `GET path` with `token` until `done` holds for the answer, or
+    /// fails after `timeout`; returns the body that satisfied it.
+    pub async fn eventually(
+        &self,
+        token: &str,
+        path: &str,
+        timeout: Duration,
+        done: impl Fn(StatusCode, &Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let response = Client::new()
+                .get(self.url(path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if done(status, &body) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} did not get there within {timeout:?}: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Stops the server as SIGTERM would and waits for it to finish.
