@@ -34,7 +34,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_logging();
+    let _flush_logs_on_exit = init_logging();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
@@ -50,12 +50,21 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// JSON lines when the output is not a terminal (collectors parse them), text for people.
-fn init_logging() {
+/// Lines are written by a background thread so that a request never waits on
+/// stdout's lock; when that thread falls behind, requests wait rather than
+/// lines being dropped. The returned guard flushes what is left on exit.
+fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,sqlx=warn,kube=warn,tower_http=info")
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if std::io::stdout().is_terminal() {
+    let terminal = std::io::stdout().is_terminal();
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    if terminal {
         builder.init();
     } else {
         builder
@@ -64,4 +73,5 @@ fn init_logging() {
             .with_span_list(false)
             .init();
     }
+    guard
 }
