@@ -3,6 +3,7 @@
 //! Once connected, Environments are served from a watch cache (a kube-rs
 //! reflector), never from one apiserver call per request.
 
+use crate::environments::listing::Listing;
 use crate::error::ApiError;
 use berth_manifests::Environment;
 use futures::StreamExt;
@@ -13,6 +14,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{CustomResourceExt, Resource};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -35,6 +37,8 @@ pub struct Connection {
     /// PEM of the CA that signs the apiserver's certificate, if any.
     pub ca_pem: Option<String>,
     pub environments: Store<Environment>,
+    /// List answers rendered from `environments`.
+    pub listing: Arc<Listing>,
 }
 
 impl Cluster {
@@ -96,13 +100,15 @@ impl Cluster {
             .map_err(|_| "the Kubernetes API server did not answer within 2 s".to_owned())?
             .map_err(|e| format!("the Kubernetes API server does not answer: {e}"))?;
         install_crd(&client).await?;
-        let environments = start_cache(client.clone()).await?;
+        let listing = Arc::new(Listing::default());
+        let environments = start_cache(client.clone(), listing.clone()).await?;
         tracing::info!(%server, "connected to the cluster");
         Ok(Connection {
             client,
             server,
             ca_pem,
             environments,
+            listing,
         })
     }
 
@@ -147,18 +153,23 @@ async fn install_crd(client: &kube::Client) -> Result<(), String> {
     Ok(())
 }
 
-async fn start_cache(client: kube::Client) -> Result<Store<Environment>, String> {
+async fn start_cache(
+    client: kube::Client,
+    listing: Arc<Listing>,
+) -> Result<Store<Environment>, String> {
     let api: Api<Environment> = Api::all(client);
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
-        .reflect(writer)
-        .applied_objects();
+        .reflect(writer);
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
-            if let Err(e) = event {
-                tracing::warn!(error = %e, "environment watch interrupted; retrying");
+            match event {
+                // `reflect` has put the change in the cache, within this same poll,
+                // so a list never lags a get by more than this line.
+                Ok(_) => listing.changed(),
+                Err(e) => tracing::warn!(error = %e, "environment watch interrupted; retrying"),
             }
         }
     });

@@ -6,6 +6,7 @@ mod support;
 use berth_testkit::unique_name as unique;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
+use std::io::Read;
 use std::time::Duration;
 use support::*;
 
@@ -138,6 +139,29 @@ async fn create_get_list_and_delete_with_visibility() {
         .find(|e| e["name"] == name)
         .expect("admin sees it");
     assert_eq!(seen["role"], "admin");
+    // Compressed for clients that take it, saying the same.
+    let response = Client::new()
+        .get(app.url("/api/v1/environments?all=true"))
+        .bearer_auth(&admin)
+        .header("accept-encoding", "gzip, deflate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(&response.bytes().await.unwrap()[..])
+        .read_to_end(&mut json)
+        .expect("a gzip body");
+    let unzipped: Value = serde_json::from_slice(&json).unwrap();
+    assert!(
+        unzipped["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == name && e["role"] == "admin"),
+        "{unzipped}"
+    );
 
     let response = Client::new()
         .delete(app.url(&path))

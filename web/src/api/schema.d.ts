@@ -539,7 +539,10 @@ export interface components {
             namespace: string;
             owner: string;
             resourceVersion?: string | null;
-            /** @description The caller's role: owner, editor, viewer, or admin for an admin who is not a member. */
+            /**
+             * @description The caller's role: owner, editor, viewer, or admin for an admin who is not a member.
+             *     Last, so that a list can share the rest of the JSON between callers (`listing`).
+             */
             role: string;
             spec: Record<string, never>;
             /** @description `{phase, conditions, quota, expiresAt, observedGeneration}`. */

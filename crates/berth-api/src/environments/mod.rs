@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod kubeconfig;
+pub mod listing;
 
 use crate::cluster::{Connection, FIELD_MANAGER};
 use crate::error::ApiError;
@@ -35,8 +36,6 @@ pub struct EnvironmentView {
     pub namespace: String,
     pub description: String,
     pub owner: String,
-    /// The caller's role: owner, editor, viewer, or admin for an admin who is not a member.
-    pub role: &'static str,
     #[schema(value_type = Object)]
     pub spec: EnvironmentSpecInput,
     /// `{phase, conditions, quota, expiresAt, observedGeneration}`.
@@ -47,6 +46,9 @@ pub struct EnvironmentView {
     /// The spec's version: send it back in `If-Match` to make a change fail
     /// (409) if someone else changed the spec first.
     pub generation: Option<i64>,
+    /// The caller's role: owner, editor, viewer, or admin for an admin who is not a member.
+    /// Last, so that a list can share the rest of the JSON between callers (`listing`).
+    pub role: &'static str,
 }
 
 pub fn view(env: &Environment, standing: Standing) -> EnvironmentView {

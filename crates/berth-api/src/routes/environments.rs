@@ -36,25 +36,51 @@ pub async fn list(
     State(state): State<AppState>,
     CurrentUser(caller): CurrentUser,
     Query(query): Query<ListQuery>,
-) -> Result<ApiJson<EnvironmentList>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let connection = state.cluster.connection().await?;
     let all = query.all == Some(true) && caller.user.role == berth_core::account::Role::Admin;
-    let mut items: Vec<_> = connection
-        .environments
-        .state()
+    let answer = connection.listing.answer(
+        &connection.environments,
+        &caller.user.email,
+        caller.user.role,
+        all,
+    );
+    let json = [
+        (header::CONTENT_TYPE, "application/json"),
+        (header::VARY, "accept-encoding"),
+    ];
+    Ok(if accepts_gzip(&headers) {
+        (json, [(header::CONTENT_ENCODING, "gzip")], answer.gzip()).into_response()
+    } else {
+        (json, answer.json.clone()).into_response()
+    })
+}
+
+/// Whether `Accept-Encoding` takes gzip: named with a non-zero weight, or
+/// not named and `*` is.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let mut any = false;
+    let codings = headers
+        .get_all(header::ACCEPT_ENCODING)
         .iter()
-        .filter_map(|env| {
-            let standing = envs::standing_of(env, &caller);
-            let member = matches!(standing, envs::access::Standing::Member(_));
-            (member || (all && standing.can_see())).then(|| envs::view(env, standing))
-        })
-        .collect();
-    items.sort_by(|a, b| {
-        b.created_at
-            .cmp(&a.created_at)
-            .then_with(|| a.name.cmp(&b.name))
-    });
-    Ok(ApiJson(EnvironmentList { items }))
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','));
+    for coding in codings {
+        let mut parts = coding.split(';').map(str::trim);
+        let name = parts.next().unwrap_or_default();
+        let weight = parts
+            .find_map(|p| p.strip_prefix("q="))
+            .map_or(Some(1.0), |q| q.parse::<f32>().ok())
+            .unwrap_or(0.0);
+        if name.eq_ignore_ascii_case("gzip") {
+            return weight > 0.0;
+        }
+        if name == "*" {
+            any = weight > 0.0;
+        }
+    }
+    any
 }
 
 /// What a create or change answers: the environment, or the request waiting for an admin.
@@ -298,4 +324,31 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
             )
             .into()
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_gzip;
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    #[test]
+    fn gzip_is_sent_only_to_who_takes_it() {
+        let cases = [
+            ("gzip, deflate, br, zstd", true),
+            ("br;q=1.0, GZIP;q=0.5", true),
+            ("*", true),
+            ("identity", false),
+            ("gzip;q=0", false),
+            ("gzip;q=0, *", false),
+            ("deflate, *;q=0", false),
+            ("gzip;q=nonsense", false),
+            ("", false),
+        ];
+        for (value, expected) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(value));
+            assert_eq!(accepts_gzip(&headers), expected, "{value:?}");
+        }
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
 }
