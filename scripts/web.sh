@@ -81,10 +81,21 @@ with_server() {
   return "$rc"
 }
 
+# Builds into a scratch directory and replaces web/dist only when the output
+# differs, so that an unchanged UI does not make cargo re-embed it.
 cmd_build() {
   install_deps
   step "vite build"
-  (cd "$web" && npx --no-install vite build --logLevel warn)
+  local out
+  out=$(mktemp -d "$web/.dist.XXXXXX")
+  (cd "$web" && npx --no-install vite build --logLevel warn --outDir "$out" --emptyOutDir)
+  if diff -rq "$out" "$web/dist" >/dev/null 2>&1; then
+    rm -rf "$out"
+  else
+    rm -rf "$web/dist"
+    mv "$out" "$web/dist"
+    chmod 755 "$web/dist"
+  fi
   (cd "$web" && node scripts/size.mjs)
 }
 

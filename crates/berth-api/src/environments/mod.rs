@@ -140,8 +140,14 @@ pub fn permitted(
     permission: Permission,
 ) -> Result<(Arc<Environment>, Standing), ApiError> {
     let (env, standing) = visible(connection, name, caller)?;
+    require(standing, permission)?;
+    Ok((env, standing))
+}
+
+/// 403 unless the caller's standing allows `permission`.
+fn require(standing: Standing, permission: Permission) -> Result<(), ApiError> {
     if standing.allows(permission) {
-        Ok((env, standing))
+        Ok(())
     } else {
         Err(ApiError::Forbidden(
             "your role in this environment does not allow this",
@@ -175,13 +181,8 @@ pub async fn permitted_latest(
     permission: Permission,
 ) -> Result<(Environment, Standing), ApiError> {
     let (env, standing) = visible_latest(connection, name, caller).await?;
-    if standing.allows(permission) {
-        Ok((env, standing))
-    } else {
-        Err(ApiError::Forbidden(
-            "your role in this environment does not allow this",
-        ))
-    }
+    require(standing, permission)?;
+    Ok((env, standing))
 }
 
 /// A spec parsed and resolved against the templates and policy in force.
