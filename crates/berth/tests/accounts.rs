@@ -198,13 +198,9 @@ async fn cookie_writes_need_the_csrf_header_and_bearer_writes_do_not() {
     );
 
     let token = app.member_token("hank@example.com").await;
-    let response = Client::new()
-        .post(app.url("/api/v1/tokens"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "t"}))
-        .send()
-        .await
-        .unwrap();
+    let response = app
+        .post(&token, "/api/v1/tokens", &json!({"name": "t"}))
+        .await;
     assert_eq!(response.status(), StatusCode::CREATED);
 }
 

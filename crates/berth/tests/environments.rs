@@ -4,29 +4,20 @@
 mod support;
 
 use berth_testkit::unique_name as unique;
-use reqwest::{Client, StatusCode};
+use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use std::io::Read;
 use std::time::Duration;
 use support::*;
 
 async fn create(app: &TestApp, token: &str, body: &Value) -> reqwest::Response {
-    Client::new()
-        .post(app.url("/api/v1/environments"))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
+    app.post(token, "/api/v1/environments", body).await
 }
 
 async fn delete(app: &TestApp, token: &str, name: &str) {
-    let response = Client::new()
-        .delete(app.url(&format!("/api/v1/environments/{name}")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let response = app
+        .delete(token, &format!("/api/v1/environments/{name}"))
+        .await;
     assert!(
         matches!(
             response.status(),
@@ -73,15 +64,7 @@ async fn create_get_list_and_delete_with_visibility() {
         })
         .await;
     assert_eq!(got["description"], "Feature work");
-    let list: Value = Client::new()
-        .get(app.url("/api/v1/environments"))
-        .bearer_auth(&ann)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json(&ann, "/api/v1/environments").await;
     assert!(
         list["items"]
             .as_array()
@@ -91,22 +74,9 @@ async fn create_get_list_and_delete_with_visibility() {
     );
 
     // Someone else: the environment does not exist for them.
-    let response = Client::new()
-        .get(app.url(&path))
-        .bearer_auth(&eve)
-        .send()
-        .await
-        .unwrap();
+    let response = app.get(&eve, &path).await;
     expect_error(response, StatusCode::NOT_FOUND, "not_found").await;
-    let list: Value = Client::new()
-        .get(app.url("/api/v1/environments"))
-        .bearer_auth(&eve)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json(&eve, "/api/v1/environments").await;
     assert!(
         !list["items"]
             .as_array()
@@ -114,24 +84,11 @@ async fn create_get_list_and_delete_with_visibility() {
             .iter()
             .any(|e| e["name"] == name)
     );
-    let response = Client::new()
-        .delete(app.url(&path))
-        .bearer_auth(&eve)
-        .send()
-        .await
-        .unwrap();
+    let response = app.delete(&eve, &path).await;
     expect_error(response, StatusCode::NOT_FOUND, "not_found").await;
 
     // Admins see everything when they ask for all.
-    let all: Value = Client::new()
-        .get(app.url("/api/v1/environments?all=true"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: Value = app.get_json(&admin, "/api/v1/environments?all=true").await;
     let seen = all["items"]
         .as_array()
         .unwrap()
@@ -163,12 +120,7 @@ async fn create_get_list_and_delete_with_visibility() {
         "{unzipped}"
     );
 
-    let response = Client::new()
-        .delete(app.url(&path))
-        .bearer_auth(&ann)
-        .send()
-        .await
-        .unwrap();
+    let response = app.delete(&ann, &path).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     app.eventually(&ann, &path, Duration::from_secs(60), |s, _| {
         s == StatusCode::NOT_FOUND
@@ -201,13 +153,7 @@ async fn bad_specs_are_refused_with_field_details() {
     ];
     for (body, field) in cases {
         for path in ["/api/v1/environments", "/api/v1/environments/preview"] {
-            let response = Client::new()
-                .post(app.url(path))
-                .bearer_auth(&ann)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
+            let response = app.post(&ann, path, &body).await;
             let error = expect_error(response, StatusCode::BAD_REQUEST, "validation_failed").await;
             let fields: Vec<_> = error["error"]["details"]
                 .as_array()
@@ -228,13 +174,7 @@ async fn preview_shows_objects_and_a_plain_summary_and_creates_nothing() {
         .await;
     let name = unique("pre");
     let body = json!({"name": name, "template": "small", "apps": [{"name": "web", "image": "nginx:1.27", "replicas": 2, "port": 8080, "expose": "cluster"}]});
-    let response = Client::new()
-        .post(app.url("/api/v1/environments/preview"))
-        .bearer_auth(&ann)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post(&ann, "/api/v1/environments/preview", &body).await;
     assert_eq!(response.status(), StatusCode::OK);
     let preview: Value = response.json().await.unwrap();
     assert!(
@@ -261,12 +201,7 @@ async fn preview_shows_objects_and_a_plain_summary_and_creates_nothing() {
             .any(|s| s.as_str().unwrap().contains("2 CPUs")),
         "{preview}"
     );
-    let response = Client::new()
-        .get(app.url(&format!("/api/v1/environments/{name}")))
-        .bearer_auth(&ann)
-        .send()
-        .await
-        .unwrap();
+    let response = app.get(&ann, &format!("/api/v1/environments/{name}")).await;
     assert_eq!(
         response.status(),
         StatusCode::NOT_FOUND,
@@ -301,12 +236,7 @@ async fn the_same_name_twice_gives_one_environment() {
 }
 
 async fn a_created(_: &[StatusCode], ann: &str, app: &TestApp, name: &str) -> bool {
-    let response = Client::new()
-        .get(app.url(&format!("/api/v1/environments/{name}")))
-        .bearer_auth(ann)
-        .send()
-        .await
-        .unwrap();
+    let response = app.get(ann, &format!("/api/v1/environments/{name}")).await;
     response.status() == StatusCode::OK
 }
 
@@ -333,33 +263,26 @@ async fn roles_decide_who_changes_what() {
         .await;
     assert_eq!(view["role"], "viewer");
 
-    let patch = |token: &str, body: Value| {
-        Client::new()
-            .patch(app.url(&path))
-            .bearer_auth(token.to_owned())
-            .json(&body)
-            .send()
-    };
+    let patch =
+        async |token: &str, body: Value| app.call(Method::PATCH, token, &path, Some(&body)).await;
     let apps = json!({"apps": [{"name": "web", "image": "nginx:1.27", "port": 8080, "expose": "cluster"}]});
     expect_error(
-        patch(&viewer, apps.clone()).await.unwrap(),
+        patch(&viewer, apps.clone()).await,
         StatusCode::FORBIDDEN,
         "forbidden",
     )
     .await;
-    let response = patch(&editor, apps).await.unwrap();
+    let response = patch(&editor, apps).await;
     assert_eq!(response.status(), StatusCode::OK);
     let changed: Value = response.json().await.unwrap();
     assert_eq!(changed["spec"]["apps"][0]["name"], "web");
     expect_error(
-        patch(&editor, json!({"quota": {"cpu": "1"}}))
-            .await
-            .unwrap(),
+        patch(&editor, json!({"quota": {"cpu": "1"}})).await,
         StatusCode::FORBIDDEN,
         "forbidden",
     )
     .await;
-    let response = patch(&owner, json!({"quota": {"cpu": "1"}})).await.unwrap();
+    let response = patch(&owner, json!({"quota": {"cpu": "1"}})).await;
     assert_eq!(response.status(), StatusCode::OK);
 
     // A write based on an old version is refused, not silently applied.
@@ -378,36 +301,29 @@ async fn roles_decide_who_changes_what() {
     expect_error(response, StatusCode::CONFLICT, "conflict").await;
 
     // Members: owners manage them; the last owner stays.
-    let member_path = |email: &str| app.url(&format!("{path}/members/{email}"));
-    let response = Client::new()
-        .put(member_path(&viewer_email))
-        .bearer_auth(&editor)
-        .json(&json!({"role": "editor"}))
-        .send()
-        .await
-        .unwrap();
+    let member_path = |email: &str| format!("{path}/members/{email}");
+    let editor_role = json!({"role": "editor"});
+    let response = app
+        .call(
+            Method::PUT,
+            &editor,
+            &member_path(&viewer_email),
+            Some(&editor_role),
+        )
+        .await;
     expect_error(response, StatusCode::FORBIDDEN, "forbidden").await;
-    let response = Client::new()
-        .put(member_path(&viewer_email))
-        .bearer_auth(&owner)
-        .json(&json!({"role": "editor"}))
-        .send()
-        .await
-        .unwrap();
+    let response = app
+        .call(
+            Method::PUT,
+            &owner,
+            &member_path(&viewer_email),
+            Some(&editor_role),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let response = Client::new()
-        .delete(member_path(&owner_email))
-        .bearer_auth(&owner)
-        .send()
-        .await
-        .unwrap();
+    let response = app.delete(&owner, &member_path(&owner_email)).await;
     expect_error(response, StatusCode::CONFLICT, "conflict").await;
-    let response = Client::new()
-        .delete(member_path(&editor_email))
-        .bearer_auth(&owner)
-        .send()
-        .await
-        .unwrap();
+    let response = app.delete(&owner, &member_path(&editor_email)).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     app.eventually(&editor, &path, Duration::from_secs(5), |s, _| {
         s == StatusCode::NOT_FOUND
@@ -415,12 +331,7 @@ async fn roles_decide_who_changes_what() {
     .await;
 
     expect_error(
-        Client::new()
-            .delete(app.url(&path))
-            .bearer_auth(&viewer)
-            .send()
-            .await
-            .unwrap(),
+        app.delete(&viewer, &path).await,
         StatusCode::FORBIDDEN,
         "forbidden",
     )
@@ -450,27 +361,16 @@ async fn over_policy_requests_wait_for_an_admin() {
         "{pending}"
     );
     let id = pending["request"]["id"].as_str().unwrap().to_owned();
-    let response = Client::new()
-        .get(app.url(&format!("/api/v1/environments/{big}")))
-        .bearer_auth(&ann)
-        .send()
-        .await
-        .unwrap();
+    let response = app.get(&ann, &format!("/api/v1/environments/{big}")).await;
     assert_eq!(
         response.status(),
         StatusCode::NOT_FOUND,
         "a request is not an environment"
     );
 
-    let queue: Value = Client::new()
-        .get(app.url("/api/v1/admin/requests?state=pending"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let queue: Value = app
+        .get_json(&admin, "/api/v1/admin/requests?state=pending")
+        .await;
     assert!(
         queue["items"]
             .as_array()
@@ -478,19 +378,23 @@ async fn over_policy_requests_wait_for_an_admin() {
             .iter()
             .any(|r| r["id"] == id.as_str())
     );
-    let response = Client::new()
-        .post(app.url(&format!("/api/v1/admin/requests/{id}/approve")))
-        .bearer_auth(&ann)
-        .send()
-        .await
-        .unwrap();
+    let response = app
+        .call(
+            Method::POST,
+            &ann,
+            &format!("/api/v1/admin/requests/{id}/approve"),
+            None,
+        )
+        .await;
     expect_error(response, StatusCode::NOT_FOUND, "not_found").await;
-    let response = Client::new()
-        .post(app.url(&format!("/api/v1/admin/requests/{id}/approve")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let response = app
+        .call(
+            Method::POST,
+            &admin,
+            &format!("/api/v1/admin/requests/{id}/approve"),
+            None,
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let env = app
         .eventually(
@@ -502,12 +406,14 @@ async fn over_policy_requests_wait_for_an_admin() {
         .await;
     assert_eq!(env["spec"]["quota"]["cpu"], "64");
     assert_eq!(env["role"], "owner");
-    let again = Client::new()
-        .post(app.url(&format!("/api/v1/admin/requests/{id}/approve")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let again = app
+        .call(
+            Method::POST,
+            &admin,
+            &format!("/api/v1/admin/requests/{id}/approve"),
+            None,
+        )
+        .await;
     expect_error(again, StatusCode::CONFLICT, "conflict").await;
 
     let response = create(&app, &ann, &over(&huge)).await;
@@ -515,34 +421,20 @@ async fn over_policy_requests_wait_for_an_admin() {
         .as_str()
         .unwrap()
         .to_owned();
-    let response = Client::new()
-        .post(app.url(&format!("/api/v1/admin/requests/{id}/reject")))
-        .bearer_auth(&admin)
-        .json(&json!({"reason": "use the large template"}))
-        .send()
-        .await
-        .unwrap();
+    let response = app
+        .post(
+            &admin,
+            &format!("/api/v1/admin/requests/{id}/reject"),
+            &json!({"reason": "use the large template"}),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let mine: Value = Client::new()
-        .get(app.url("/api/v1/requests?state=rejected"))
-        .bearer_auth(&ann)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mine: Value = app.get_json(&ann, "/api/v1/requests?state=rejected").await;
     assert_eq!(mine["items"][0]["reason"], "use the large template");
 
-    let audit: Value = Client::new()
-        .get(app.url(&format!("/api/v1/admin/audit?environment={big}")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let audit: Value = app
+        .get_json(&admin, &format!("/api/v1/admin/audit?environment={big}"))
+        .await;
     let actions: Vec<_> = audit["items"]
         .as_array()
         .unwrap()

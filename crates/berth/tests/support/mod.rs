@@ -6,7 +6,7 @@
 
 use berth::config::Config;
 use berth::serve::Server;
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -144,6 +144,43 @@ impl TestApp {
         created["token"].as_str().expect("a token").to_owned()
     }
 
+    /// `method path` as the holder of `token`, with `body` as JSON if given.
+    pub async fn call(
+        &self,
+        method: Method,
+        token: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let request = Client::new()
+            .request(method, self.url(path))
+            .bearer_auth(token);
+        let request = match body {
+            Some(body) => request.json(body),
+            None => request,
+        };
+        request.send().await.unwrap()
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> Response {
+        self.call(Method::GET, token, path, None).await
+    }
+
+    /// `GET path`, which must answer 200 with JSON.
+    pub async fn get_json(&self, token: &str, path: &str) -> Value {
+        let response = self.get(token, path).await;
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.expect("a JSON body")
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: &Value) -> Response {
+        self.call(Method::POST, token, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, token: &str, path: &str) -> Response {
+        self.call(Method::DELETE, token, path, None).await
+    }
+
     /// Polls `GET path` with `token` until `done` holds for the answer, or
     /// fails after `timeout`; returns the body that satisfied it.
     pub async fn eventually(
@@ -155,12 +192,7 @@ impl TestApp {
     ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
-            let response = Client::new()
-                .get(self.url(path))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap();
+            let response = self.get(token, path).await;
             let status = response.status();
             let body: Value = response.json().await.unwrap_or(Value::Null);
             if done(status, &body) {
