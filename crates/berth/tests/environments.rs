@@ -378,23 +378,10 @@ async fn over_policy_requests_wait_for_an_admin() {
             .iter()
             .any(|r| r["id"] == id.as_str())
     );
-    let response = app
-        .call(
-            Method::POST,
-            &ann,
-            &format!("/api/v1/admin/requests/{id}/approve"),
-            None,
-        )
-        .await;
+    let approve = format!("/api/v1/admin/requests/{id}/approve");
+    let response = app.call(Method::POST, &ann, &approve, None).await;
     expect_error(response, StatusCode::NOT_FOUND, "not_found").await;
-    let response = app
-        .call(
-            Method::POST,
-            &admin,
-            &format!("/api/v1/admin/requests/{id}/approve"),
-            None,
-        )
-        .await;
+    let response = app.call(Method::POST, &admin, &approve, None).await;
     assert_eq!(response.status(), StatusCode::OK);
     let env = app
         .eventually(
@@ -406,14 +393,7 @@ async fn over_policy_requests_wait_for_an_admin() {
         .await;
     assert_eq!(env["spec"]["quota"]["cpu"], "64");
     assert_eq!(env["role"], "owner");
-    let again = app
-        .call(
-            Method::POST,
-            &admin,
-            &format!("/api/v1/admin/requests/{id}/approve"),
-            None,
-        )
-        .await;
+    let again = app.call(Method::POST, &admin, &approve, None).await;
     expect_error(again, StatusCode::CONFLICT, "conflict").await;
 
     let response = create(&app, &ann, &over(&huge)).await;
