@@ -81,8 +81,9 @@ struct Snapshot {
     answers: Mutex<HashMap<(Email, Role, bool), Arc<Answer>>>,
 }
 
-/// Answers kept per snapshot; past this, they are all dropped and made again.
-const KEPT_ANSWERS: usize = 64;
+/// JSON kept per snapshot (an admin's list of a thousand environments is
+/// about a megabyte); past this, the kept answers are dropped and made again.
+const KEPT_ANSWER_BYTES: usize = 16 << 20;
 
 /// List answers for everyone, from one sorted snapshot of the watch cache
 /// that is made again only after the cache changed. Safe to share between
@@ -127,7 +128,8 @@ impl Listing {
             json: Bytes::from(answer_from(&snapshot, email, role, all)),
             gzip: OnceLock::new(),
         });
-        if answers.len() >= KEPT_ANSWERS {
+        let kept: usize = answers.values().map(|a| a.json.len()).sum();
+        if kept + answer.json.len() > KEPT_ANSWER_BYTES {
             answers.clear();
         }
         answers.insert(key, answer.clone());

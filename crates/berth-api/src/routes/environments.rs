@@ -18,6 +18,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+// The list answer's shape for the OpenAPI document; `environments::listing`
+// writes its JSON directly from rendered parts.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct EnvironmentList {
     items: Vec<EnvironmentView>,
