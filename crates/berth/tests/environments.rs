@@ -428,3 +428,53 @@ async fn over_policy_requests_wait_for_an_admin() {
     );
     delete(&app, &ann, &big).await;
 }
+
+#[tokio::test]
+async fn a_request_is_approved_as_asked_after_its_template_is_deleted() {
+    let app = spawn_app_on_cluster().await;
+    let ann = app
+        .member_token(&format!("{}@example.com", unique("ann")))
+        .await;
+    let admin = app.admin_token().await;
+    let template = json!({"description": "CI runners", "spec": {"quota": {"cpu": "1", "memory": "2Gi", "storage": "5Gi", "pods": 10}, "ttl": "8h"}});
+    let response = app
+        .call(
+            Method::PUT,
+            &admin,
+            "/api/v1/admin/templates/ci",
+            Some(&template),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let name = unique("ci");
+    let response = create(
+        &app,
+        &ann,
+        &json!({"name": name, "template": "ci", "quota": {"cpu": "64"}}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let id = response.json::<Value>().await.unwrap()["request"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = app.delete(&admin, "/api/v1/admin/templates/ci").await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+    let approve = format!("/api/v1/admin/requests/{id}/approve");
+    let response = app.call(Method::POST, &admin, &approve, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let path = format!("/api/v1/environments/{name}");
+    let env = app
+        .eventually(&ann, &path, Duration::from_secs(5), |s, _| {
+            s == StatusCode::OK
+        })
+        .await;
+    assert_eq!(env["spec"]["quota"]["cpu"], "64", "{env}");
+    assert_eq!(
+        env["spec"]["quota"]["memory"], "2Gi",
+        "the template's, as requested"
+    );
+    assert_eq!(env["spec"]["ttl"], "8h");
+    delete(&app, &ann, &name).await;
+}

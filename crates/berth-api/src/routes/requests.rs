@@ -151,14 +151,18 @@ pub async fn approve(
         .map_err(|e| ApiError::Internal(format!("stored request spec: {e}")))?;
     // The stored spec was resolved when requested, every field written out, so
     // resolving it again changes nothing: it only turns it back into the type.
-    let spec = EnvironmentSpec::parse(&input)
+    // A template deleted since has nothing left to fill; its name goes rather
+    // than the approval failing.
+    let mut spec = EnvironmentSpec::parse(&input)
         .map_err(|e| ApiError::Internal(format!("stored request spec: {e}")))?;
     let store = state.auth.store();
-    let resolved = resolve(
-        spec,
-        &crate::platform::templates(store).await?,
-        &crate::platform::policy(store).await?,
-    )?;
+    let templates = crate::platform::templates(store).await?;
+    if let Some(name) = &spec.template
+        && !templates.iter().any(|t| &t.name == name)
+    {
+        spec.template = None;
+    }
+    let resolved = resolve(spec, &templates, &crate::platform::policy(store).await?)?;
     let connection = state.cluster.connection().await?;
     match record.kind {
         RequestKind::Create => {
