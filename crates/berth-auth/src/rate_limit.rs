@@ -1,7 +1,8 @@
-use std::collections::HashMap;
+use crate::AuthError;
+use berth_store::{FailureWindow, Store};
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use time::OffsetDateTime;
 
 /// How many failed logins are tolerated, per email and per client address,
 /// within one window.
@@ -22,138 +23,164 @@ impl Default for LoginLimits {
     }
 }
 
-/// Counts failed logins in fixed windows. Kept in memory: each replica limits on
-/// its own, which bounds guessing to `replicas x limit` per window.
+/// Counts failed logins in fixed windows, in the store, so that every replica
+/// enforces the same limits.
 pub struct LoginLimiter {
     limits: LoginLimits,
-    failures: Mutex<HashMap<Key, Window>>,
+    store: Store,
 }
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Email(String),
-    Client(IpAddr),
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    started: Instant,
-    failures: u32,
-}
-
-/// Entries kept before expired ones are swept, so memory stays bounded under a
-/// spray of random emails.
-const SWEEP_AT: usize = 10_000;
 
 impl LoginLimiter {
-    pub fn new(limits: LoginLimits) -> Self {
-        Self {
-            limits,
-            failures: Mutex::new(HashMap::new()),
+    pub fn new(limits: LoginLimits, store: Store) -> Self {
+        Self { limits, store }
+    }
+
+    /// `Err(RateLimited)` when either the email or the client is over its limit.
+    pub async fn check(
+        &self,
+        email: &str,
+        client: Option<IpAddr>,
+        now: OffsetDateTime,
+    ) -> Result<(), AuthError> {
+        let windows = self
+            .store
+            .login_failures(&subjects(email, client), now - self.limits.window)
+            .await?;
+        match retry_after(&self.limits, &windows, now) {
+            Some(retry_after) => Err(AuthError::RateLimited { retry_after }),
+            None => Ok(()),
         }
     }
 
-    /// `Err(retry_after)` when either the email or the client is over its limit.
-    pub fn check(&self, email: &str, client: Option<IpAddr>, now: Instant) -> Result<(), Duration> {
-        let failures = self.failures.lock().expect("limiter lock");
-        let mut wait = Duration::ZERO;
-        for (key, limit) in self.keys(email, client) {
-            if let Some(window) = failures.get(&key) {
-                let elapsed = now.saturating_duration_since(window.started);
-                if elapsed < self.limits.window && window.failures >= limit {
-                    wait = wait.max(self.limits.window - elapsed);
-                }
-            }
-        }
-        if wait.is_zero() { Ok(()) } else { Err(wait) }
-    }
-
-    pub fn record_failure(&self, email: &str, client: Option<IpAddr>, now: Instant) {
-        let mut failures = self.failures.lock().expect("limiter lock");
-        if failures.len() >= SWEEP_AT {
-            let window = self.limits.window;
-            failures.retain(|_, w| now.saturating_duration_since(w.started) < window);
-        }
-        for (key, _) in self.keys(email, client) {
-            let entry = failures.entry(key).or_insert(Window {
-                started: now,
-                failures: 0,
-            });
-            if now.saturating_duration_since(entry.started) >= self.limits.window {
-                *entry = Window {
-                    started: now,
-                    failures: 0,
-                };
-            }
-            entry.failures += 1;
-        }
+    pub async fn record_failure(
+        &self,
+        email: &str,
+        client: Option<IpAddr>,
+        now: OffsetDateTime,
+    ) -> Result<(), AuthError> {
+        self.store
+            .record_login_failure(&subjects(email, client), now, now - self.limits.window)
+            .await?;
+        Ok(())
     }
 
     /// A successful login clears the email's count (not the client's: one
     /// valid account must not launder guesses at others).
-    pub fn record_success(&self, email: &str) {
-        self.failures
-            .lock()
-            .expect("limiter lock")
-            .remove(&Key::Email(email.to_owned()));
+    pub async fn record_success(&self, email: &str) -> Result<(), AuthError> {
+        self.store
+            .clear_login_failures(&email_subject(email))
+            .await?;
+        Ok(())
     }
 
-    fn keys(&self, email: &str, client: Option<IpAddr>) -> Vec<(Key, u32)> {
-        let mut keys = vec![(Key::Email(email.to_owned()), self.limits.per_email)];
-        if let Some(ip) = client {
-            keys.push((Key::Client(ip), self.limits.per_client));
-        }
-        keys
+    /// Forgets windows that are over; returns how many went.
+    pub async fn sweep(&self, now: OffsetDateTime) -> Result<u64, AuthError> {
+        Ok(self
+            .store
+            .delete_stale_login_failures(now - self.limits.window)
+            .await?)
     }
+}
+
+fn email_subject(email: &str) -> String {
+    format!("email:{email}")
+}
+
+fn subjects(email: &str, client: Option<IpAddr>) -> Vec<String> {
+    let mut subjects = vec![email_subject(email)];
+    subjects.extend(client.map(|ip| format!("client:{ip}")));
+    subjects
+}
+
+/// How long until no window of `windows` (all still open at `now`) is at its
+/// subject's limit; `None` when none is.
+fn retry_after(
+    limits: &LoginLimits,
+    windows: &[FailureWindow],
+    now: OffsetDateTime,
+) -> Option<Duration> {
+    windows
+        .iter()
+        .filter(|w| {
+            let limit = if w.subject.starts_with("email:") {
+                limits.per_email
+            } else {
+                limits.per_client
+            };
+            w.failures >= limit
+        })
+        .map(|w| {
+            let ends = w.window_started + limits.window;
+            Duration::try_from(ends - now).unwrap_or(Duration::ZERO)
+        })
+        .max()
+        .filter(|wait| !wait.is_zero())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const LIMITS: LoginLimits = LoginLimits {
+        per_email: 2,
+        per_client: 3,
+        window: Duration::from_secs(60),
+    };
+
+    fn window(subject: &str, started: OffsetDateTime, failures: u32) -> FailureWindow {
+        FailureWindow {
+            subject: subject.into(),
+            window_started: started,
+            failures,
+        }
+    }
+
     #[test]
-    fn blocks_an_email_after_its_limit_until_the_window_ends() {
-        let limits = LoginLimits {
-            per_email: 2,
-            per_client: 10,
-            window: Duration::from_secs(60),
-        };
-        let limiter = LoginLimiter::new(limits);
-        let t0 = Instant::now();
-        let ip = Some("127.0.0.1".parse().unwrap());
-        limiter.record_failure("a@x.io", ip, t0);
-        assert!(limiter.check("a@x.io", ip, t0).is_ok());
-        limiter.record_failure("a@x.io", ip, t0);
-        let wait = limiter
-            .check("a@x.io", ip, t0 + Duration::from_secs(10))
-            .unwrap_err();
-        assert_eq!(wait, Duration::from_secs(50));
-        assert!(limiter.check("b@x.io", ip, t0).is_ok());
-        assert!(
-            limiter
-                .check("a@x.io", ip, t0 + Duration::from_secs(61))
-                .is_ok()
+    fn an_email_at_its_limit_waits_for_the_end_of_its_window() {
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(
+            retry_after(&LIMITS, &[window("email:a@x.io", t0, 1)], later),
+            None
+        );
+        assert_eq!(
+            retry_after(&LIMITS, &[window("email:a@x.io", t0, 2)], later),
+            Some(Duration::from_secs(50))
+        );
+        assert_eq!(
+            retry_after(
+                &LIMITS,
+                &[window("email:a@x.io", t0, 2)],
+                t0 + Duration::from_secs(60)
+            ),
+            None
         );
     }
 
     #[test]
-    fn blocks_a_client_spraying_many_emails() {
-        let limits = LoginLimits {
-            per_email: 5,
-            per_client: 3,
-            window: Duration::from_secs(60),
-        };
-        let limiter = LoginLimiter::new(limits);
-        let t0 = Instant::now();
-        let ip = Some("10.0.0.1".parse().unwrap());
-        for i in 0..3 {
-            limiter.record_failure(&format!("u{i}@x.io"), ip, t0);
-        }
-        assert!(limiter.check("fresh@x.io", ip, t0).is_err());
-        assert!(
-            limiter
-                .check("fresh@x.io", Some("10.0.0.2".parse().unwrap()), t0)
-                .is_ok()
+    fn a_client_has_its_own_higher_limit_and_the_longest_wait_wins() {
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let now = t0 + Duration::from_secs(30);
+        assert_eq!(
+            retry_after(&LIMITS, &[window("client:10.0.0.1", t0, 2)], now),
+            None
         );
+        let windows = [
+            window("email:a@x.io", t0 + Duration::from_secs(20), 2),
+            window("client:10.0.0.1", t0, 3),
+        ];
+        assert_eq!(
+            retry_after(&LIMITS, &windows, now),
+            Some(Duration::from_secs(50))
+        );
+    }
+
+    #[test]
+    fn subjects_name_the_email_and_the_client() {
+        assert_eq!(
+            subjects("a@x.io", Some("10.0.0.1".parse().unwrap())),
+            ["email:a@x.io", "client:10.0.0.1"]
+        );
+        assert_eq!(subjects("a@x.io", None), ["email:a@x.io"]);
     }
 }

@@ -121,7 +121,7 @@ impl Auth {
     pub fn new(store: Store, config: AuthConfig) -> Result<Self, AuthError> {
         Ok(Self {
             hasher: PasswordHasher::new(config.hash_concurrency)?,
-            limiter: Arc::new(LoginLimiter::new(config.login_limits)),
+            limiter: Arc::new(LoginLimiter::new(config.login_limits, store.clone())),
             tokens: Arc::default(),
             store,
             config,
@@ -161,8 +161,8 @@ impl Auth {
         client: Option<IpAddr>,
     ) -> Result<NewSession, AuthError> {
         self.limiter
-            .check(email.as_str(), client, Instant::now())
-            .map_err(|retry_after| AuthError::RateLimited { retry_after })?;
+            .check(email.as_str(), client, OffsetDateTime::now_utc())
+            .await?;
         let user = self.store.user_by_email(email).await?;
         let matches = self
             .hasher
@@ -172,7 +172,8 @@ impl Auth {
             Some(user) if matches => user,
             _ => {
                 self.limiter
-                    .record_failure(email.as_str(), client, Instant::now());
+                    .record_failure(email.as_str(), client, OffsetDateTime::now_utc())
+                    .await?;
                 tracing::info!("login failed");
                 return Err(AuthError::InvalidCredentials);
             }
@@ -180,7 +181,7 @@ impl Auth {
         if user.disabled {
             return Err(AuthError::Disabled);
         }
-        self.limiter.record_success(email.as_str());
+        self.limiter.record_success(email.as_str()).await?;
         self.open_session(user).await
     }
 
@@ -310,6 +311,21 @@ impl Auth {
         let user = self.store.update_user(id, update).await?;
         self.tokens.forget(|p| p.user.id == id);
         Ok(user)
+    }
+
+    /// Removes expired sessions and login-failure windows that are over.
+    pub async fn sweep(&self) -> Result<(), AuthError> {
+        let now = OffsetDateTime::now_utc();
+        let sessions = self.store.delete_expired_sessions(now).await?;
+        let windows = self.limiter.sweep(now).await?;
+        if sessions + windows > 0 {
+            tracing::info!(
+                sessions,
+                windows,
+                "expired sessions and login-failure windows removed"
+            );
+        }
+        Ok(())
     }
 
     pub fn store(&self) -> &Store {

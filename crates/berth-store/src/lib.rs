@@ -1,10 +1,11 @@
 //! The store: everything Berth keeps outside the cluster: accounts, sessions,
-//! tokens, settings, templates, pending environment requests and the audit log. One set of portable migrations
+//! tokens, failed logins, settings, templates, pending environment requests and the audit log. One set of portable migrations
 //! serves SQLite (the zero set-up default) and PostgreSQL (production).
 
 mod accounts;
 mod audit;
 mod error;
+mod login_failures;
 mod platform;
 mod requests;
 pub mod testing;
@@ -12,6 +13,7 @@ pub mod testing;
 pub use accounts::{NewToken, NewUser, TokenRecord, UserRecord, UserUpdate};
 pub use audit::{AuditEntry, AuditFilter};
 pub use error::StoreError;
+pub use login_failures::FailureWindow;
 pub use platform::TemplateRecord;
 pub use requests::{NewRequest, RequestKind, RequestRecord, RequestState};
 

@@ -11,7 +11,6 @@ use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use time::OffsetDateTime;
 
 const DEFAULT_ADMIN_EMAIL: &str = "admin@berth.local";
 
@@ -28,6 +27,7 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     router: axum::Router,
     store: Store,
+    auth: Auth,
     cluster: Arc<Cluster>,
     /// Present unless the controller runs elsewhere (`--no-controller`).
     controller: Option<(ControllerOptions, ControllerMetrics)>,
@@ -50,7 +50,7 @@ impl Server {
         });
         let cluster = Arc::new(Cluster::new(config.kubeconfig.clone()));
         let state = AppState {
-            auth,
+            auth: auth.clone(),
             cluster: cluster.clone(),
             settings: Arc::new(Settings {
                 secure_cookies: config.secure_cookies(),
@@ -65,6 +65,7 @@ impl Server {
             listener,
             router: berth_api::router(state),
             store,
+            auth,
             cluster,
             controller,
         })
@@ -85,7 +86,7 @@ impl Server {
         let stopping = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let sweeper = tokio::spawn(sweep_sessions(self.store.clone()));
+        let sweeper = tokio::spawn(sweep(self.auth.clone()));
         let warm = tokio::spawn(connect_when_possible(self.cluster.clone()));
         let controller = self.controller.map(|(options, metrics)| {
             let shutdown = stopping(stopped.clone());
@@ -187,17 +188,12 @@ async fn run_controller(
     }
 }
 
-async fn sweep_sessions(store: Store) {
+async fn sweep(auth: Auth) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
         every.tick().await;
-        match store
-            .delete_expired_sessions(OffsetDateTime::now_utc())
-            .await
-        {
-            Ok(n) if n > 0 => tracing::info!(sessions = n, "expired sessions removed"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not remove expired sessions"),
+        if let Err(e) = auth.sweep().await {
+            tracing::warn!(error = %e, "could not remove expired sessions and login failures");
         }
     }
 }

@@ -136,11 +136,13 @@ async fn unknown_email_and_wrong_password_take_similar_time() {
 }
 
 #[tokio::test]
-async fn repeated_failures_are_rate_limited_per_email() {
+async fn repeated_failures_are_rate_limited_per_email_across_replicas() {
     let app = spawn_app().await;
+    let replica = app.replica().await;
     app.register(&Client::new(), "erin@example.com").await;
-    for _ in 0..5 {
-        let response = app
+    // Five failures, spread over two replicas: they count together.
+    for server in [&app, &replica, &app, &replica, &app] {
+        let response = server
             .login(&Client::new(), "erin@example.com", "wrong password")
             .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);

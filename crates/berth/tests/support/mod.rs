@@ -52,6 +52,15 @@ async fn local_cluster_kubeconfig() -> PathBuf {
 
 async fn spawn_with(dir: TempDir, kubeconfig: PathBuf, no_controller: bool) -> TestApp {
     let database_url = berth_store::testing::fresh_database_url(&dir.0).await;
+    spawn_on(dir, database_url, kubeconfig, no_controller).await
+}
+
+async fn spawn_on(
+    dir: TempDir,
+    database_url: String,
+    kubeconfig: PathBuf,
+    no_controller: bool,
+) -> TestApp {
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: database_url.clone(),
@@ -79,6 +88,14 @@ async fn spawn_with(dir: TempDir, kubeconfig: PathBuf, no_controller: bool) -> T
 }
 
 impl TestApp {
+    /// A second replica on the same database (without a cluster), as a
+    /// deployment with more than one would run; it must not outlive this one.
+    pub async fn replica(&self) -> TestApp {
+        let dir = TempDir::new();
+        let kubeconfig = dir.0.join("no-such-kubeconfig");
+        spawn_on(dir, self.database_url.clone(), kubeconfig, true).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
