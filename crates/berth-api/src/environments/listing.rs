@@ -1,7 +1,9 @@
 //! The list answer, made from the watch cache. Each environment's JSON is
 //! rendered once per resource version and reused until the object changes,
-//! so listing a thousand environments is a filter, a sort and a concatenation
-//! instead of a thousand conversions and serializations.
+//! and the rendered environments are sorted once per change of the cache, so
+//! listing a thousand environments is a filter and a concatenation (or, for a
+//! caller who asked since the last change, nothing) instead of a thousand
+//! conversions and serializations.
 
 use super::access::{self, Standing};
 use super::{members_of, view};
