@@ -211,14 +211,13 @@ async fn tokens_are_shown_once_listed_without_secrets_and_revoked_at_once() {
     let app = spawn_app().await;
     let token = app.member_token("ivy@example.com").await;
     assert!(token.starts_with("berth_pat_"));
-    let client = Client::new();
-    let created: Value = client
-        .post(app.url("/api/v1/tokens"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "deploy", "expiresInDays": 7}))
-        .send()
+    let created: Value = app
+        .post(
+            &token,
+            "/api/v1/tokens",
+            &json!({"name": "deploy", "expiresInDays": 7}),
+        )
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -226,15 +225,7 @@ async fn tokens_are_shown_once_listed_without_secrets_and_revoked_at_once() {
     let expires = created["expiresAt"].as_str().unwrap();
     assert!(expires > created["createdAt"].as_str().unwrap());
 
-    let list: Value = client
-        .get(app.url("/api/v1/tokens"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json(&token, "/api/v1/tokens").await;
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["name"], "deploy", "newest first");
@@ -243,34 +234,14 @@ async fn tokens_are_shown_once_listed_without_secrets_and_revoked_at_once() {
         "no secret in the list: {list}"
     );
 
-    let me = client
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(&second)
-        .send()
-        .await
-        .unwrap();
+    let me = app.get(&second, "/api/v1/me").await;
     assert_eq!(me.status(), StatusCode::OK);
     let id = created["id"].as_str().unwrap();
-    let response = client
-        .delete(app.url(&format!("/api/v1/tokens/{id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = app.delete(&token, &format!("/api/v1/tokens/{id}")).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let me = client
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(&second)
-        .send()
-        .await
-        .unwrap();
+    let me = app.get(&second, "/api/v1/me").await;
     expect_error(me, StatusCode::UNAUTHORIZED, "unauthenticated").await;
-    let again = client
-        .delete(app.url(&format!("/api/v1/tokens/{id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let again = app.delete(&token, &format!("/api/v1/tokens/{id}")).await;
     expect_error(again, StatusCode::NOT_FOUND, "not_found").await;
 }
 
@@ -279,34 +250,13 @@ async fn nobody_can_see_or_revoke_another_users_token() {
     let app = spawn_app().await;
     let jack = app.member_token("jack@example.com").await;
     let kate = app.member_token("kate@example.com").await;
-    let client = Client::new();
-    let list: Value = client
-        .get(app.url("/api/v1/tokens"))
-        .bearer_auth(&kate)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json(&kate, "/api/v1/tokens").await;
     let kates_id = list["items"][0]["id"].as_str().unwrap().to_owned();
-    let response = client
-        .delete(app.url(&format!("/api/v1/tokens/{kates_id}")))
-        .bearer_auth(&jack)
-        .send()
-        .await
-        .unwrap();
+    let response = app
+        .delete(&jack, &format!("/api/v1/tokens/{kates_id}"))
+        .await;
     expect_error(response, StatusCode::NOT_FOUND, "not_found").await;
-    assert_eq!(
-        client
-            .get(app.url("/api/v1/me"))
-            .bearer_auth(&kate)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.get(&kate, "/api/v1/me").await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -315,25 +265,9 @@ async fn admin_is_bootstrapped_and_admin_routes_are_hidden_from_members() {
     let admin = app.admin_token().await;
     let member = app.member_token("liam@example.com").await;
     let client = Client::new();
-    let me: Value = client
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.get_json(&admin, "/api/v1/me").await;
     assert_eq!(me["role"], "admin");
-    let users: Value = client
-        .get(app.url("/api/v1/admin/users"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let users: Value = app.get_json(&admin, "/api/v1/admin/users").await;
     assert_eq!(users["items"].as_array().unwrap().len(), 2);
     for token in [Some(member.as_str()), None] {
         let mut request = client.get(app.url("/api/v1/admin/users"));
@@ -436,15 +370,7 @@ async fn an_expired_token_is_refused() {
         .await
         .unwrap();
     let client = Client::new();
-    let me: Value = client
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.get_json(&token, "/api/v1/me").await;
     let user_id = me["id"].as_str().unwrap().parse().unwrap();
     let secret = berth_auth::Secret::generate_token();
     store

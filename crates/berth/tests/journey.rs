@@ -31,13 +31,13 @@ async fn register_create_ready_kubeconfig_use_delete() {
     let other = format!("other-{suffix}");
     let client = Client::new();
     for env in [&name, &other] {
-        let response = client
-            .post(app.url("/api/v1/environments"))
-            .bearer_auth(&token)
-            .json(&json!({"name": env, "template": "small"}))
-            .send()
-            .await
-            .unwrap();
+        let response = app
+            .post(
+                &token,
+                "/api/v1/environments",
+                &json!({"name": env, "template": "small"}),
+            )
+            .await;
         assert_eq!(response.status(), StatusCode::CREATED);
     }
     let path = format!("/api/v1/environments/{name}");
@@ -49,12 +49,7 @@ async fn register_create_ready_kubeconfig_use_delete() {
     })
     .await;
 
-    let response = client
-        .get(app.url(&format!("{path}/kubeconfig")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = app.get(&token, &format!("{path}/kubeconfig")).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "application/yaml");
     let yaml = response.text().await.unwrap();
@@ -159,12 +154,7 @@ async fn register_create_ready_kubeconfig_use_delete() {
     let kubeconfig_path = format!("{path}/kubeconfig");
     let deadline = Instant::now() + Duration::from_secs(30);
     let guest_yaml = loop {
-        let response = client
-            .get(app.url(&kubeconfig_path))
-            .bearer_auth(&guest)
-            .send()
-            .await
-            .unwrap();
+        let response = app.get(&guest, &kubeconfig_path).await;
         if response.status() == StatusCode::OK {
             break response.text().await.unwrap();
         }
@@ -200,12 +190,9 @@ async fn register_create_ready_kubeconfig_use_delete() {
     }
 
     for env in [&name, &other] {
-        let response = client
-            .delete(app.url(&format!("/api/v1/environments/{env}")))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let response = app
+            .delete(&token, &format!("/api/v1/environments/{env}"))
+            .await;
         assert_eq!(response.status(), StatusCode::ACCEPTED);
     }
     app.eventually(&token, &path, Duration::from_secs(90), |s, _| {

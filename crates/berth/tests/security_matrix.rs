@@ -37,13 +37,13 @@ async fn every_endpoint_answers_every_caller_as_documented() {
 
     let name = berth_testkit::unique_name("matrix");
     let members = json!([{"email": editor_email, "role": "editor"}, {"email": viewer_email, "role": "viewer"}, {"email": disabled_email, "role": "editor"}]);
-    let response = client
-        .post(app.url("/api/v1/environments"))
-        .bearer_auth(&owner)
-        .json(&json!({"name": name, "template": "small", "members": members}))
-        .send()
-        .await
-        .unwrap();
+    let response = app
+        .post(
+            &owner,
+            "/api/v1/environments",
+            &json!({"name": name, "template": "small", "members": members}),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let path = format!("/api/v1/environments/{name}");
     app.eventually(&owner, &path, Duration::from_secs(60), |_, env| {
@@ -52,43 +52,24 @@ async fn every_endpoint_answers_every_caller_as_documented() {
     .await;
 
     let tokens: Vec<(String, Option<String>)> = {
-        let revoke_list: Value = client
-            .get(app.url("/api/v1/tokens"))
-            .bearer_auth(&revoked)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let revoke_list: Value = app.get_json(&revoked, "/api/v1/tokens").await;
         let id = revoke_list["items"][0]["id"].as_str().unwrap().to_owned();
         assert_eq!(
-            client
-                .delete(app.url(&format!("/api/v1/tokens/{id}")))
-                .bearer_auth(&revoked)
-                .send()
+            app.delete(&revoked, &format!("/api/v1/tokens/{id}"))
                 .await
-                .unwrap()
                 .status(),
             StatusCode::NO_CONTENT
         );
-        let me: Value = client
-            .get(app.url("/api/v1/me"))
-            .bearer_auth(&disabled)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let me: Value = app.get_json(&disabled, "/api/v1/me").await;
         let id = me["id"].as_str().unwrap();
-        let response = client
-            .patch(app.url(&format!("/api/v1/admin/users/{id}")))
-            .bearer_auth(&admin)
-            .json(&json!({"disabled": true}))
-            .send()
-            .await
-            .unwrap();
+        let response = app
+            .call(
+                Method::PATCH,
+                &admin,
+                &format!("/api/v1/admin/users/{id}"),
+                Some(&json!({"disabled": true})),
+            )
+            .await;
         assert_eq!(response.status(), StatusCode::OK);
         vec![
             ("admin".into(), Some(admin.clone())),
@@ -259,11 +240,6 @@ async fn every_endpoint_answers_every_caller_as_documented() {
     assert_eq!(CALLERS.len(), tokens.len());
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 
-    let response = client
-        .delete(app.url(&path))
-        .bearer_auth(&owner)
-        .send()
-        .await
-        .unwrap();
+    let response = app.delete(&owner, &path).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
 }
