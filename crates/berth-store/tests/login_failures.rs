@@ -19,6 +19,8 @@ async fn failures_count_in_a_window_that_a_later_failure_restarts() {
     let window = Duration::from_secs(60);
     let t0 = OffsetDateTime::from_unix_timestamp(2_000_000_000).unwrap();
     let subjects = vec!["email:a@x.io".to_owned(), "client:10.0.0.1".to_owned()];
+    let open_at =
+        async |at: OffsetDateTime| store.login_failures(&subjects, at - window).await.unwrap();
     for seconds in [0, 10, 20] {
         let now = t0 + Duration::from_secs(seconds);
         store
@@ -27,7 +29,7 @@ async fn failures_count_in_a_window_that_a_later_failure_restarts() {
             .unwrap();
     }
     let now = t0 + Duration::from_secs(30);
-    let open = store.login_failures(&subjects, now - window).await.unwrap();
+    let open = open_at(now).await;
     assert_eq!(
         open,
         [
@@ -46,21 +48,12 @@ async fn failures_count_in_a_window_that_a_later_failure_restarts() {
 
     // The window is over: it no longer counts, and the next failure starts a new one.
     let later = t0 + Duration::from_secs(90);
-    assert!(
-        store
-            .login_failures(&subjects, later - window)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(open_at(later).await.is_empty());
     store
         .record_login_failure(&subjects[..1], later, later - window)
         .await
         .unwrap();
-    let open = store
-        .login_failures(&subjects, later - window)
-        .await
-        .unwrap();
+    let open = open_at(later).await;
     assert_eq!(
         open,
         [FailureWindow {
@@ -71,13 +64,7 @@ async fn failures_count_in_a_window_that_a_later_failure_restarts() {
     );
 
     store.clear_login_failures("email:a@x.io").await.unwrap();
-    assert!(
-        store
-            .login_failures(&subjects, later - window)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(open_at(later).await.is_empty());
     assert_eq!(
         store
             .delete_stale_login_failures(later - window)
