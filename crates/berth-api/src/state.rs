@@ -3,12 +3,15 @@ use crate::metrics::HttpMetrics;
 use berth_auth::Auth;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Choices the HTTP layer makes that come from configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Mark cookies `Secure`: true when Berth is served over HTTPS.
     pub secure_cookies: bool,
+    /// How long the token of a downloaded kubeconfig works.
+    pub kubeconfig_ttl: Duration,
 }
 
 #[derive(Clone)]

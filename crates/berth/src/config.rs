@@ -7,10 +7,15 @@ use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://.berth/berth.db";
 pub const DEFAULT_INGRESS_DOMAIN: &str = "berth.localhost";
+pub const DEFAULT_KUBECONFIG_TTL: &str = "8h";
+/// The apiserver refuses service account tokens that expire sooner.
+const MIN_KUBECONFIG_TTL: Duration = Duration::from_secs(600);
+const MAX_KUBECONFIG_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Flags of `berth serve`, each also read from its environment variable.
 #[derive(Debug, Default, Args)]
@@ -39,6 +44,9 @@ pub struct ServeArgs {
     /// Apps exposed by ingress are served at `<app>.<environment>.<domain>`.
     #[arg(long, env = "BERTH_INGRESS_DOMAIN")]
     pub ingress_domain: Option<String>,
+    /// How long a downloaded kubeconfig's token works, e.g. `8h` (10m to 168h).
+    #[arg(long, env = "BERTH_KUBECONFIG_TTL")]
+    pub kubeconfig_ttl: Option<String>,
     /// Do not run the controller in this process (it runs as `berth controller`).
     #[arg(long, env = "BERTH_NO_CONTROLLER")]
     pub no_controller: bool,
@@ -56,6 +64,7 @@ struct FileConfig {
     prometheus_url: Option<String>,
     public_url: Option<String>,
     ingress_domain: Option<String>,
+    kubeconfig_ttl: Option<String>,
     no_controller: Option<bool>,
 }
 
@@ -70,6 +79,7 @@ pub struct Config {
     pub prometheus_url: Option<String>,
     pub public_url: Option<String>,
     pub ingress_domain: String,
+    pub kubeconfig_ttl: Duration,
     pub no_controller: bool,
 }
 
@@ -107,6 +117,12 @@ impl Config {
                 .ingress_domain
                 .or(file.ingress_domain)
                 .unwrap_or_else(|| DEFAULT_INGRESS_DOMAIN.to_owned()),
+            kubeconfig_ttl: kubeconfig_ttl(
+                args.kubeconfig_ttl
+                    .or(file.kubeconfig_ttl)
+                    .as_deref()
+                    .unwrap_or(DEFAULT_KUBECONFIG_TTL),
+            )?,
             no_controller: args.no_controller || file.no_controller.unwrap_or(false),
         })
     }
@@ -136,9 +152,20 @@ impl fmt::Debug for Config {
             )
             .field("public_url", &self.public_url)
             .field("ingress_domain", &self.ingress_domain)
+            .field("kubeconfig_ttl", &self.kubeconfig_ttl)
             .field("no_controller", &self.no_controller)
             .finish()
     }
+}
+
+fn kubeconfig_ttl(raw: &str) -> anyhow::Result<Duration> {
+    let ttl = berth_core::environment::Ttl::parse("kubeconfig_ttl", raw)?.as_duration();
+    anyhow::ensure!(
+        (MIN_KUBECONFIG_TTL..=MAX_KUBECONFIG_TTL).contains(&ttl),
+        "kubeconfig_ttl ({raw}) must be from 10m to 168h: the apiserver refuses tokens that \
+         expire sooner, and a kubeconfig outliving a week outlives a member's removal for too long"
+    );
+    Ok(ttl)
 }
 
 /// Hides the password of a `scheme://user:password@host` URL.
@@ -196,6 +223,18 @@ mod tests {
             }
         );
         assert!(!debug.contains("pw-123"));
+        assert_eq!(config.kubeconfig_ttl, Duration::from_secs(8 * 3600));
+        std::fs::write(&path, "kubeconfig_ttl = \"1h30m\"\n").unwrap();
+        let config = Config::load(ServeArgs::default(), Some(&path)).unwrap();
+        assert_eq!(config.kubeconfig_ttl, Duration::from_secs(5400));
+        for refused in ["5m", "169h", "8 hours"] {
+            let args = ServeArgs {
+                kubeconfig_ttl: Some(refused.into()),
+                ..Default::default()
+            };
+            let error = Config::load(args, None).unwrap_err();
+            assert!(format!("{error:#}").contains("kubeconfig_ttl"), "{error:#}");
+        }
         std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nunknown = 1\n").unwrap();
         assert!(Config::load(ServeArgs::default(), Some(&path)).is_err());
     }

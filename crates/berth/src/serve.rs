@@ -54,6 +54,7 @@ impl Server {
             cluster: cluster.clone(),
             settings: Arc::new(Settings {
                 secure_cookies: config.secure_cookies(),
+                kubeconfig_ttl: config.kubeconfig_ttl,
             }),
             http_metrics,
             registry: Arc::new(registry),

@@ -21,6 +21,24 @@ async fn tenant_client(yaml: &str) -> kube::Client {
     kube::Client::try_from(config).unwrap()
 }
 
+/// From `iat` to `exp` of the kubeconfig's service account token (a JWT).
+fn token_lifetime(yaml: &str) -> Duration {
+    use base64::Engine;
+    let token = yaml
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("token: "))
+        .expect("a token");
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url"),
+    )
+    .expect("JSON claims");
+    let seconds = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
+    Duration::from_secs(seconds)
+}
+
 #[tokio::test]
 async fn register_create_ready_kubeconfig_use_delete() {
     let app = spawn_app_with_controller().await;
@@ -53,6 +71,11 @@ async fn register_create_ready_kubeconfig_use_delete() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "application/yaml");
     let yaml = response.text().await.unwrap();
+    assert_eq!(
+        token_lifetime(&yaml),
+        Duration::from_secs(8 * 3600),
+        "the configured lifetime"
+    );
     let tenant = tenant_client(&yaml).await;
 
     // In its namespace the tenant deploys like anyone with kubectl would.

@@ -1490,7 +1490,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A kubeconfig for the caller, limited to the namespace and their role, expiring in 8 h */
+            /** @description A kubeconfig for the caller, limited to the namespace and their role, expiring after the configured time (8 h by default) */
             200: {
                 headers: {
                     [name: string]: unknown;

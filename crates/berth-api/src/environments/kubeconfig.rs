@@ -10,21 +10,18 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
-/// How long a downloaded kubeconfig works.
-pub const DEFAULT_EXPIRY_SECONDS: i64 = 8 * 3600;
-
 pub async fn kubeconfig(
     connection: &Connection,
     environment: &str,
     email: &Email,
-    expiry_seconds: i64,
+    expires_in_seconds: u64,
 ) -> Result<String, ApiError> {
     let account = berth_manifests::service_account_name(email);
     let accounts: Api<ServiceAccount> = Api::namespaced(connection.client.clone(), environment);
     let request = TokenRequest {
         spec: TokenRequestSpec {
             audiences: vec![],
-            expiration_seconds: Some(expiry_seconds),
+            expiration_seconds: Some(i64::try_from(expires_in_seconds).unwrap_or(i64::MAX)),
             bound_object_ref: None,
         },
         ..Default::default()

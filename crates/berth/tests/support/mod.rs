@@ -70,6 +70,7 @@ async fn spawn_on(
         prometheus_url: None,
         public_url: None,
         ingress_domain: "berth.localhost".into(),
+        kubeconfig_ttl: Duration::from_secs(8 * 3600),
         no_controller,
     };
     let server = Server::build(config).await.expect("the server starts");
