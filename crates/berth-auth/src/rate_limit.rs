@@ -82,13 +82,17 @@ impl LoginLimiter {
     }
 }
 
+/// Windows are kept per subject: `email:<address>` or `client:<ip>`.
+const EMAIL: &str = "email:";
+const CLIENT: &str = "client:";
+
 fn email_subject(email: &str) -> String {
-    format!("email:{email}")
+    format!("{EMAIL}{email}")
 }
 
 fn subjects(email: &str, client: Option<IpAddr>) -> Vec<String> {
     let mut subjects = vec![email_subject(email)];
-    subjects.extend(client.map(|ip| format!("client:{ip}")));
+    subjects.extend(client.map(|ip| format!("{CLIENT}{ip}")));
     subjects
 }
 
@@ -102,7 +106,7 @@ fn retry_after(
     windows
         .iter()
         .filter(|w| {
-            let limit = if w.subject.starts_with("email:") {
+            let limit = if w.subject.starts_with(EMAIL) {
                 limits.per_email
             } else {
                 limits.per_client
