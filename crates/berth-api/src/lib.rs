@@ -11,6 +11,7 @@ mod metrics;
 mod middleware;
 mod openapi;
 mod platform;
+mod query;
 mod routes;
 mod state;
 

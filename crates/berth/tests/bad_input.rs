@@ -308,3 +308,20 @@ async fn unknown_paths_and_ids_answer_404_in_the_error_shape() {
         expect_error(response, StatusCode::NOT_FOUND, "not_found").await;
     }
 }
+
+#[tokio::test]
+async fn bad_query_parameters_are_named_in_the_error_shape() {
+    let app = spawn_app().await;
+    let token = app.member_token("queries@example.com").await;
+    for (path, field) in [
+        ("/api/v1/environments?all=maybe", "all"),
+        ("/api/v1/requests?state=lost", "state"),
+    ] {
+        let response = app.get(&token, path).await;
+        let body = expect_error(response, StatusCode::BAD_REQUEST, "validation_failed").await;
+        assert_eq!(
+            body["error"]["details"][0]["field"], field,
+            "{path}: {body}"
+        );
+    }
+}

@@ -147,7 +147,7 @@ async fn admin_actions_are_audited_and_filterable() {
     for (query, field) in [
         ("since=yesterday", "since"),
         ("limit=0", "limit"),
-        ("bogus=1", "query"),
+        ("bogus=1", "bogus"),
     ] {
         let response = app
             .get(&admin, &format!("/api/v1/admin/audit?{query}"))

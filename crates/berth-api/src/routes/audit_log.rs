@@ -1,8 +1,9 @@
 use crate::error::ApiError;
 use crate::extract::AdminUser;
 use crate::json::ApiJson;
+use crate::query::ApiQuery;
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use berth_core::validation::ValidationErrors;
 use berth_store::AuditFilter;
 use serde::{Deserialize, Serialize};
@@ -48,10 +49,8 @@ pub struct AuditList {
 pub async fn list(
     State(state): State<AppState>,
     _admin: AdminUser,
-    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<ApiJson<AuditList>, ApiError> {
-    let Query(query) = query
-        .map_err(|e| ApiError::validation(ValidationErrors::single("query", e.body_text())))?;
     let since = query
         .since
         .as_deref()

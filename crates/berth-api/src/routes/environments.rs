@@ -4,9 +4,10 @@ use crate::environments::{self as envs, EnvironmentView, RENEWED_AT};
 use crate::error::ApiError;
 use crate::extract::CurrentUser;
 use crate::json::ApiJson;
+use crate::query::ApiQuery;
 use crate::routes::requests::RequestView;
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_core::environment::{Approval, Decision, EnvironmentSpecInput, Ttl};
@@ -37,7 +38,7 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     CurrentUser(caller): CurrentUser,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let connection = state.cluster.connection().await?;

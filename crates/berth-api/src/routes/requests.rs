@@ -6,8 +6,9 @@ use crate::environments as envs;
 use crate::error::ApiError;
 use crate::extract::{AdminUser, CurrentUser};
 use crate::json::ApiJson;
+use crate::query::ApiQuery;
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use berth_core::environment::{EnvironmentSpec, EnvironmentSpecInput, resolve};
 use berth_core::validation::ValidationErrors;
 use berth_manifests::EnvironmentCrdSpec;
@@ -88,7 +89,7 @@ fn parse_state(query: &StateQuery) -> Result<Option<RequestState>, ApiError> {
 pub async fn list(
     State(state): State<AppState>,
     _admin: AdminUser,
-    Query(query): Query<StateQuery>,
+    ApiQuery(query): ApiQuery<StateQuery>,
 ) -> Result<ApiJson<RequestList>, ApiError> {
     let records = state
         .auth
@@ -107,7 +108,7 @@ pub async fn list(
 pub async fn mine(
     State(state): State<AppState>,
     CurrentUser(caller): CurrentUser,
-    Query(query): Query<StateQuery>,
+    ApiQuery(query): ApiQuery<StateQuery>,
 ) -> Result<ApiJson<RequestList>, ApiError> {
     let records = state
         .auth
