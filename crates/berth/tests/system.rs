@@ -102,6 +102,20 @@ async fn openapi_document_describes_the_accounts_contract() {
             "{method} {path} is documented"
         );
     }
+    // A path parameter is one the path names; every other one is in the query.
+    for (path, operations) in paths {
+        for (method, operation) in operations.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                let expected = if path.contains(&format!("{{{name}}}")) {
+                    "path"
+                } else {
+                    "query"
+                };
+                assert_eq!(parameter["in"], expected, "{method} {path} {name}");
+            }
+        }
+    }
     let user = &doc["components"]["schemas"]["UserView"]["properties"];
     for field in ["id", "email", "displayName", "role", "createdAt"] {
         assert!(user.get(field).is_some(), "User has {field}");

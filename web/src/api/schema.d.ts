@@ -736,18 +736,18 @@ export type $defs = Record<string, never>;
 export interface operations {
     audit_log_list: {
         parameters: {
-            query?: never;
-            header?: never;
-            path: {
+            query?: {
                 /** @description Only entries by this actor (an email, or `system`). */
-                actor: string | null;
+                actor?: string;
                 /** @description Only entries about this environment. */
-                environment: string | null;
+                environment?: string;
                 /** @description Only entries at or after this RFC 3339 time. */
-                since: string | null;
+                since?: string;
                 /** @description At most this many entries (1 to 1000, default 200). */
-                limit: number | null;
+                limit?: number;
             };
+            header?: never;
+            path?: never;
             cookie?: never;
         };
         requestBody?: never;
@@ -856,7 +856,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description `pending`, `approved` or `rejected`; all when left out. */
-                state?: string | null;
+                state?: string;
             };
             header?: never;
             path?: never;
@@ -1220,7 +1220,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Admins only: every environment, not just those they are a member of. */
-                all?: boolean | null;
+                all?: boolean;
             };
             header?: never;
             path?: never;
@@ -1711,7 +1711,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description `pending`, `approved` or `rejected`; all when left out. */
-                state?: string | null;
+                state?: string;
             };
             header?: never;
             path?: never;

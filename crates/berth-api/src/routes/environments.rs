@@ -27,6 +27,7 @@ pub struct EnvironmentList {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Admins only: every environment, not just those they are a member of.
     all: Option<bool>,

@@ -66,6 +66,7 @@ pub struct RequestList {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StateQuery {
     /// `pending`, `approved` or `rejected`; all when left out.
     state: Option<String>,
