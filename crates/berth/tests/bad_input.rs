@@ -315,6 +315,9 @@ async fn bad_query_parameters_are_named_in_the_error_shape() {
     let token = app.member_token("queries@example.com").await;
     for (path, field) in [
         ("/api/v1/environments?all=maybe", "all"),
+        ("/api/v1/environments?limit=0", "limit"),
+        ("/api/v1/environments?limit=many", "limit"),
+        ("/api/v1/environments?continue=made-up", "continue"),
         ("/api/v1/requests?state=lost", "state"),
     ] {
         let response = app.get(&token, path).await;

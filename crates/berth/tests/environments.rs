@@ -65,6 +65,12 @@ async fn create_get_list_and_delete_with_visibility() {
         .await;
     assert_eq!(got["description"], "Feature work");
     let list: Value = app.get_json(&ann, "/api/v1/environments").await;
+    let page: Value = app.get_json(&ann, "/api/v1/environments?limit=1").await;
+    assert_eq!(
+        page["items"], list["items"],
+        "her one environment, one page"
+    );
+    assert!(page.get("continue").is_none(), "{page}");
     assert!(
         list["items"]
             .as_array()

@@ -506,6 +506,8 @@ export interface components {
             token: string;
         };
         EnvironmentList: {
+            /** @description With `limit`, when more follow: send it back as `continue` for the next page. */
+            continue?: string | null;
             items: components["schemas"]["EnvironmentView"][];
         };
         /**
@@ -1221,6 +1223,10 @@ export interface operations {
             query?: {
                 /** @description Admins only: every environment, not just those they are a member of. */
                 all?: boolean;
+                /** @description At most this many (1 to 1000); without it, all of them. */
+                limit?: number;
+                /** @description The `continue` of the previous page. */
+                continue?: string;
             };
             header?: never;
             path?: never;
@@ -1235,6 +1241,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EnvironmentList"];
+                };
+            };
+            /** @description Invalid parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

@@ -8,12 +8,15 @@
 use super::access::{self, Standing};
 use super::{members_of, view};
 use axum::body::Bytes;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use berth_core::account::{Email, Role};
 use berth_core::environment::Member;
 use berth_manifests::Environment;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use kube::runtime::reflector::Store;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -127,7 +130,7 @@ impl Listing {
             return answer.clone();
         }
         let answer = Arc::new(Answer {
-            json: Bytes::from(answer_from(&snapshot, email, role, all)),
+            json: Bytes::from(answer_from(visible(&snapshot, email, role, all), None)),
             gzip: OnceLock::new(),
         });
         let kept: usize = answers.values().map(|a| a.json.len()).sum();
@@ -136,6 +139,30 @@ impl Listing {
         }
         answers.insert(key, answer.clone());
         answer
+    }
+
+    /// Like [`Listing::answer`], but at most `limit` environments, those
+    /// after `after`, with a `continue` cursor when more follow. A page is
+    /// made from the snapshot of its moment: environments created while a
+    /// client pages are not on later pages (they are newer than the cursor).
+    pub fn page(
+        &self,
+        cache: &Store<Environment>,
+        caller: (&Email, Role, bool),
+        limit: usize,
+        after: Option<&Cursor>,
+    ) -> String {
+        let (email, role, all) = caller;
+        let snapshot = self.snapshot(cache);
+        let mut rest = visible(&snapshot, email, role, all)
+            .skip_while(|(r, _)| after.is_some_and(|cursor| !cursor.precedes(r)))
+            .peekable();
+        let page: Vec<_> = rest.by_ref().take(limit).collect();
+        let next = match (page.last(), rest.peek()) {
+            (Some((last, _)), Some(_)) => Some(Cursor::after(last).encode()),
+            _ => None,
+        };
+        answer_from(page.into_iter(), next.as_deref())
     }
 
     fn snapshot(&self, cache: &Store<Environment>) -> Arc<Snapshot> {
@@ -200,22 +227,31 @@ impl Listing {
     }
 }
 
-/// The JSON of `EnvironmentList` for one caller from a snapshot.
-fn answer_from(snapshot: &Snapshot, email: &Email, role: Role, all: bool) -> String {
-    let items: Vec<(&Rendered, Standing)> = snapshot
-        .newest_first
-        .iter()
-        .filter_map(|r| {
-            let standing = access::standing(&r.members, email, role);
-            let member = matches!(standing, Standing::Member(_));
-            (member || (all && standing.can_see())).then_some((r.as_ref(), standing))
-        })
-        .collect();
+/// The environments of a snapshot that the caller sees, in its order.
+fn visible<'a>(
+    snapshot: &'a Snapshot,
+    email: &'a Email,
+    role: Role,
+    all: bool,
+) -> impl Iterator<Item = (&'a Rendered, Standing)> + 'a {
+    snapshot.newest_first.iter().filter_map(move |r| {
+        let standing = access::standing(&r.members, email, role);
+        let member = matches!(standing, Standing::Member(_));
+        (member || (all && standing.can_see())).then_some((r.as_ref(), standing))
+    })
+}
+
+/// The JSON of `EnvironmentList`: `items`, and `continue` when given.
+fn answer_from<'a>(
+    items: impl Iterator<Item = (&'a Rendered, Standing)>,
+    next: Option<&str>,
+) -> String {
+    let items: Vec<_> = items.collect();
     let size: usize = items
         .iter()
         .map(|(r, _)| r.json_before_role.len() + ROLE_FIELD.len() + 10)
         .sum();
-    let mut json = String::with_capacity(size + 16);
+    let mut json = String::with_capacity(size + 64);
     json.push_str(r#"{"items":["#);
     for (i, (r, standing)) in items.iter().enumerate() {
         if i > 0 {
@@ -226,10 +262,55 @@ fn answer_from(snapshot: &Snapshot, email: &Email, role: Role, all: bool) -> Str
         json.push_str(standing.label());
         json.push_str("\"}");
     }
-    json.push_str("]}");
+    json.push(']');
+    if let Some(next) = next {
+        // A cursor is base64url: nothing in it needs escaping.
+        json.push_str(r#","continue":""#);
+        json.push_str(next);
+        json.push('"');
+    }
+    json.push('}');
     json
 }
 
+/// Where a page ends: the last environment it holds, by the list's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    created_at: Option<String>,
+    name: String,
+}
+
+impl Cursor {
+    fn after(r: &Rendered) -> Self {
+        Self {
+            created_at: r.created_at.clone(),
+            name: r.name.clone(),
+        }
+    }
+
+    /// Whether `r` comes after this cursor: older, or as old and later by name.
+    fn precedes(&self, r: &Rendered) -> bool {
+        r.created_at
+            .cmp(&self.created_at)
+            .reverse()
+            .then_with(|| r.name.cmp(&self.name))
+            .is_gt()
+    }
+
+    /// The opaque `continue` token.
+    pub fn encode(&self) -> String {
+        let json = serde_json::to_vec(self).expect("a cursor serializes");
+        URL_SAFE_NO_PAD.encode(json)
+    }
+
+    /// `None` for anything `encode` did not make.
+    pub fn decode(token: &str) -> Option<Self> {
+        let json = URL_SAFE_NO_PAD.decode(token).ok()?;
+        serde_json::from_slice(&json).ok()
+    }
+}
+
+#[cfg(test)]
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,5 +472,54 @@ mod tests {
         let rendered = listing.rendered.lock().unwrap();
         assert_eq!(rendered.len(), 2, "charlie is forgotten");
         assert!(Arc::ptr_eq(&rendered["bravo"], &bravo), "bravo is reused");
+    }
+
+    fn names(list: &Value) -> Vec<String> {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn pages_walk_the_list_once_in_its_order_whatever_their_size() {
+        let listing = Listing::default();
+        let mut envs = fixture();
+        for i in 0..5 {
+            envs.push(env(
+                &format!("delta-{i}"),
+                &format!("{}", 30 + i),
+                "2026-01-02T00:00:00Z",
+                json!([{"email": "ann@example.com", "role": "editor"}]),
+            ));
+        }
+        let (cache, _writer) = cache_of(&envs);
+        let ann = email("ann@example.com");
+        let everything = names(&parsed(listing.answer(&cache, &ann, Role::Member, false)));
+        assert_eq!(everything.len(), 8);
+        for limit in 1..=9 {
+            let (mut seen, mut after, mut pages) = (Vec::new(), None, 0);
+            loop {
+                let page: Value = serde_json::from_str(&listing.page(
+                    &cache,
+                    (&ann, Role::Member, false),
+                    limit,
+                    after.as_ref(),
+                ))
+                .unwrap();
+                seen.extend(names(&page));
+                pages += 1;
+                match page["continue"].as_str() {
+                    Some(token) => after = Some(Cursor::decode(token).expect("our own token")),
+                    None => break,
+                }
+            }
+            assert_eq!(seen, everything, "limit {limit}");
+            assert_eq!(pages, everything.len().div_ceil(limit), "limit {limit}");
+        }
+        assert_eq!(Cursor::decode("not-a-cursor"), None);
+        assert_eq!(Cursor::decode(""), None);
     }
 }

@@ -1,5 +1,6 @@
 use crate::audit::{Action, RequestId};
 use crate::environments::access::Permission;
+use crate::environments::listing::Cursor;
 use crate::environments::{self as envs, EnvironmentView, RENEWED_AT};
 use crate::error::ApiError;
 use crate::extract::CurrentUser;
@@ -24,6 +25,9 @@ use time::format_description::well_known::Rfc3339;
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct EnvironmentList {
     items: Vec<EnvironmentView>,
+    /// With `limit`, when more follow: send it back as `continue` for the next page.
+    #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -31,10 +35,19 @@ pub struct EnvironmentList {
 pub struct ListQuery {
     /// Admins only: every environment, not just those they are a member of.
     all: Option<bool>,
+    /// At most this many (1 to 1000); without it, all of them.
+    limit: Option<u32>,
+    /// The `continue` of the previous page.
+    #[serde(rename = "continue")]
+    after: Option<String>,
 }
+
+/// A page's size when `continue` comes without `limit`.
+const DEFAULT_PAGE: u32 = 100;
 
 #[utoipa::path(get, operation_id = "environments_list", path = "/api/v1/environments", tag = "environments", params(ListQuery), responses(
     (status = 200, description = "Environments the caller is a member of, newest first", body = EnvironmentList),
+    (status = 400, description = "Invalid parameter", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -42,8 +55,18 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let paging = paging(&query)?;
     let connection = state.cluster.connection().await?;
     let all = query.all == Some(true) && caller.user.role == berth_core::account::Role::Admin;
+    if let Some((limit, after)) = paging {
+        let page = connection.listing.page(
+            &connection.environments,
+            (&caller.user.email, caller.user.role, all),
+            limit,
+            after.as_ref(),
+        );
+        return Ok(([(header::CONTENT_TYPE, "application/json")], page).into_response());
+    }
     let answer = connection.listing.answer(
         &connection.environments,
         &caller.user.email,
@@ -59,6 +82,27 @@ pub async fn list(
     } else {
         (json, answer.json.clone()).into_response()
     })
+}
+
+/// The page asked for, if any: its size and the cursor it starts after.
+fn paging(query: &ListQuery) -> Result<Option<(usize, Option<Cursor>)>, ApiError> {
+    if query.limit.is_none() && query.after.is_none() {
+        return Ok(None);
+    }
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=1000).contains(&limit) {
+        return Err(ValidationErrors::single("limit", "must be from 1 to 1000").into());
+    }
+    let after = query
+        .after
+        .as_deref()
+        .map(|token| {
+            Cursor::decode(token).ok_or_else(|| {
+                ValidationErrors::single("continue", "is not a token of a previous page")
+            })
+        })
+        .transpose()?;
+    Ok(Some((limit as usize, after)))
 }
 
 /// Whether `Accept-Encoding` takes gzip: named with a non-zero weight, or
