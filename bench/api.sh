@@ -68,8 +68,11 @@ $(curl -sf -H "authorization: Bearer $token" -H 'accept-encoding: gzip' "$base/a
 wrk -t2 -c100 -d"${duration}s" --latency -H "authorization: Bearer $token" "$base/api/v1/environments?all=true" >"$work/list.txt"
 wrk -t2 -c100 -d"${duration}s" --latency -H "authorization: Bearer $token" -H "accept-encoding: gzip" \
   "$base/api/v1/environments?all=true" >"$work/list-gzip.txt"
+wrk -t2 -c100 -d"${duration}s" --latency -H "authorization: Bearer $token" \
+  "$base/api/v1/environments?all=true&limit=100" >"$work/list-page.txt"
 wrk -t2 -c100 -d"${duration}s" --latency -H "authorization: Bearer $token" "$base/api/v1/environments/$run-7" >"$work/get.txt"
 echo
 summary "GET /api/v1/environments?all=true ($count)" "$work/list.txt"
 summary "  the same, accept-encoding: gzip" "$work/list-gzip.txt"
+summary "  its first page, limit=100" "$work/list-page.txt"
 summary "GET /api/v1/environments/{name}" "$work/get.txt"

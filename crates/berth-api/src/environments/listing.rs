@@ -159,7 +159,7 @@ impl Listing {
             .peekable();
         let page: Vec<_> = rest.by_ref().take(limit).collect();
         let next = match (page.last(), rest.peek()) {
-            (Some((last, _)), Some(_)) => Some(Cursor::after(last).encode()),
+            (Some((last, _)), Some(_)) => Some(Cursor::at(last).encode()),
             _ => None,
         };
         answer_from(page.into_iter(), next.as_deref())
@@ -281,7 +281,7 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    fn after(r: &Rendered) -> Self {
+    fn at(r: &Rendered) -> Self {
         Self {
             created_at: r.created_at.clone(),
             name: r.name.clone(),
