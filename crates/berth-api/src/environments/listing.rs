@@ -36,6 +36,10 @@ struct Rendered {
 }
 
 impl Rendered {
+    fn key(&self) -> ListKey<'_> {
+        (&self.created_at, &self.name)
+    }
+
     fn of(env: &Environment) -> Self {
         let view = view(env, Standing::Stranger);
         let json = serde_json::to_string(&view).expect("a view serializes");
@@ -98,9 +102,8 @@ pub struct Listing {
     /// Bumped by the watch after each change it applied to the cache.
     version: AtomicU64,
     snapshot: RwLock<Option<Arc<Snapshot>>>,
-    /// Held while a snapshot is made, so that a change makes one, not one per request.
-    remaking: Mutex<()>,
     /// By name, for reuse across snapshots while their resource version holds.
+    /// Held while a snapshot is made, so that a change makes one, not one per request.
     rendered: Mutex<HashMap<String, Arc<Rendered>>>,
 }
 
@@ -177,17 +180,13 @@ impl Listing {
         if let Some(snapshot) = up_to_date() {
             return snapshot;
         }
-        let _only_one = self.remaking.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut rendered = self.rendered.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(snapshot) = up_to_date() {
             return snapshot;
         }
         // Read after the version: a change in between makes the next request look again.
-        let mut newest_first = self.render(&cache.state());
-        newest_first.sort_by(|a, b| {
-            b.created_at
-                .cmp(&a.created_at)
-                .then_with(|| a.name.cmp(&b.name))
-        });
+        let mut newest_first = render(&mut rendered, &cache.state());
+        newest_first.sort_by(|a, b| list_order(a.key(), b.key()));
         let snapshot = Arc::new(Snapshot {
             version,
             newest_first,
@@ -199,32 +198,42 @@ impl Listing {
             .unwrap_or_else(PoisonError::into_inner) = Some(snapshot.clone());
         snapshot
     }
+}
 
-    /// Every environment rendered at its current version, reusing what was
-    /// rendered at that version before; entries of environments that are
-    /// gone are dropped.
-    fn render(&self, environments: &[Arc<Environment>]) -> Vec<Arc<Rendered>> {
-        let mut rendered = self.rendered.lock().unwrap_or_else(PoisonError::into_inner);
-        let all: Vec<Arc<Rendered>> = environments
-            .iter()
-            .map(|env| {
-                let name = env.metadata.name.as_deref().unwrap_or_default();
-                match rendered.get(name) {
-                    Some(r) if r.resource_version == env.metadata.resource_version => r.clone(),
-                    _ => {
-                        let r = Arc::new(Rendered::of(env));
-                        rendered.insert(r.name.clone(), r.clone());
-                        r
-                    }
+/// Every environment rendered at its current version, reusing what was
+/// rendered at that version before; entries of environments that are gone
+/// are dropped.
+fn render(
+    rendered: &mut HashMap<String, Arc<Rendered>>,
+    environments: &[Arc<Environment>],
+) -> Vec<Arc<Rendered>> {
+    let all: Vec<Arc<Rendered>> = environments
+        .iter()
+        .map(|env| {
+            let name = env.metadata.name.as_deref().unwrap_or_default();
+            match rendered.get(name) {
+                Some(r) if r.resource_version == env.metadata.resource_version => r.clone(),
+                _ => {
+                    let r = Arc::new(Rendered::of(env));
+                    rendered.insert(r.name.clone(), r.clone());
+                    r
                 }
-            })
-            .collect();
-        if rendered.len() > all.len() {
-            let present: HashSet<&str> = all.iter().map(|r| r.name.as_str()).collect();
-            rendered.retain(|name, _| present.contains(name.as_str()));
-        }
-        all
+            }
+        })
+        .collect();
+    if rendered.len() > all.len() {
+        let present: HashSet<&str> = all.iter().map(|r| r.name.as_str()).collect();
+        rendered.retain(|name, _| present.contains(name.as_str()));
     }
+    all
+}
+
+/// Where an environment stands in a list: by creation time and name.
+type ListKey<'a> = (&'a Option<String>, &'a str);
+
+/// The list's order: newest first, then by name.
+fn list_order(a: ListKey, b: ListKey) -> std::cmp::Ordering {
+    b.0.cmp(a.0).then_with(|| a.1.cmp(b.1))
 }
 
 /// The environments of a snapshot that the caller sees, in its order.
@@ -288,13 +297,9 @@ impl Cursor {
         }
     }
 
-    /// Whether `r` comes after this cursor: older, or as old and later by name.
+    /// Whether `r` comes after this cursor in the list's order.
     fn precedes(&self, r: &Rendered) -> bool {
-        r.created_at
-            .cmp(&self.created_at)
-            .reverse()
-            .then_with(|| r.name.cmp(&self.name))
-            .is_gt()
+        list_order((&self.created_at, &self.name), r.key()).is_lt()
     }
 
     /// The opaque `continue` token.
