@@ -26,7 +26,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 pub struct Server {
     listener: tokio::net::TcpListener,
     router: axum::Router,
-    store: Store,
     auth: Auth,
     cluster: Arc<Cluster>,
     /// Present unless the controller runs elsewhere (`--no-controller`).
@@ -38,7 +37,7 @@ impl Server {
         let store = Store::connect(&config.database_url)
             .await
             .context("connecting to the store")?;
-        let auth = Auth::new(store.clone(), AuthConfig::default())?;
+        let auth = Auth::new(store, AuthConfig::default())?;
         bootstrap_admin(&auth, &config).await?;
 
         let mut registry = Registry::default();
@@ -65,7 +64,6 @@ impl Server {
         Ok(Self {
             listener,
             router: berth_api::router(state),
-            store,
             auth,
             cluster,
             controller,
@@ -115,7 +113,7 @@ impl Server {
         sweeper.abort();
         warm.abort();
         // In-flight requests have finished; let the store finish its writes too.
-        self.store.close().await;
+        self.auth.store().close().await;
         tracing::info!("stopped");
         Ok(())
     }
