@@ -8,6 +8,7 @@
 # Usage: scripts/journey.sh [BASE_URL]   (admin credentials from .berth/admin.env)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 base=${1:-http://127.0.0.1:8080}
 kubectl=.berth/bin/kubectl
 [ -f .berth/admin.env ] && . .berth/admin.env
@@ -35,19 +36,11 @@ api() {
 }
 # token EMAIL PASSWORD [register]: a personal access token for the account.
 token() {
-  local jar=$work/jar-$1
   if [ "${3:-}" = register ]; then
     curl -sSf -o /dev/null -H 'content-type: application/json' \
       -d "{\"email\":\"$1\",\"password\":\"$2\"}" "$base/api/v1/auth/register"
   fi
-  curl -sSf -c "$jar" -o /dev/null -H 'content-type: application/json' \
-    -d "{\"email\":\"$1\",\"password\":\"$2\"}" "$base/api/v1/auth/login"
-  local csrf session
-  csrf=$(awk '/berth_csrf/ {print $7}' "$jar")
-  session=$(awk '/berth_session/ {print $7}' "$jar")
-  curl -sSf -H 'content-type: application/json' -H "x-csrf-token: $csrf" \
-    -H "cookie: berth_session=$session; berth_csrf=$csrf" -d '{"name":"journey"}' \
-    "$base/api/v1/tokens" | field token
+  api_token "$base" "$1" "$2" "$work" journey
 }
 # until_phase TOKEN NAME PHASE: polls the environment, two minutes at most.
 until_phase() {

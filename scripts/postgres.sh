@@ -2,6 +2,7 @@
 # A throwaway PostgreSQL cluster for tests: `start DIR` initialises one in DIR
 # on a free loopback port and prints its URL; `stop DIR` stops it.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 cmd=${1:?usage: postgres.sh start|stop DIR}
 dir=${2:?usage: postgres.sh start|stop DIR}
@@ -16,7 +17,7 @@ case "$cmd" in
   start)
     mkdir -p "$dir"
     [ "$(id -u)" = 0 ] && chown postgres "$dir"
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    port=$(free_port)
     as_owner "$bin/initdb" -D "$dir/data" -A trust -U postgres >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
     # fsync off: a test cluster is thrown away, durability buys nothing here.
