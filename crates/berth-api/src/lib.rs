@@ -11,6 +11,7 @@ mod metrics;
 mod middleware;
 mod openapi;
 mod platform;
+mod policy_object;
 mod query;
 mod routes;
 mod state;
@@ -19,6 +20,7 @@ pub use cluster::{Cluster, LOCAL_CLUSTER_KUBECONFIG};
 pub use error::ApiError;
 pub use metrics::HttpMetrics;
 pub use openapi::openapi_json;
+pub use policy_object::publish_at_start as publish_policy_at_start;
 pub use state::{AppState, Settings};
 
 use axum::Router;

@@ -313,16 +313,19 @@ impl Auth {
         Ok(user)
     }
 
-    /// Removes expired sessions and login-failure windows that are over.
+    /// Removes expired sessions, login-failure windows that are over and
+    /// idempotency keys past their window.
     pub async fn sweep(&self) -> Result<(), AuthError> {
         let now = OffsetDateTime::now_utc();
         let sessions = self.store.delete_expired_sessions(now).await?;
         let windows = self.limiter.sweep(now).await?;
-        if sessions + windows > 0 {
+        let keys = self.store.delete_stale_idempotency_keys(now).await?;
+        if sessions + windows + keys > 0 {
             tracing::info!(
                 sessions,
                 windows,
-                "expired sessions and login-failure windows removed"
+                keys,
+                "expired sessions, login-failure windows and idempotency keys removed"
             );
         }
         Ok(())

@@ -1,10 +1,14 @@
 //! The crate's one error type, and how the controller waits after each kind.
+//!
+//! Messages are written for people: an apiserver's answer is told by its
+//! own message and reason ([`plain`]), never by kube's `Display`, which
+//! appends a `Debug` dump of the whole `Status`.
 
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("Kubernetes API: {0}")]
+    #[error("Kubernetes API: {}", plain(.0))]
     Kube(#[from] kube::Error),
     #[error("{0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
@@ -14,13 +18,40 @@ pub enum Error {
     NamespaceRace(String),
     #[error("the Environment CRD did not become established: {0}")]
     CrdNotEstablished(String),
-    #[error("{kind} {name}: {source}")]
+    #[error("{kind} {name}: {}", plain(.source))]
     Apply {
         kind: &'static str,
         name: String,
         #[source]
         source: kube::Error,
     },
+    #[error("the selector {selector:?} was refused: {}", plain(.source))]
+    Selector {
+        selector: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// A kube error in words: an apiserver's answer as its message and reason
+/// (`pods "web" is forbidden: exceeded quota (Forbidden)`), anything else
+/// (transport, decoding) as kube says it.
+pub fn plain(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            let message = if status.message.is_empty() {
+                format!("the apiserver answered {}", status.code)
+            } else {
+                status.message.clone()
+            };
+            if status.reason.is_empty() {
+                message
+            } else {
+                format!("{message} ({})", status.reason)
+            }
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Shortest and longest wait after a failed reconcile.
@@ -32,6 +63,7 @@ impl Error {
     pub fn reason(&self) -> String {
         match self {
             Error::Kube(e) | Error::Apply { source: e, .. } => kube_reason(e),
+            Error::Selector { .. } => "selector".to_owned(),
             Error::Finalizer(e) => match e.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(inner)
                 | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.reason(),
@@ -92,6 +124,29 @@ mod tests {
         assert_eq!(backoff(3, 0.0), Duration::from_secs(1));
         assert_eq!(backoff(30, 0.0), BACKOFF_CAP / 2);
         assert!(backoff(3, 0.5) > backoff(3, 0.0));
+    }
+
+    #[test]
+    fn an_apiserver_answer_is_told_by_its_message_and_reason() {
+        let status = kube::core::Status::failure(
+            "services \"db\" is forbidden: exceeded quota: hold, requested: services=1",
+            "Forbidden",
+        )
+        .with_code(403);
+        let error = Error::Apply {
+            kind: "Service",
+            name: "db".into(),
+            source: kube::Error::Api(status.boxed()),
+        };
+        assert_eq!(
+            error.to_string(),
+            "Service db: services \"db\" is forbidden: exceeded quota: hold, requested: services=1 (Forbidden)"
+        );
+        let bare = kube::Error::Api(kube::core::Status::default().with_code(500).boxed());
+        assert_eq!(
+            Error::Kube(bare).to_string(),
+            "Kubernetes API: the apiserver answered 500"
+        );
     }
 
     #[test]

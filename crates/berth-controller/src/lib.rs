@@ -4,13 +4,18 @@
 //! [`run`] elects a leader among the replicas (a Lease, see [`leader`]); the
 //! leader installs the CRD and the `berth-tenant-*` ClusterRoles by
 //! server-side apply, then reconciles until it loses the lease or is told to
-//! stop. A reconcile (see `reconcile`) parses and resolves the spec with the
-//! built-in templates and the default policy, builds the objects with
-//! `berth_manifests::build`, applies them (field manager `berth`), prunes the
-//! ones no longer built, and writes the status; deletion goes through a
-//! finalizer that removes the namespace, only ever one Berth made.
+//! stop. A reconcile (see `reconcile`) parses the spec, which the API wrote
+//! fully resolved (it never looks templates or policy up), builds the
+//! objects with `berth_manifests::build`, applies them one by one (field
+//! manager `berth`; an object the apiserver refuses is reported and stops
+//! nothing else), prunes the ones no longer built, and writes the status;
+//! deletion goes through a finalizer that removes the namespace, only ever
+//! one Berth made. Only the Environments matching
+//! [`ControllerOptions::selector`] are watched, and so reconciled.
 
+mod admission;
 mod apply;
+mod autoscalers;
 mod children;
 mod error;
 pub mod leader;
@@ -24,12 +29,12 @@ pub use leader::LeaseOptions;
 pub use metrics::Metrics;
 pub use reconcile::FINALIZER;
 
-use berth_core::environment::{Policy, builtin_templates};
+use autoscalers::Autoscalers;
 use berth_manifests::{Environment, cluster_roles};
 use children::Children;
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Config, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::store::Writer;
@@ -52,8 +57,9 @@ pub struct ControllerOptions {
     /// Apply the CRD at start (needs rights on CRDs); without it, the CRD
     /// must have been installed (`berth crd | kubectl apply -f -`).
     pub install_crd: bool,
-    /// Reconcile only the Environments matching this label selector: for
-    /// sharding, and so that test runs sharing a cluster stay apart.
+    /// Reconcile only the Environments matching this label selector (the
+    /// Environment watch's): for sharding, and so that test runs sharing a
+    /// cluster stay apart.
     pub selector: Option<String>,
 }
 
@@ -112,24 +118,30 @@ async fn lead(client: Client, options: ControllerOptions, metrics: Metrics) -> R
         install_crd(&client).await?;
     }
     install_cluster_roles(&client).await?;
+    admission::install(&client, options.install_crd).await?;
 
+    let mut config = watcher::Config::default();
+    if let Some(selector) = &options.selector {
+        check_selector(&client, selector).await?;
+        config = config.labels(selector);
+    }
     let (children, triggers) = Children::watch(&client);
+    let (autoscalers, autoscaler_trigger) = Autoscalers::watch(&client);
     let writer = Writer::<Environment>::new(());
     let reader = writer.as_reader();
     // Status writes (the controller's own) change neither generation nor
     // finalizers, so they wake nothing; spec changes, deletion (which bumps
-    // a custom resource's generation) and finalizer changes do.
-    let environments = watcher(
-        Api::<Environment>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(writer)
-    .applied_objects()
-    .predicate_filter(
-        predicates::generation.combine(predicates::finalizers),
-        Default::default(),
-    );
+    // a custom resource's generation) and finalizer changes do. Children of
+    // an environment outside the selector wake nothing either: the
+    // controller finds no such environment in its store and skips it.
+    let environments = watcher(Api::<Environment>::all(client.clone()), config)
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation.combine(predicates::finalizers),
+            Default::default(),
+        );
     let mut controller = Controller::for_stream(environments, reader)
         .with_config(Config::default().concurrency(options.concurrency));
     for (trigger, resource) in triggers {
@@ -139,6 +151,7 @@ async fn lead(client: Client, options: ControllerOptions, metrics: Metrics) -> R
             resource,
         );
     }
+    controller = controller.watches_stream(autoscaler_trigger, autoscalers::environment_of);
     let context = Arc::new(reconcile::Context {
         recorder: Recorder::new(
             client.clone(),
@@ -148,10 +161,9 @@ async fn lead(client: Client, options: ControllerOptions, metrics: Metrics) -> R
             },
         ),
         client,
-        templates: builtin_templates(),
-        policy: Policy::default(),
         metrics,
         children,
+        autoscalers,
         failures: Default::default(),
         ledgers: Default::default(),
         warned: Default::default(),
@@ -167,6 +179,23 @@ async fn lead(client: Client, options: ControllerOptions, metrics: Metrics) -> R
         })
         .await;
     Ok(())
+}
+
+/// Fails at once on a selector the apiserver cannot parse, which the
+/// Environment watch would otherwise retry forever while reconciling nothing.
+async fn check_selector(client: &Client, selector: &str) -> Result<(), Error> {
+    let params = ListParams::default().labels(selector).limit(1);
+    match Api::<Environment>::all(client.clone())
+        .list_metadata(&params)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 400 => Err(Error::Selector {
+            selector: selector.to_owned(),
+            source: kube::Error::Api(status),
+        }),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn install_crd(client: &Client) -> Result<(), Error> {

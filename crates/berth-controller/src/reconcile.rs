@@ -1,13 +1,13 @@
 //! One reconcile of one Environment: parse, resolve, build, apply, prune,
 //! report; and on deletion, the namespace's removal.
 
-use crate::apply::{self, FIELD_MANAGER, Ledger};
+use crate::apply::{self, FIELD_MANAGER, Failures, Ledger};
+use crate::autoscalers::{self, Autoscalers};
 use crate::children::{ChildKey, Children, Kind};
 use crate::metrics::Metrics;
 use crate::status::{self, DeploymentState, Observation, Problem};
 use crate::ttl::{self, Due, Warning};
 use crate::{ControllerOptions, Error};
-use berth_core::environment::{Policy, Template, resolve};
 use berth_core::validation::ValidationErrors;
 use berth_manifests::{
     ENVIRONMENT_LABEL, Environment, EnvironmentStatus, MANAGED_BY_LABEL, MANAGED_BY_VALUE, Object,
@@ -25,18 +25,18 @@ use std::time::Duration;
 
 pub const FINALIZER: &str = "berth.dev/namespace";
 
-/// How often an environment whose namespace belongs to someone else looks
-/// again: that namespace is not watched, so nothing else wakes it.
-const CONFLICT_RECHECK: Duration = Duration::from_secs(30);
+/// How often an environment looks again when what stops it is not watched,
+/// so nothing else wakes it: a namespace that belongs to someone else, an
+/// object refused by a quota or an admission policy that is not Berth's.
+const RECHECK: Duration = Duration::from_secs(30);
 
 pub struct Context {
     pub client: Client,
     pub options: ControllerOptions,
-    pub templates: Vec<Template>,
-    pub policy: Policy,
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub children: Children,
+    pub autoscalers: Autoscalers,
     pub failures: Mutex<HashMap<String, u32>>,
     pub ledgers: Mutex<HashMap<String, Ledger>>,
     pub warned: Mutex<HashSet<(String, Warning)>>,
@@ -93,10 +93,7 @@ async fn apply(env: &Environment, ctx: &Context) -> Result<Action, Error> {
             .as_ref()
             .map_or(now, |t| t.0)
     });
-    let resolved = match env
-        .parse_spec()
-        .and_then(|spec| resolve(spec, &ctx.templates, &ctx.policy))
-    {
+    let resolved = match env.resolved_spec() {
         Ok(resolved) => resolved,
         Err(errors) => {
             let observation = Observation {
@@ -118,13 +115,14 @@ async fn apply(env: &Environment, ctx: &Context) -> Result<Action, Error> {
         }
     }
     let uid = env.uid().unwrap_or_default();
-    let objects = berth_manifests::build(
+    let mut objects = berth_manifests::build(
         &resolved,
         &berth_manifests::BuildOptions {
             owner_uid: Some(uid.clone()),
             ..ctx.options.build.clone()
         },
     );
+    autoscalers::leave_replicas(&mut objects, &ctx.autoscalers.deployments_in(&name));
     if let Some(conflict) = claim_namespace(env, ctx, &objects).await? {
         let observation = Observation {
             generation: env.metadata.generation,
@@ -133,42 +131,56 @@ async fn apply(env: &Environment, ctx: &Context) -> Result<Action, Error> {
             ..Observation::default()
         };
         write_status(env, ctx, observation).await?;
-        return Ok(Action::requeue(CONFLICT_RECHECK));
+        return Ok(Action::requeue(RECHECK));
     }
 
-    let wanted: BTreeSet<ChildKey> = objects
-        .iter()
-        .filter_map(|o| Kind::of(o).map(|k| ChildKey::of(k, o)))
-        .collect();
-    let mut ledger = ctx
-        .ledgers
-        .lock()
-        .expect("ledgers lock")
-        .remove(&name)
-        .unwrap_or_default();
-    let outcome = apply_and_prune(ctx, &name, objects, &wanted, &mut ledger).await;
-    ctx.ledgers
-        .lock()
-        .expect("ledgers lock")
-        .insert(name.clone(), ledger);
-    let applied = match outcome {
-        Ok(applied) => applied,
-        Err(error) => {
-            if let Some(message) = refusal(&error) {
-                let observation = Observation {
-                    generation: env.metadata.generation,
-                    expires_at,
-                    problem: Some(Problem::ApplyFailed(message)),
-                    ..Observation::default()
-                };
-                write_status(env, ctx, observation).await?;
-            }
-            return Err(error);
-        }
+    let applied = apply_and_prune(ctx, &name, objects).await;
+    publish_repairs(ctx, env, &applied.repaired).await;
+    let Failures { refused, retry } = applied.failures;
+    // Without a refusal to report, a status from a partial apply could only
+    // mislead (an app whose Deployment was not read is not waited for).
+    let retry = match retry {
+        Some(error) if refused.is_empty() => return Err(error),
+        retry => retry,
     };
-    // The recorder folds events with the same reason and action into one
-    // series keeping the first note, so each kind repaired gets its own action.
-    for (kind, note) in &applied.repaired {
+    if !refused.is_empty() {
+        ctx.metrics.error("refused".to_owned());
+    }
+    let problem = (!refused.is_empty()).then(|| {
+        let sentences: Vec<String> = refused.iter().map(ToString::to_string).collect();
+        Problem::ApplyFailed(sentences.join("; "))
+    });
+    let observation = Observation {
+        generation: env.metadata.generation,
+        expires_at,
+        quota: applied.quota.as_ref().and_then(status::quota_status),
+        problem,
+        deployments: applied
+            .deployments
+            .iter()
+            .map(DeploymentState::of)
+            .collect(),
+    };
+    write_status(env, ctx, observation).await?;
+    if let Some(error) = retry {
+        return Err(error);
+    }
+    let expiry = expires_at.map(|at| ttl::until_next(Timestamp::now(), at));
+    Ok(match (refused.is_empty(), expiry) {
+        (true, Some(wait)) => Action::requeue(wait),
+        // Every change that matters arrives by a watch.
+        (true, None) => Action::await_change(),
+        // What would cure a refusal (a quota or an admission policy that is
+        // not Berth's) is not watched.
+        (false, wait) => Action::requeue(wait.map_or(RECHECK, |w| w.min(RECHECK))),
+    })
+}
+
+/// An Event per repair. The recorder folds events with the same reason and
+/// action into one series keeping the first note, so each kind repaired gets
+/// its own action.
+async fn publish_repairs(ctx: &Context, env: &Environment, repaired: &[(Kind, String)]) {
+    for (kind, note) in repaired {
         tracing::info!(%note, "repaired drift");
         let action = format!("Repair{}", kind.name());
         publish(
@@ -181,53 +193,39 @@ async fn apply(env: &Environment, ctx: &Context) -> Result<Action, Error> {
         )
         .await;
     }
-    let observation = Observation {
-        generation: env.metadata.generation,
-        expires_at,
-        quota: applied.quota.as_ref().and_then(status::quota_status),
-        problem: None,
-        deployments: applied
-            .deployments
-            .iter()
-            .map(DeploymentState::of)
-            .collect(),
-    };
-    write_status(env, ctx, observation).await?;
-    Ok(match expires_at {
-        Some(at) => Action::requeue(ttl::until_next(Timestamp::now(), at)),
-        // Every change that matters arrives by a watch.
-        None => Action::await_change(),
-    })
 }
 
-async fn apply_and_prune(
-    ctx: &Context,
-    name: &str,
-    objects: Vec<Object>,
-    wanted: &BTreeSet<ChildKey>,
-    ledger: &mut Ledger,
-) -> Result<apply::Applied, Error> {
-    let applied = apply::apply_all(&ctx.client, objects, ledger).await?;
-    let pruned = apply::prune(&ctx.client, ctx.children.of(name), wanted, ledger).await?;
+/// Applies the objects and prunes the environment's others, each on its
+/// own, with the environment's ledger of uids.
+async fn apply_and_prune(ctx: &Context, name: &str, objects: Vec<Object>) -> apply::Applied {
+    let wanted: BTreeSet<ChildKey> = objects
+        .iter()
+        .filter_map(|o| Kind::of(o).map(|k| ChildKey::of(k, o)))
+        .collect();
+    let mut ledger = ctx
+        .ledgers
+        .lock()
+        .expect("ledgers lock")
+        .remove(name)
+        .unwrap_or_default();
+    let mut applied = apply::apply_all(&ctx.client, objects, &mut ledger).await;
+    let pruned = apply::prune(
+        &ctx.client,
+        ctx.children.of(name),
+        &wanted,
+        &mut ledger,
+        &mut applied.failures,
+    )
+    .await;
+    ctx.ledgers
+        .lock()
+        .expect("ledgers lock")
+        .insert(name.to_owned(), ledger);
     if !pruned.is_empty() {
         let list: Vec<String> = pruned.iter().map(ToString::to_string).collect();
         tracing::info!(pruned = %list.join(", "), "pruned objects no longer asked for");
     }
-    Ok(applied)
-}
-
-/// A message for the status when the apiserver refused an object for good
-/// (invalid, forbidden); `None` for trouble that retrying may cure.
-fn refusal(error: &Error) -> Option<String> {
-    match error {
-        Error::Apply {
-            source: kube::Error::Api(e),
-            ..
-        } if (400..500).contains(&e.code) && ![404, 409, 429].contains(&e.code) => {
-            Some(error.to_string())
-        }
-        _ => None,
-    }
+    applied
 }
 
 /// The spec's problems with their paths as the Environment has them.
@@ -295,11 +293,11 @@ async fn cleanup(env: &Environment, ctx: &Context) -> Result<Action, Error> {
     let api: Api<Namespace> = Api::all(ctx.client.clone());
     match api.get_opt(&name).await? {
         Some(ns) if is_ours(&ns, &name, &env.uid().unwrap_or_default()) => {
-            let next = status::deleting(
-                env.status.as_ref(),
-                "deleting the namespace and everything in it",
-                Timestamp::now(),
-            );
+            // Once terminating, the namespace controller says in the
+            // namespace's status what is left (finalizers, objects); every
+            // change of it wakes this reconcile through the namespace watch.
+            let held = status::held(&ns);
+            let next = status::deleting(env.status.as_ref(), held.as_ref(), Timestamp::now());
             patch_status(env, ctx, next).await?;
             if ns.metadata.deletion_timestamp.is_none() {
                 let params = DeleteParams {

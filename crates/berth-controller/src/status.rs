@@ -3,7 +3,7 @@
 
 use berth_manifests::{Condition, EnvironmentStatus, Phase, QuotaStatus};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ResourceQuota;
+use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::jiff::Timestamp;
 use std::collections::BTreeMap;
@@ -135,18 +135,91 @@ pub fn status(
     }
 }
 
-/// The status while the environment is being deleted.
+/// What a terminating namespace waits on, as its own status conditions say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// The type of the first condition that holds it, as the reason.
+    pub reason: String,
+    /// Their messages: which finalizers, how many objects of which kinds.
+    pub message: String,
+    /// Whether deleting the content failed, rather than waits.
+    pub failed: bool,
+}
+
+/// The conditions the namespace controller sets on a terminating namespace,
+/// each `True` while it holds, with whether it tells of a failure rather
+/// than of what is left; the ones saying what is left come first.
+const DELETION_CONDITIONS: [(&str, bool); 5] = [
+    ("NamespaceFinalizersRemaining", false),
+    ("NamespaceContentRemaining", false),
+    ("NamespaceDeletionContentFailure", true),
+    ("NamespaceDeletionDiscoveryFailure", true),
+    ("NamespaceDeletionGroupVersionParsingFailure", true),
+];
+
+/// What holds the deletion of `namespace` up; `None` while nothing does (or
+/// the namespace controller has not said yet).
+pub fn held(namespace: &Namespace) -> Option<Held> {
+    let conditions = namespace
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
+    let holding: Vec<(&str, bool, &str)> = DELETION_CONDITIONS
+        .iter()
+        .filter_map(|(type_, failure)| {
+            conditions
+                .iter()
+                .find(|c| c.type_ == *type_ && c.status == "True")
+                .map(|c| (*type_, *failure, c.message.as_deref().unwrap_or(type_)))
+        })
+        .collect();
+    let (reason, _, _) = holding.first()?;
+    Some(Held {
+        reason: (*reason).to_owned(),
+        message: holding
+            .iter()
+            .map(|(_, _, message)| *message)
+            .collect::<Vec<_>>()
+            .join("; "),
+        failed: holding.iter().any(|(_, failure, _)| *failure),
+    })
+}
+
+/// The status while the environment is being deleted: what the namespace's
+/// deletion waits on when `held`.
 pub fn deleting(
     previous: Option<&EnvironmentStatus>,
-    message: &str,
+    held: Option<&Held>,
     now: Timestamp,
 ) -> EnvironmentStatus {
+    let (reason, message) = match held {
+        Some(held) => (
+            held.reason.as_str(),
+            format!(
+                "deleting the namespace, which waits on what is left in it: {}",
+                held.message
+            ),
+        ),
+        None => (
+            "Deleting",
+            "deleting the namespace and everything in it".to_owned(),
+        ),
+    };
+    let failed = held.is_some_and(|h| h.failed);
     let mut status = previous.cloned().unwrap_or_default();
     status.phase = Some(Phase::Deleting);
     status.conditions = [
-        ("Ready", (false, "Deleting", message.to_owned())),
-        ("Progressing", (true, "Deleting", message.to_owned())),
-        ("Degraded", (false, "Deleting", String::new())),
+        ("Ready", (false, "Deleting", message.clone())),
+        ("Progressing", (true, reason, message.clone())),
+        (
+            "Degraded",
+            if failed {
+                (true, reason, message)
+            } else {
+                (false, "Deleting", String::new())
+            },
+        ),
     ]
     .into_iter()
     .map(|(type_, (on, reason, message))| condition(previous, type_, on, reason, message, now))

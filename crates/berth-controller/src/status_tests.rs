@@ -156,7 +156,92 @@ fn quota_status_copies_hard_and_used() {
 #[test]
 fn deleting_keeps_quota_and_says_why() {
     let ready = status(None, Observation::default(), now());
-    let gone = deleting(Some(&ready), "deleting namespace", later());
+    let gone = deleting(Some(&ready), None, later());
     assert_eq!(gone.phase, Some(Phase::Deleting));
-    assert_eq!(cond(&gone, "Ready").message, "deleting namespace");
+    assert_eq!(
+        cond(&gone, "Ready").message,
+        "deleting the namespace and everything in it"
+    );
+    assert_eq!(cond(&gone, "Degraded").status, "False");
+}
+
+fn terminating(conditions: &[(&str, &str, &str)]) -> Namespace {
+    Namespace {
+        status: Some(k8s_openapi::api::core::v1::NamespaceStatus {
+            phase: Some("Terminating".into()),
+            conditions: Some(
+                conditions
+                    .iter()
+                    .map(|(type_, status, message)| {
+                        k8s_openapi::api::core::v1::NamespaceCondition {
+                            type_: (*type_).into(),
+                            status: (*status).into(),
+                            message: Some((*message).into()),
+                            ..Default::default()
+                        }
+                    })
+                    .collect(),
+            ),
+        }),
+        ..Namespace::default()
+    }
+}
+
+#[test]
+fn a_deletion_that_waits_says_on_what() {
+    let namespace = terminating(&[
+        (
+            "NamespaceDeletionContentFailure",
+            "False",
+            "All content successfully deleted, may be waiting on finalization",
+        ),
+        (
+            "NamespaceContentRemaining",
+            "True",
+            "Some resources are remaining: configmaps. has 1 resource instances",
+        ),
+        (
+            "NamespaceFinalizersRemaining",
+            "True",
+            "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances",
+        ),
+    ]);
+    let held = held(&namespace).expect("held");
+    assert!(!held.failed);
+    let gone = deleting(None, Some(&held), now());
+    assert_eq!(gone.phase, Some(Phase::Deleting));
+    let progressing = cond(&gone, "Progressing");
+    assert_eq!(progressing.reason, "NamespaceFinalizersRemaining");
+    assert_eq!(
+        progressing.message,
+        "deleting the namespace, which waits on what is left in it: \
+         Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances; \
+         Some resources are remaining: configmaps. has 1 resource instances"
+    );
+    assert_eq!(cond(&gone, "Degraded").status, "False");
+}
+
+#[test]
+fn a_deletion_that_fails_is_degraded_and_nothing_held_says_nothing() {
+    let failing = terminating(&[(
+        "NamespaceDeletionContentFailure",
+        "True",
+        "Failed to delete all resource types, 1 remaining: the server is down",
+    )]);
+    let why = held(&failing).expect("held");
+    assert!(why.failed);
+    let gone = deleting(None, Some(&why), now());
+    assert_eq!(cond(&gone, "Degraded").status, "True");
+    assert_eq!(
+        cond(&gone, "Degraded").reason,
+        "NamespaceDeletionContentFailure"
+    );
+
+    let done = terminating(&[(
+        "NamespaceContentRemaining",
+        "False",
+        "All content successfully removed",
+    )]);
+    assert_eq!(held(&done), None);
+    assert_eq!(held(&Namespace::default()), None);
 }

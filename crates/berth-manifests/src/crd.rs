@@ -3,14 +3,17 @@
 //! `kubectl apply` of one works; it becomes a domain spec only through the
 //! berth-core parser.
 
+use berth_core::environment::schema;
 use berth_core::environment::{
-    AppInput, EnvironmentSpec, EnvironmentSpecInput, LimitsInput, MemberInput, NetworkInput,
-    QuotaInput, ResolvedSpec,
+    AppInput, Defaults, EnvironmentName, EnvironmentSpec, EnvironmentSpecInput, LimitsInput,
+    MemberInput, NetworkInput, QuotaInput, ResolvedSpec,
 };
 use berth_core::validation::ValidationErrors;
+use kube::core::{Message, Rule};
 use kube::{CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 pub(crate) const API_VERSION: &str = "berth.dev/v1alpha1";
@@ -29,13 +32,25 @@ pub(crate) const KIND: &str = "Environment";
     doc = "An isolated namespace with its quota, limits, network isolation, pod security, members and apps",
     printcolumn = r#"{"name": "Phase", "type": "string", "jsonPath": ".status.phase"}"#,
     printcolumn = r#"{"name": "Owner", "type": "string", "jsonPath": ".spec.members[0].email", "description": "The first member: the creator"}"#,
-    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#,
+    validation = name_rule()
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = limits_within_quota)]
 pub struct EnvironmentCrdSpec {
+    // The schema attributes are those of `EnvironmentSpecInput`'s fields
+    // (a test keeps them alike), which mirror berth-core's parsers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 500),
+        regex(pattern = r"^[^\x00-\x09\x0b-\x1f\x7f-\x{9f}]*$")
+    )]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 40),
+        regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub template: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<QuotaInput>,
@@ -44,13 +59,71 @@ pub struct EnvironmentCrdSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkInput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["restricted", "baseline"]))]
     pub pod_security: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = schema::ttl)]
     pub ttl: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 50), transform = schema::unique_app_names)]
     pub apps: Option<Vec<AppInput>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100), transform = schema::unique_member_emails)]
     pub members: Option<Vec<MemberInput>>,
+}
+
+/// The object's name is the environment's (`EnvironmentName::parse`): a DNS
+/// label of 3 to 40 characters, not one Kubernetes or Berth keeps.
+fn name_rule() -> Rule {
+    let (min, max) = (EnvironmentName::MIN_LEN, EnvironmentName::MAX_LEN);
+    Rule::new(format!(
+        "size(self.metadata.name) >= {min} && size(self.metadata.name) <= {max} \
+         && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') \
+         && self.metadata.name != 'default' && !self.metadata.name.startsWith('kube-') \
+         && !self.metadata.name.startsWith('berth-')"
+    ))
+    .message(Message::Message(format!(
+        "metadata.name must be {min} to {max} characters of lowercase letters, digits and '-', \
+         starting and ending with a letter or digit, and not 'default' or start with 'kube-' \
+         or 'berth-' (reserved)"
+    )))
+}
+
+/// A container default written in the spec must not exceed the quota, or
+/// the builtin quota ([`Defaults::builtin`]) where the spec gives none
+/// (`resolve`): the apiserver would refuse the LimitRange.
+fn limits_within_quota(schema: &mut schemars::Schema) {
+    let quota = Defaults::builtin().quota;
+    // `has` rather than optionals: through `orValue` the cost estimator
+    // loses the strings' maxLength and refuses the rule as too costly.
+    let rule = |limit: &str, quota_field: &str, default: String, what: &str| {
+        let (limit, quota) = (format!("limits.{limit}"), format!("quota.{quota_field}"));
+        json!({
+            "rule": format!(
+                "!has(self.limits) || !has(self.{limit}) || !isQuantity(self.{limit}) \
+                 || (has(self.quota) && has(self.{quota}) \
+                 ? !isQuantity(self.{quota}) || quantity(self.{limit}).compareTo(quantity(self.{quota})) <= 0 \
+                 : quantity(self.{limit}).compareTo(quantity('{default}')) <= 0)"
+            ),
+            "message": format!("must not exceed the {what} quota ({default} when {quota} is not given)"),
+            "fieldPath": format!(".{limit}"),
+        })
+    };
+    let rules = [
+        rule("defaultCpu", "cpu", quota.cpu.to_string(), "CPU"),
+        rule(
+            "defaultMemory",
+            "memory",
+            quota.memory.to_string(),
+            "memory",
+        ),
+    ];
+    match schema.get_mut("x-kubernetes-validations") {
+        Some(Value::Array(existing)) => existing.extend(rules),
+        _ => {
+            schema.insert("x-kubernetes-validations".into(), json!(rules));
+        }
+    }
 }
 
 impl EnvironmentCrdSpec {
@@ -91,6 +164,9 @@ impl Environment {
     /// Annotation with the RFC 3339 time its TTL counts from after a renewal;
     /// without it, the TTL counts from the resource's creation.
     pub const RENEWED_AT_ANNOTATION: &'static str = "berth.dev/renewed-at";
+    /// Label with the id of the Berth user who created the environment: what
+    /// the per-person limit counts, by label selector.
+    pub const CREATOR_ID_LABEL: &'static str = "berth.dev/creator-id";
 
     /// The resource for a resolved spec: every setting written out, so later
     /// changes to templates or policy do not alter it.
@@ -106,6 +182,12 @@ impl Environment {
     pub fn parse_spec(&self) -> Result<EnvironmentSpec, ValidationErrors> {
         let name = self.metadata.name.as_deref().unwrap_or_default();
         EnvironmentSpec::parse(&self.spec.to_input(name))
+    }
+
+    /// The spec as stored, resolved without looking anything up
+    /// ([`ResolvedSpec::stored`]): what the controller builds from.
+    pub fn resolved_spec(&self) -> Result<ResolvedSpec, ValidationErrors> {
+        self.parse_spec().and_then(ResolvedSpec::stored)
     }
 }
 

@@ -4,9 +4,13 @@
 //! server-side apply sees no spurious changes.
 //!
 //! Also here: the `berth-tenant-*` ClusterRoles ([`cluster_roles`]), the
-//! `Environment` custom resource ([`Environment`], [`crd_yaml`]) and the
-//! preview a person sees before creating an environment ([`preview`]).
+//! `Environment` custom resource ([`Environment`], [`crd_yaml`]), the admin
+//! policy as the apiserver enforces it ([`EnvironmentPolicy`],
+//! [`admission_policy`]), everything a cluster needs before Berth runs in it
+//! ([`install_manifests`]) and the preview a person sees before creating an
+//! environment ([`preview`]).
 
+mod admission;
 mod apps;
 mod crd;
 mod namespace;
@@ -21,9 +25,14 @@ use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Service, 
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::CustomResourceExt;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+pub use admission::{
+    ADMISSION_POLICY_NAME, EnvironmentPolicy, EnvironmentPolicySpec, MaxQuotaSpec,
+    POLICY_OBJECT_NAME, admission_policy, admission_policy_binding, policy_crd_yaml,
+};
 pub use apps::APP_LABEL;
 pub use crd::{
     Condition, Environment, EnvironmentCrdSpec, EnvironmentStatus, Phase, QuotaStatus, crd_yaml,
@@ -149,6 +158,33 @@ pub fn to_yaml(objects: &[Object]) -> String {
         .map(|o| {
             let doc = serde_yaml::to_string(o).expect("Kubernetes objects serialize to YAML");
             format!("---\n{doc}")
+        })
+        .collect()
+}
+
+/// Everything a cluster needs before Berth manages it, as one multi-document
+/// YAML stream for `kubectl apply -f -`: the `Environment` and
+/// `EnvironmentPolicy` CRDs, the `berth-tenant-*` ClusterRoles, and the
+/// admission policy with its binding, which exempt `berth_username` (the
+/// identity Berth runs as). The `EnvironmentPolicy` itself is Berth's to
+/// publish from its store; until it does, Environments written by others
+/// are refused.
+pub fn install_manifests(berth_username: &str) -> String {
+    let documents = [
+        serde_json::to_value(Environment::crd()),
+        serde_json::to_value(EnvironmentPolicy::crd()),
+    ]
+    .into_iter()
+    .chain(cluster_roles().into_iter().map(serde_json::to_value))
+    .chain([
+        serde_json::to_value(admission_policy(berth_username)),
+        serde_json::to_value(admission_policy_binding()),
+    ]);
+    documents
+        .map(|doc| {
+            let doc = doc.expect("Kubernetes objects serialize to JSON");
+            let yaml = serde_yaml::to_string(&doc).expect("Kubernetes objects serialize to YAML");
+            format!("---\n{yaml}")
         })
         .collect()
 }

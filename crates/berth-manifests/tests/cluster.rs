@@ -1,9 +1,13 @@
 //! The builder's objects against a real apiserver: every spec the parser
-//! accepts yields objects the apiserver accepts (server-side dry-run), and the
-//! `berth-tenant-*` ClusterRoles confine a member's token to its workloads.
+//! accepts yields objects the apiserver accepts (server-side dry-run), and an
+//! Environment, written fully resolved as the API writes it, that the CRD's
+//! schema accepts; the `berth-tenant-*` ClusterRoles confine a member's
+//! token to its workloads.
 //!
 //! These tests need the local cluster (`scripts/localcluster.sh`); without it
 //! they fail, never skip.
+
+mod support;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use berth_core::account::Email;
@@ -11,7 +15,9 @@ use berth_core::environment::{
     AppInput, EnvironmentSpec, EnvironmentSpecInput, LimitsInput, MemberInput, NetworkInput,
     Policy, QuotaInput, ResolvedSpec, ResourcesInput, builtin_templates, resolve,
 };
-use berth_manifests::{BuildOptions, Object, build, cluster_roles, service_account_name};
+use berth_manifests::{
+    BuildOptions, Environment, Object, build, cluster_roles, service_account_name,
+};
 use berth_testkit::{Cluster, TestNamespace, api_status, eventually};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
@@ -115,6 +121,15 @@ fn bytes() -> impl Strategy<Value = String> {
     (1u64..=512, suffix).prop_map(|(n, s)| format!("{n}{s}"))
 }
 
+fn ttl() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (1u64..=8760).prop_map(|h| format!("{h}h")),
+        (1u64..=525_600).prop_map(|m| format!("{m}m")),
+        (60u64..=31_536_000).prop_map(|s| format!("{s}s")),
+        (0u64..=8759, 1u64..=59, 1u64..=59).prop_map(|(h, m, s)| format!("{h}h{m}m{s}s")),
+    ]
+}
+
 fn app(index: usize) -> impl Strategy<Value = AppInput> {
     let name = "[a-z][a-z0-9-]{0,12}[a-z0-9]";
     let image = prop::sample::select(vec![
@@ -188,11 +203,22 @@ fn accepted_spec() -> impl Strategy<Value = EnvironmentSpecInput> {
         limits,
         prop::option::of(prop::sample::select(vec!["isolated", "open"])),
         prop::option::of(prop::sample::select(vec!["restricted", "baseline"])),
+        prop::option::of(ttl()),
         apps,
         members(),
     )
         .prop_map(
-            |(description, template, quota, limits, isolation, pod_security, apps, members)| {
+            |(
+                description,
+                template,
+                quota,
+                limits,
+                isolation,
+                pod_security,
+                ttl,
+                apps,
+                members,
+            )| {
                 EnvironmentSpecInput {
                     name: Some(PLACEHOLDER_NAME.to_owned()),
                     description,
@@ -211,7 +237,7 @@ fn accepted_spec() -> impl Strategy<Value = EnvironmentSpecInput> {
                         isolation: Some(i.to_owned()),
                     }),
                     pod_security: pod_security.map(str::to_owned),
-                    ttl: None,
+                    ttl,
                     apps: Some(apps),
                     members: Some(members),
                 }
@@ -233,6 +259,9 @@ async fn dry_run_case(cluster: &Cluster, mut input: EnvironmentSpecInput) -> Res
     input.name = Some(namespace.name().to_owned());
     let outcome = async {
         let spec = resolved(&input)?;
+        support::crd::dry_run_environment(&client, &Environment::for_spec(&spec))
+            .await
+            .context("the CRD's schema refuses the Environment the API would write")?;
         let objects = build(&spec, &BuildOptions::default());
         for object in &objects {
             if !matches!(object, Object::Namespace(_)) {
@@ -306,6 +335,7 @@ async fn admit_pod_template(
 async fn every_accepted_spec_yields_objects_the_apiserver_accepts() -> Result<()> {
     let cluster = cluster().await?;
     apply_cluster_roles(&cluster.client()).await?;
+    support::crd::install(&cluster.client()).await?;
 
     let handle = tokio::runtime::Handle::current();
     // Each case creates a namespace and sends a dozen requests: a few cases suffice.

@@ -3,7 +3,7 @@
 
 mod support;
 
-use berth_manifests::{BuildOptions, build, crd_yaml, to_yaml};
+use berth_manifests::{BuildOptions, build, crd_yaml, policy_crd_yaml, to_yaml};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -99,4 +99,11 @@ fn the_checked_in_crd_is_current() {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/crd/environments.berth.dev.yaml");
     check(&path, &crd_yaml());
+}
+
+#[test]
+fn the_checked_in_policy_crd_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/crd/environmentpolicies.berth.dev.yaml");
+    check(&path, &policy_crd_yaml());
 }

@@ -1,12 +1,14 @@
-//! Invariants of the built objects, the tenant ClusterRoles, the CRD and the preview.
+//! Invariants of the built objects, the tenant ClusterRoles, the CRD, the
+//! install manifests and the preview.
 
 mod support;
 
 use berth_manifests::{
     BuildOptions, ENVIRONMENT_LABEL, Environment, MANAGED_BY_LABEL, Object, build, cluster_roles,
-    preview, to_yaml, warnings,
+    install_manifests, preview, to_yaml, warnings,
 };
 use proptest::prelude::*;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 fn owned() -> BuildOptions {
@@ -288,4 +290,37 @@ proptest! {
         prop_assert_eq!(services, apps);
         prop_assert_eq!(objects.iter().filter(|o| o.kind() == "RoleBinding").count(), emails.len());
     }
+}
+
+#[test]
+fn install_manifests_hold_the_crds_roles_and_the_admission_policy_exempting_berth() {
+    let username = r#"system:serviceaccount:berth:it's "berth""#;
+    let documents: Vec<Value> = serde_yaml::Deserializer::from_str(&install_manifests(username))
+        .map(|document| Value::deserialize(document).expect("a YAML document"))
+        .collect();
+    let kinds: Vec<&str> = documents
+        .iter()
+        .map(|d| d["kind"].as_str().expect("a kind"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "CustomResourceDefinition",
+            "CustomResourceDefinition",
+            "ClusterRole",
+            "ClusterRole",
+            "ClusterRole",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding"
+        ]
+    );
+    let policy = &documents[5];
+    assert_eq!(
+        policy["spec"]["matchConditions"][0]["expression"],
+        r#"request.userInfo.username != "system:serviceaccount:berth:it's \"berth\"""#
+    );
+    assert_eq!(
+        documents[6]["spec"]["paramRef"],
+        json!({"name": "default", "parameterNotFoundAction": "Deny"})
+    );
 }

@@ -1,9 +1,11 @@
 //! The store: everything Berth keeps outside the cluster: accounts, sessions,
-//! tokens, failed logins, settings, templates, pending environment requests and the audit log. One set of portable migrations
+//! tokens, failed logins, settings, templates, pending environment requests, the audit log,
+//! idempotency keys and the per-person creation lock. One set of portable migrations
 //! serves SQLite (the zero set-up default) and PostgreSQL (production).
 
 mod accounts;
 mod audit;
+mod decisions;
 mod error;
 mod login_failures;
 mod platform;
@@ -12,10 +14,11 @@ pub mod testing;
 
 pub use accounts::{NewToken, NewUser, TokenRecord, UserRecord, UserUpdate};
 pub use audit::{AuditEntry, AuditFilter};
+pub use decisions::{CreationLock, IDEMPOTENCY_WINDOW, KeyState};
 pub use error::StoreError;
 pub use login_failures::FailureWindow;
 pub use platform::TemplateRecord;
-pub use requests::{NewRequest, RequestKind, RequestRecord, RequestState};
+pub use requests::{EnvironmentVersion, NewRequest, RequestKind, RequestRecord, RequestState};
 
 use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

@@ -37,6 +37,16 @@ pub struct RequestRecord {
     pub decision: Option<String>,
     pub created_at: OffsetDateTime,
     pub decided_at: Option<OffsetDateTime>,
+    /// The Environment a change was filed against; `None` for a create.
+    pub target: Option<EnvironmentVersion>,
+}
+
+/// One version of one Environment: its uid (which a re-created environment
+/// of the same name does not share) and the generation of its spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentVersion {
+    pub uid: String,
+    pub generation: i64,
 }
 
 pub struct NewRequest {
@@ -45,10 +55,11 @@ pub struct NewRequest {
     pub kind: RequestKind,
     pub spec: serde_json::Value,
     pub reasons: Vec<String>,
+    pub target: Option<EnvironmentVersion>,
 }
 
 const COLUMNS: &str = "r.id, r.requester_id, u.email AS requester_email, r.environment, r.kind, r.spec, \
-     r.reasons, r.state, r.decision, r.created_at, r.decided_at";
+     r.reasons, r.state, r.decision, r.created_at, r.decided_at, r.environment_uid, r.environment_generation";
 
 impl RequestKind {
     fn as_str(self) -> &'static str {
@@ -83,8 +94,8 @@ impl Store {
     pub async fn create_request(&self, new: NewRequest) -> Result<Uuid, StoreError> {
         let id = Uuid::now_v7();
         sqlx::query(
-            "INSERT INTO environment_requests (id, requester_id, environment, kind, spec, reasons, state, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)",
+            "INSERT INTO environment_requests (id, requester_id, environment, kind, spec, reasons, state, created_at, \
+             environment_uid, environment_generation) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9)",
         )
         .bind(id.to_string())
         .bind(new.requester_id.to_string())
@@ -93,6 +104,8 @@ impl Store {
         .bind(new.spec.to_string())
         .bind(serde_json::Value::from(new.reasons).to_string())
         .bind(to_millis(now()))
+        .bind(new.target.as_ref().map(|t| t.uid.clone()))
+        .bind(new.target.as_ref().map(|t| t.generation))
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::unique(e, "environment_requests_pending_key"))?;
@@ -181,5 +194,12 @@ fn request_from_row(row: &AnyRow) -> Result<RequestRecord, StoreError> {
         decided_at: row
             .try_get::<Option<i64>, _>("decided_at")?
             .map(from_millis),
+        target: match (
+            row.try_get::<Option<String>, _>("environment_uid")?,
+            row.try_get::<Option<i64>, _>("environment_generation")?,
+        ) {
+            (Some(uid), Some(generation)) => Some(EnvironmentVersion { uid, generation }),
+            _ => None,
+        },
     })
 }

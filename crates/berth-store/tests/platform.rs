@@ -78,6 +78,7 @@ async fn one_pending_request_per_environment_and_decisions_happen_once() {
         kind: RequestKind::Create,
         spec: json!({"quota": {"cpu": "64"}}),
         reasons: vec!["quota.cpu 64 is over the policy's 8".into()],
+        target: None,
     };
     let id = store.create_request(new("big")).await.unwrap();
     assert!(matches!(
@@ -200,4 +201,115 @@ async fn audit_entries_filter_by_actor_environment_and_time() {
             .len(),
         1
     );
+}
+
+#[tokio::test]
+async fn a_change_request_records_the_environment_version_it_was_filed_against() {
+    let (store, _) = store().await;
+    let ann = user(&store, "ann@example.com").await;
+    let target = EnvironmentVersion {
+        uid: "5f0c3c1e-uid".into(),
+        generation: 7,
+    };
+    let id = store
+        .create_request(NewRequest {
+            requester_id: ann.id,
+            environment: "team".into(),
+            kind: RequestKind::Update,
+            spec: json!({}),
+            reasons: vec![],
+            target: Some(target.clone()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.request(id).await.unwrap().unwrap().target,
+        Some(target)
+    );
+}
+
+#[tokio::test]
+async fn a_creation_lock_makes_the_next_holder_wait() {
+    let (store, _) = store().await;
+    let ann = user(&store, "ann@example.com").await;
+    let first = store.lock_creations(ann.id).await.unwrap();
+    let second = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let lock = store.lock_creations(ann.id).await.unwrap();
+            lock.release().await.unwrap();
+            std::time::Instant::now()
+        }
+    });
+    // The second holder cannot get in while the first holds the lock; it
+    // gets in once the first releases it.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !second.is_finished(),
+        "the second lock waited for the first"
+    );
+    let released = std::time::Instant::now();
+    first.release().await.unwrap();
+    assert!(second.await.unwrap() >= released);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replays_its_answer_and_refuses_another_body() {
+    let (store, _) = store().await;
+    let ann = user(&store, "ann@example.com").await;
+    let bob = user(&store, "bob@example.com").await;
+    assert_eq!(
+        store
+            .claim_idempotency_key(ann.id, "k1", "h1")
+            .await
+            .unwrap(),
+        KeyState::Claimed
+    );
+    assert_eq!(
+        store
+            .claim_idempotency_key(ann.id, "k1", "h1")
+            .await
+            .unwrap(),
+        KeyState::InFlight
+    );
+    assert_eq!(
+        store
+            .claim_idempotency_key(bob.id, "k1", "h2")
+            .await
+            .unwrap(),
+        KeyState::Claimed,
+        "keys are per person"
+    );
+    store
+        .answer_idempotency_key(ann.id, "k1", 201, "{\"name\":\"a\"}")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency_key(ann.id, "k1", "h1")
+            .await
+            .unwrap(),
+        KeyState::Answered {
+            status: 201,
+            body: "{\"name\":\"a\"}".into()
+        }
+    );
+    assert_eq!(
+        store
+            .claim_idempotency_key(ann.id, "k1", "other")
+            .await
+            .unwrap(),
+        KeyState::Mismatch
+    );
+    store.release_idempotency_key(bob.id, "k1").await.unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency_key(bob.id, "k1", "h3")
+            .await
+            .unwrap(),
+        KeyState::Claimed,
+        "a failed request frees its key"
+    );
+    let later = time::OffsetDateTime::now_utc() + berth_store::IDEMPOTENCY_WINDOW;
+    assert_eq!(store.delete_stale_idempotency_keys(later).await.unwrap(), 2);
 }

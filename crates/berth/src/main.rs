@@ -30,6 +30,18 @@ enum Command {
     Controller(controller::ControllerArgs),
     /// Print the Environment CRD as YAML, for `kubectl apply -f -`.
     Crd,
+    /// Print everything a cluster needs before Berth manages it, for
+    /// `kubectl apply --server-side -f -`: the Environment and
+    /// EnvironmentPolicy CRDs, the tenant ClusterRoles, and the admission
+    /// policy that holds Environments written outside Berth to the admin
+    /// policy (which Berth publishes when it starts), with its binding.
+    InstallManifests {
+        /// The username Berth runs as in the cluster (`kubectl auth whoami`
+        /// with Berth's credentials): the one writer the admission policy
+        /// lets through, as what Berth writes was judged by its API.
+        #[arg(long)]
+        berth_username: String,
+    },
 }
 
 #[tokio::main]
@@ -44,6 +56,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Controller(args) => controller::run(args).await,
         Command::Crd => {
             print!("{}", berth_manifests::crd_yaml());
+            Ok(())
+        }
+        Command::InstallManifests { berth_username } => {
+            print!("{}", berth_manifests::install_manifests(&berth_username));
             Ok(())
         }
     }

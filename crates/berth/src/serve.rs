@@ -87,6 +87,10 @@ impl Server {
         };
         let sweeper = tokio::spawn(sweep(self.auth.clone()));
         let warm = tokio::spawn(connect_when_possible(self.cluster.clone()));
+        let publish = tokio::spawn(berth_api::publish_policy_at_start(
+            self.cluster.clone(),
+            self.auth.store().clone(),
+        ));
         let controller = self.controller.map(|(options, metrics)| {
             let shutdown = stopping(stopped.clone());
             tokio::spawn(run_controller(
@@ -112,6 +116,7 @@ impl Server {
         }
         sweeper.abort();
         warm.abort();
+        publish.abort();
         // In-flight requests have finished; let the store finish its writes too.
         self.auth.store().close().await;
         tracing::info!("stopped");

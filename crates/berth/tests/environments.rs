@@ -230,20 +230,21 @@ async fn the_same_name_twice_gives_one_environment() {
     let mut statuses = [a.status(), b.status()];
     statuses.sort();
     assert_eq!(statuses, [StatusCode::CREATED, StatusCode::CONFLICT]);
-    // A retry of the very same create by the same person is not a second environment.
-    let winner = if a_created(&statuses, &ann, &app, &name).await {
+    // The very same create again by the winner is a conflict too: nothing
+    // is created, so it must not answer 201 (a retry sends Idempotency-Key).
+    let winner = if app
+        .get(&ann, &format!("/api/v1/environments/{name}"))
+        .await
+        .status()
+        == StatusCode::OK
+    {
         &ann
     } else {
         &bob
     };
     let retry = create(&app, winner, &body).await;
-    assert_eq!(retry.status(), StatusCode::CREATED);
+    expect_error(retry, StatusCode::CONFLICT, "conflict").await;
     delete(&app, winner, &name).await;
-}
-
-async fn a_created(_: &[StatusCode], ann: &str, app: &TestApp, name: &str) -> bool {
-    let response = app.get(ann, &format!("/api/v1/environments/{name}")).await;
-    response.status() == StatusCode::OK
 }
 
 #[tokio::test]
@@ -304,7 +305,12 @@ async fn roles_decide_who_changes_what() {
         .send()
         .await
         .unwrap();
-    expect_error(response, StatusCode::CONFLICT, "conflict").await;
+    expect_error(
+        response,
+        StatusCode::PRECONDITION_FAILED,
+        "precondition_failed",
+    )
+    .await;
 
     // Members: owners manage them; the last owner stays.
     let member_path = |email: &str| format!("{path}/members/{email}");

@@ -102,13 +102,16 @@ async fn openapi_document_describes_the_accounts_contract() {
             "{method} {path} is documented"
         );
     }
-    // A path parameter is one the path names; every other one is in the query.
+    // A path parameter is one the path names; headers are the ones the
+    // contract names as headers; every other one is in the query.
     for (path, operations) in paths {
         for (method, operation) in operations.as_object().unwrap() {
             for parameter in operation["parameters"].as_array().into_iter().flatten() {
                 let name = parameter["name"].as_str().unwrap();
                 let expected = if path.contains(&format!("{{{name}}}")) {
                     "path"
+                } else if ["Idempotency-Key", "If-Match"].contains(&name) {
+                    "header"
                 } else {
                     "query"
                 };

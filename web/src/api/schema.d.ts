@@ -28,7 +28,10 @@ export interface paths {
             cookie?: never;
         };
         get: operations["policy_get"];
-        /** Replaces the policy; fields left out take their defaults. */
+        /**
+         * Replaces the policy; fields left out take their defaults. The cluster
+         *     gets it too (`policy_object`), for kubectl and GitOps writes.
+         */
         put: operations["policy_put"];
         post?: never;
         delete?: never;
@@ -534,7 +537,7 @@ export interface components {
             /**
              * Format: int64
              * @description The spec's version: send it back in `If-Match` to make a change fail
-             *     (409) if someone else changed the spec first.
+             *     (412) if someone else changed the spec first.
              */
             generation?: number | null;
             name: string;
@@ -897,7 +900,16 @@ export interface operations {
                     "application/json": components["schemas"]["RequestView"];
                 };
             };
-            /** @description Already decided, or the name was taken meanwhile */
+            /** @description No such request */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Already decided; the name was taken meanwhile; or the environment changed, or was replaced, since the request was filed (the request is then rejected with that reason) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1257,7 +1269,10 @@ export interface operations {
     environments_create: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key and body within 24 h replay the first answer; the same key with another body answers 409. 1 to 200 visible ASCII characters. */
+                "Idempotency-Key"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1285,7 +1300,7 @@ export interface operations {
                     "application/json": Record<string, never>;
                 };
             };
-            /** @description Invalid field */
+            /** @description Invalid field, or refused by the policy */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1294,7 +1309,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The name is taken */
+            /** @description The name is taken or being deleted, or the Idempotency-Key was used with another body or is in use right now */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1412,7 +1427,10 @@ export interface operations {
     environment_changes_patch: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The environment's `generation` the change is based on, as `"<generation>"`; 412 when it moved on */
+                "If-Match"?: string | null;
+            };
             path: {
                 name: string;
             };
@@ -1461,8 +1479,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Changed by someone else since the If-Match version */
+            /** @description Absent or not visible */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Being deleted, or no owner would be left */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Changed by someone else since the If-Match version */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1644,6 +1680,33 @@ export interface operations {
             };
             /** @description Invalid or over the policy's maximum TTL */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Viewers cannot renew */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Absent or not visible */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Being deleted */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -5,21 +5,17 @@
 pub mod access;
 pub mod kubeconfig;
 pub mod listing;
+pub mod service;
 
 use crate::cluster::{Connection, FIELD_MANAGER};
 use crate::error::ApiError;
-use crate::platform;
 use access::{Permission, Standing};
 use berth_auth::Principal;
-use berth_core::environment::{
-    Decision, EnvironmentSpec, EnvironmentSpecInput, Member, MemberRole, ResolvedSpec, Violation,
-    resolve,
-};
+use berth_core::environment::{EnvironmentSpecInput, Member, MemberRole, ResolvedSpec, Violation};
 use berth_core::validation::ValidationErrors;
-use berth_manifests::{Environment, EnvironmentCrdSpec, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
-use berth_store::{NewRequest, RequestKind, RequestRecord, Store};
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, PostParams};
+use berth_manifests::{Environment, EnvironmentCrdSpec};
+use berth_store::{EnvironmentVersion, NewRequest, RequestKind, RequestRecord};
+use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use serde::Serialize;
 use serde_json::json;
@@ -27,6 +23,7 @@ use std::sync::Arc;
 
 pub const CREATED_BY: &str = Environment::CREATED_BY_ANNOTATION;
 pub const RENEWED_AT: &str = Environment::RENEWED_AT_ANNOTATION;
+pub const CREATOR_ID_LABEL: &str = Environment::CREATOR_ID_LABEL;
 
 /// An environment as the API answers it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -44,7 +41,7 @@ pub struct EnvironmentView {
     pub created_at: Option<String>,
     pub resource_version: Option<String>,
     /// The spec's version: send it back in `If-Match` to make a change fail
-    /// (409) if someone else changed the spec first.
+    /// (412) if someone else changed the spec first.
     pub generation: Option<i64>,
     /// The caller's role: owner, editor, viewer, or admin for an admin who is not a member.
     /// Last, so that a list can share the rest of the JSON between callers (`listing`).
@@ -185,117 +182,11 @@ pub async fn permitted_latest(
     Ok((env, standing))
 }
 
-/// A spec parsed and resolved against the templates and policy in force.
-pub struct Resolved {
-    pub spec: ResolvedSpec,
-    pub decision: Decision,
-}
-
-pub async fn resolve_spec(store: &Store, spec: EnvironmentSpec) -> Result<Resolved, ApiError> {
-    let templates = platform::templates(store).await?;
-    let policy = platform::policy(store).await?;
-    let spec = resolve(spec, &templates, &policy)?;
-    let decision = policy.decide(&spec);
-    Ok(Resolved { spec, decision })
-}
-
-/// Whether `owner` may own one more environment under the policy.
-pub async fn within_environment_limit(
-    store: &Store,
-    connection: &Connection,
-    owner: &Principal,
-) -> Result<Option<Violation>, ApiError> {
-    let policy = platform::policy(store).await?;
-    let owned = connection
-        .environments
-        .state()
-        .iter()
-        .filter(|env| {
-            env.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(CREATED_BY))
-                .map(String::as_str)
-                == Some(owner.user.email.as_str())
-        })
-        .count();
-    Ok(
-        (!policy.allows_another_environment(owned)).then(|| Violation {
-            field: "name".into(),
-            message: format!("you own {owned} environments, the policy's maximum per person"),
-        }),
-    )
-}
-
-/// Parses a request body into a spec, naming every bad field.
-pub fn parse_input(input: &EnvironmentSpecInput) -> Result<EnvironmentSpec, ApiError> {
-    Ok(EnvironmentSpec::parse(input)?)
-}
-
-/// Refuses names Berth must not take: a namespace that exists and is not an
-/// environment's of the same name.
-pub async fn check_namespace_free(connection: &Connection, name: &str) -> Result<(), ApiError> {
-    let namespaces: Api<Namespace> = Api::all(connection.client.clone());
-    let existing = namespaces.get_opt(name).await.map_err(kube_error)?;
-    let ours = existing
-        .as_ref()
-        .and_then(|ns| ns.metadata.labels.as_ref())
-        .is_some_and(|l| l.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE));
-    match existing {
-        Some(_) if !ours => Err(ApiError::Conflict(format!(
-            "a namespace named {name} exists and is not managed by Berth"
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// Creates the Environment resource for a resolved spec.
-pub async fn create_resource(
-    connection: &Connection,
-    spec: &ResolvedSpec,
-    creator: &str,
-) -> Result<Environment, ApiError> {
-    let mut env = Environment::for_spec(spec);
-    env.metadata.annotations = Some([(CREATED_BY.to_owned(), creator.to_owned())].into());
-    let api: Api<Environment> = Api::all(connection.client.clone());
-    match api
-        .create(
-            &PostParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..Default::default()
-            },
-            &env,
-        )
-        .await
-    {
-        Ok(created) => Ok(created),
-        Err(kube::Error::Api(e)) if e.code == 409 => {
-            // A retried create (say, after a timeout) of the very same thing is not a conflict.
-            let existing = api.get(spec.name.as_str()).await.map_err(kube_error)?;
-            let same_creator = existing
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(CREATED_BY))
-                .map(String::as_str)
-                == Some(creator);
-            if same_creator && existing.spec == env.spec {
-                Ok(existing)
-            } else {
-                Err(ApiError::Conflict(format!(
-                    "an environment named {} exists",
-                    spec.name
-                )))
-            }
-        }
-        Err(e) => Err(kube_error(e)),
-    }
-}
-
-/// Replaces an Environment's spec. With `expected_generation` (from `If-Match`)
-/// it fails with 409 if the spec changed since that generation was read; the
-/// generation, unlike the resource version, does not move when the controller
-/// writes status, so only a real competing change conflicts.
+/// Replaces an Environment's spec, if it is still at the generation of
+/// `current`: 409 when it changed in between. With `expected_generation`
+/// (from `If-Match`) it fails with 412 when `current` is not at that
+/// generation. The generation, unlike the resource version, does not move
+/// when the controller writes status, so only a real competing change counts.
 pub async fn replace_spec(
     connection: &Connection,
     current: &Environment,
@@ -307,10 +198,13 @@ pub async fn replace_spec(
     if let Some(expected) = expected_generation
         && current.metadata.generation != Some(expected)
     {
-        return Err(stale());
+        return Err(ApiError::PreconditionFailed(format!(
+            "the environment is at version {}, not {expected}; reload and try again",
+            current.metadata.generation.unwrap_or_default()
+        )));
     }
     let mut ops = Vec::new();
-    if let Some(generation) = expected_generation.or(current.metadata.generation) {
+    if let Some(generation) = current.metadata.generation {
         ops.push(json!({"op": "test", "path": "/metadata/generation", "value": generation}));
     }
     ops.push(json!({"op": "replace", "path": "/spec", "value": spec}));
@@ -342,8 +236,8 @@ fn stale() -> ApiError {
     ApiError::Conflict("the environment changed since you read it; reload and try again".into())
 }
 
-/// Files a request for an admin to approve `spec` (a create or a change of
-/// `name`) and records it in the audit log.
+/// Files a request for an admin to approve `spec` (a create, or a change of
+/// the `target` version of the environment) and records it in the audit log.
 pub async fn file_request(
     state: &crate::state::AppState,
     caller: &Principal,
@@ -351,6 +245,7 @@ pub async fn file_request(
     kind: RequestKind,
     spec: &ResolvedSpec,
     reasons: &[Violation],
+    target: Option<EnvironmentVersion>,
 ) -> Result<RequestRecord, ApiError> {
     let name = spec.name.to_string();
     let store = state.auth.store();
@@ -365,6 +260,7 @@ pub async fn file_request(
                 .iter()
                 .map(|v| format!("{} {}", v.field, v.message))
                 .collect(),
+            target,
         })
         .await
         .map_err(|e| match e {

@@ -1,31 +1,33 @@
 //! Changing an environment: merge patches of its spec and its members.
 
-use crate::audit::{Action, RequestId};
+use crate::audit::RequestId;
 use crate::environments::access::Permission;
+use crate::environments::service::{self, Outcome};
 use crate::environments::{self as envs, EnvironmentView};
 use crate::error::ApiError;
 use crate::extract::CurrentUser;
 use crate::json::ApiJson;
-use crate::routes::environments::{Outcome, if_match};
-use crate::routes::requests::RequestView;
+use crate::routes::environments::{answer, if_match};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use berth_core::account::Email;
-use berth_core::environment::{Approval, EnvironmentSpecInput, MemberInput, MemberRole};
+use berth_core::environment::{EnvironmentSpecInput, MemberInput};
 use berth_core::validation::ValidationErrors;
-use berth_manifests::{Environment, EnvironmentCrdSpec};
-use berth_store::RequestKind;
+use berth_manifests::Environment;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-#[utoipa::path(patch, operation_id = "environment_changes_patch", path = "/api/v1/environments/{name}", tag = "environments", params(("name" = String, Path)),
+#[utoipa::path(patch, operation_id = "environment_changes_patch", path = "/api/v1/environments/{name}", tag = "environments",
+    params(("name" = String, Path), ("If-Match" = Option<String>, Header, description = "The environment's `generation` the change is based on, as `\"<generation>\"`; 412 when it moved on")),
     request_body(content = Object, description = "JSON merge patch of the spec", content_type = "application/merge-patch+json"), responses(
     (status = 200, description = "Changed", body = EnvironmentView),
     (status = 202, description = "Over policy: a request waits for an admin", body = Object),
     (status = 400, description = "Invalid field", body = crate::error::ErrorBody),
     (status = 403, description = "The caller's role may not change these fields", body = crate::error::ErrorBody),
-    (status = 409, description = "Changed by someone else since the If-Match version", body = crate::error::ErrorBody),
+    (status = 404, description = "Absent or not visible", body = crate::error::ErrorBody),
+    (status = 409, description = "Being deleted, or no owner would be left", body = crate::error::ErrorBody),
+    (status = 412, description = "Changed by someone else since the If-Match version", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
 pub async fn patch(
     State(state): State<AppState>,
@@ -34,7 +36,7 @@ pub async fn patch(
     headers: HeaderMap,
     Path(name): Path<String>,
     ApiJson(patch): ApiJson<Value>,
-) -> Result<Outcome, ApiError> {
+) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
     if !patch.is_object() {
         return Err(ValidationErrors::single(
             "body",
@@ -69,16 +71,17 @@ pub async fn patch(
             }));
         }
     }
-    apply_change(
+    let outcome = service::change(
         &state,
-        connection,
         &caller,
         &request_id,
         &env,
         after,
         if_match(&headers)?,
     )
-    .await
+    .await?;
+    let (status, body) = answer(outcome, &caller);
+    Ok((status, ApiJson(body)))
 }
 
 /// The permissions a change from `before` to `after` needs.
@@ -107,78 +110,6 @@ fn needed_permissions(
         needed.push(Permission::EditSettings);
     }
     needed
-}
-
-/// Validates a changed spec against the policy and writes it, or files a request.
-async fn apply_change(
-    state: &AppState,
-    connection: &crate::cluster::Connection,
-    caller: &berth_auth::Principal,
-    request_id: &RequestId,
-    env: &Environment,
-    after: EnvironmentSpecInput,
-    expected_generation: Option<i64>,
-) -> Result<Outcome, ApiError> {
-    let name = env.metadata.name.clone().unwrap_or_default();
-    let spec = envs::parse_input(&after)?;
-    if !spec.members.iter().any(|m| m.role == MemberRole::Owner) {
-        return Err(ApiError::Conflict(
-            "an environment needs at least one owner".into(),
-        ));
-    }
-    let store = state.auth.store();
-    let resolved = envs::resolve_spec(store, spec).await?;
-    let violations = state_violations(&resolved.decision);
-    let actor = caller.user.email.as_str();
-    let details = json!({ "spec": resolved.spec.to_input() });
-    if !violations.is_empty() {
-        if crate::platform::policy(store).await?.approval == Approval::Never {
-            return Err(envs::refusal(violations));
-        }
-        let record = envs::file_request(
-            state,
-            caller,
-            request_id,
-            RequestKind::Update,
-            &resolved.spec,
-            &violations,
-        )
-        .await?;
-        return Ok(Outcome::Requested(RequestView::from(record)));
-    }
-    let spec = EnvironmentCrdSpec::from_input(resolved.spec.to_input());
-    let updated = envs::replace_spec(connection, env, spec, expected_generation, &[]).await;
-    let action = Action {
-        actor,
-        action: "environment.update",
-        target: format!("environment/{name}"),
-        environment: Some(&name),
-        details,
-    };
-    state
-        .audit(
-            action,
-            if updated.is_ok() {
-                "success"
-            } else {
-                "failure"
-            },
-            request_id,
-        )
-        .await;
-    let updated = updated?;
-    let view = envs::view(&updated, envs::standing_of(&updated, caller));
-    Ok(Outcome::Changed(Box::new(view)))
-}
-
-fn state_violations(
-    decision: &berth_core::environment::Decision,
-) -> Vec<berth_core::environment::Violation> {
-    use berth_core::environment::Decision;
-    match decision {
-        Decision::Allow => vec![],
-        Decision::NeedsApproval(v) | Decision::Deny(v) => v.clone(),
-    }
 }
 
 /// RFC 7386: objects merge key by key, `null` removes, anything else replaces.
@@ -240,7 +171,7 @@ pub async fn put_member(
         Some(existing) => *existing = entry,
         None => members.push(entry),
     }
-    let answer = member_change(&state, connection, &caller, &request_id, &env, after).await?;
+    let answer = member_change(&state, &caller, &request_id, &env, after).await?;
     Ok((StatusCode::OK, ApiJson(answer)))
 }
 
@@ -273,22 +204,24 @@ pub async fn delete_member(
     if members.len() == before {
         return Err(ApiError::NotFound);
     }
-    member_change(&state, connection, &caller, &request_id, &env, after).await?;
+    member_change(&state, &caller, &request_id, &env, after).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A member change: never held for approval, since it changes no bounds.
 async fn member_change(
     state: &AppState,
-    connection: &crate::cluster::Connection,
     caller: &berth_auth::Principal,
     request_id: &RequestId,
     env: &Environment,
     after: EnvironmentSpecInput,
 ) -> Result<EnvironmentView, ApiError> {
-    match apply_change(state, connection, caller, request_id, env, after, None).await? {
-        Outcome::Created(view) | Outcome::Changed(view) => Ok(*view),
+    match service::change(state, caller, request_id, env, after, None).await? {
+        Outcome::Created(env) | Outcome::Changed(env) => {
+            Ok(envs::view(&env, envs::standing_of(&env, caller)))
+        }
         Outcome::Requested(_) => Err(ApiError::Internal(
-            "a member change never exceeds the policy".into(),
+            "a member change was held for approval".into(),
         )),
     }
 }

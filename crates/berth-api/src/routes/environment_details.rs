@@ -14,6 +14,7 @@ use axum::response::IntoResponse;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 use serde_json::json;
@@ -80,32 +81,63 @@ pub async fn events(
     let connection = state.cluster.connection().await?;
     envs::visible(connection, &name, &caller)?;
     let in_namespace: Api<Event> = Api::namespaced(connection.client.clone(), &name);
-    let mut events = in_namespace
-        .list(&ListParams::default().limit(500))
-        .await
-        .map_err(envs::kube_error)?
-        .items;
+    let mut events = all_pages(&in_namespace, ListParams::default()).await?;
     // Events about the (cluster-scoped) Environment land in `default`.
     let about_environment: Api<Event> = Api::namespaced(connection.client.clone(), "default");
     let selector = format!("involvedObject.kind=Environment,involvedObject.name={name}");
-    events.extend(
-        about_environment
-            .list(&ListParams::default().fields(&selector))
-            .await
-            .map_err(envs::kube_error)?
-            .items,
-    );
-    let mut items: Vec<EventView> = events.into_iter().map(event_view).collect();
-    items.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
-    Ok(ApiJson(EventList { items }))
+    events.extend(all_pages(&about_environment, ListParams::default().fields(&selector)).await?);
+    Ok(ApiJson(EventList {
+        items: newest(events, MAX_EVENTS),
+    }))
+}
+
+/// Most events one answer lists: the newest this many.
+const MAX_EVENTS: usize = 500;
+/// Events read per page, and most pages read: a namespace flooded with
+/// more than this many events answers from the first ones the apiserver
+/// lists rather than without end.
+const PAGE: u32 = 500;
+const MAX_PAGES: usize = 40;
+
+/// Every event `api` lists under `params`, page by page. The apiserver lists
+/// in name order, not time order, so the newest can be on any page.
+async fn all_pages(api: &Api<Event>, params: ListParams) -> Result<Vec<Event>, ApiError> {
+    let mut params = params.limit(PAGE);
+    let mut events = Vec::new();
+    for _ in 0..MAX_PAGES {
+        let page = api.list(&params).await.map_err(envs::kube_error)?;
+        events.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    Ok(events)
+}
+
+/// The `limit` newest of `events`, newest first.
+fn newest(events: Vec<Event>, limit: usize) -> Vec<EventView> {
+    let mut timed: Vec<(Option<Timestamp>, Event)> =
+        events.into_iter().map(|e| (last_seen(&e), e)).collect();
+    timed.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    timed.truncate(limit);
+    timed.into_iter().map(|(_, e)| event_view(e)).collect()
+}
+
+/// When an event last happened: its series' last observation, else its
+/// last timestamp, else its event time, else when it was recorded.
+fn last_seen(e: &Event) -> Option<Timestamp> {
+    e.series
+        .as_ref()
+        .and_then(|s| s.last_observed_time.as_ref())
+        .map(|t| t.0)
+        .or_else(|| e.last_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| e.event_time.as_ref().map(|t| t.0))
+        .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
 fn event_view(e: Event) -> EventView {
-    let last_seen = e
-        .last_timestamp
-        .map(|t| t.0.to_string())
-        .or_else(|| e.event_time.map(|t| t.0.to_string()))
-        .or_else(|| e.metadata.creation_timestamp.map(|t| t.0.to_string()));
+    let last_seen = last_seen(&e).map(|t| t.to_string());
     EventView {
         type_: e.type_.unwrap_or_else(|| "Normal".into()),
         reason: e.reason.unwrap_or_default(),

@@ -1,6 +1,7 @@
 use crate::audit::{Action, RequestId};
 use crate::environments::access::Permission;
 use crate::environments::listing::Cursor;
+use crate::environments::service::{self, Outcome};
 use crate::environments::{self as envs, EnvironmentView, RENEWED_AT};
 use crate::error::ApiError;
 use crate::extract::CurrentUser;
@@ -11,12 +12,13 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use berth_core::environment::{Approval, Decision, EnvironmentSpecInput, Ttl};
+use berth_core::environment::{Decision, EnvironmentSpec, EnvironmentSpecInput, Ttl};
 use berth_core::validation::ValidationErrors;
 use berth_manifests::{BuildOptions, EnvironmentCrdSpec, Preview, preview};
-use berth_store::RequestKind;
+use berth_store::KeyState;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -131,94 +133,113 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
     any
 }
 
-/// What a create or change answers: the environment, or the request waiting for an admin.
-pub enum Outcome {
-    Created(Box<EnvironmentView>),
-    Changed(Box<EnvironmentView>),
-    Requested(RequestView),
-}
-
-impl IntoResponse for Outcome {
-    fn into_response(self) -> Response {
-        match self {
-            Outcome::Created(view) => (StatusCode::CREATED, ApiJson(*view)).into_response(),
-            Outcome::Changed(view) => (StatusCode::OK, ApiJson(*view)).into_response(),
-            Outcome::Requested(request) => {
-                (StatusCode::ACCEPTED, ApiJson(json!({ "request": request }))).into_response()
-            }
-        }
+/// What a create or change answers: the environment (201 created, 200
+/// changed, as the caller sees it), or the request waiting for an admin (202).
+pub fn answer(outcome: Outcome, caller: &berth_auth::Principal) -> (StatusCode, serde_json::Value) {
+    let view = |env: &berth_manifests::Environment| {
+        serde_json::to_value(envs::view(env, envs::standing_of(env, caller)))
+            .expect("a view serializes")
+    };
+    match outcome {
+        Outcome::Created(env) => (StatusCode::CREATED, view(&env)),
+        Outcome::Changed(env) => (StatusCode::OK, view(&env)),
+        Outcome::Requested(record) => (
+            StatusCode::ACCEPTED,
+            json!({ "request": RequestView::from(*record) }),
+        ),
     }
 }
 
-#[utoipa::path(post, operation_id = "environments_create", path = "/api/v1/environments", tag = "environments", request_body = EnvironmentSpecInput, responses(
+/// The header a client sends to make a create safe to retry.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+#[utoipa::path(post, operation_id = "environments_create", path = "/api/v1/environments", tag = "environments", request_body = EnvironmentSpecInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h replay the first answer; the same key with another body answers 409. 1 to 200 visible ASCII characters.")),
+    responses(
     (status = 201, description = "Created; the controller is making it real", body = EnvironmentView),
     (status = 202, description = "Over policy: a request waits for an admin", body = Object),
-    (status = 400, description = "Invalid field", body = crate::error::ErrorBody),
-    (status = 409, description = "The name is taken", body = crate::error::ErrorBody),
+    (status = 400, description = "Invalid field, or refused by the policy", body = crate::error::ErrorBody),
+    (status = 409, description = "The name is taken or being deleted, or the Idempotency-Key was used with another body or is in use right now", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     CurrentUser(caller): CurrentUser,
     request_id: RequestId,
+    headers: HeaderMap,
     ApiJson(input): ApiJson<EnvironmentSpecInput>,
-) -> Result<Outcome, ApiError> {
-    let mut spec = envs::parse_input(&input)?;
-    spec.set_creator(caller.user.email.clone())?;
-    let store = state.auth.store();
-    let resolved = envs::resolve_spec(store, spec).await?;
-    let connection = state.cluster.connection().await?;
-    let name = resolved.spec.name.to_string();
-    envs::check_namespace_free(connection, &name).await?;
-    let (mut needs_approval, mut reasons) = match resolved.decision {
-        Decision::Allow => (false, vec![]),
-        Decision::NeedsApproval(violations) => (true, violations),
-        Decision::Deny(violations) => return Err(envs::refusal(violations)),
-    };
-    if let Some(over) = envs::within_environment_limit(store, connection, &caller).await? {
-        if crate::platform::policy(store).await?.approval == Approval::Never {
-            return Err(envs::refusal(vec![over]));
-        }
-        needs_approval = true;
-        reasons.push(over);
-    }
-    let actor = caller.user.email.as_str();
-    let details = json!({ "spec": resolved.spec.to_input() });
-    if needs_approval {
-        if connection
-            .environments
-            .get(&kube::runtime::reflector::ObjectRef::new(&name))
-            .is_some()
-        {
-            return Err(ApiError::Conflict(format!(
-                "an environment named {name} exists"
-            )));
-        }
-        let record = envs::file_request(
-            &state,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let spec = EnvironmentSpec::parse(&input)?;
+    let Some(key) = key else {
+        let (status, body) = answer(
+            service::create(&state, &caller, &request_id, spec).await?,
             &caller,
-            &request_id,
-            RequestKind::Create,
-            &resolved.spec,
-            &reasons,
-        )
-        .await?;
-        return Ok(Outcome::Requested(RequestView::from(record)));
-    }
-    let env = envs::create_resource(connection, &resolved.spec, actor).await;
-    let outcome = if env.is_ok() { "success" } else { "failure" };
-    let action = Action {
-        actor,
-        action: "environment.create",
-        target: format!("environment/{name}"),
-        environment: Some(&name),
-        details,
+        );
+        return Ok((status, ApiJson(body)).into_response());
     };
-    state.audit(action, outcome, &request_id).await;
-    let env = env?;
-    Ok(Outcome::Created(Box::new(envs::view(
-        &env,
-        envs::standing_of(&env, &caller),
-    ))))
+    let store = state.auth.store();
+    let hash = body_hash(&input);
+    match store
+        .claim_idempotency_key(caller.user.id, &key, &hash)
+        .await?
+    {
+        KeyState::Claimed => {}
+        KeyState::Answered { status, body } => {
+            let status = StatusCode::from_u16(status)
+                .map_err(|_| ApiError::Internal(format!("kept status {status}")))?;
+            return Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response());
+        }
+        KeyState::InFlight => {
+            return Err(ApiError::Conflict(
+                "a request with this Idempotency-Key is being answered; retry in a moment".into(),
+            ));
+        }
+        KeyState::Mismatch => {
+            return Err(ApiError::Conflict(
+                "this Idempotency-Key was used with another body".into(),
+            ));
+        }
+    }
+    match service::create(&state, &caller, &request_id, spec).await {
+        Ok(outcome) => {
+            let (status, body) = answer(outcome, &caller);
+            store
+                .answer_idempotency_key(caller.user.id, &key, status.as_u16(), &body.to_string())
+                .await?;
+            Ok((status, ApiJson(body)).into_response())
+        }
+        Err(error) => {
+            store.release_idempotency_key(caller.user.id, &key).await?;
+            Err(error)
+        }
+    }
+}
+
+/// The `Idempotency-Key` header, if sent: 1 to 200 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .filter(|v| (1..=200).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(|v| Some(v.to_owned()))
+        .ok_or_else(|| {
+            ValidationErrors::single(
+                "Idempotency-Key",
+                "must be 1 to 200 visible ASCII characters",
+            )
+            .into()
+        })
+}
+
+/// What identifies a body for an idempotency key: the SHA-256 of its parsed
+/// form, so that whitespace and key order do not matter.
+fn body_hash(input: &EnvironmentSpecInput) -> String {
+    let canonical = serde_json::to_vec(input).expect("a spec serializes");
+    let digest = Sha256::digest(canonical);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[utoipa::path(post, operation_id = "environments_preview_spec", path = "/api/v1/environments/preview", tag = "environments", request_body = EnvironmentSpecInput, responses(
@@ -230,11 +251,10 @@ pub async fn preview_spec(
     CurrentUser(caller): CurrentUser,
     ApiJson(input): ApiJson<EnvironmentSpecInput>,
 ) -> Result<ApiJson<Preview>, ApiError> {
-    let mut spec = envs::parse_input(&input)?;
-    spec.set_creator(caller.user.email.clone())?;
-    let resolved = envs::resolve_spec(state.auth.store(), spec).await?;
-    let mut answer = preview(&resolved.spec, &BuildOptions::default());
-    match resolved.decision {
+    let spec = EnvironmentSpec::parse(&input)?;
+    let (spec, decision) = service::preview(&state, &caller, spec).await?;
+    let mut answer = preview(&spec, &BuildOptions::default());
+    match decision {
         Decision::Allow => {}
         Decision::NeedsApproval(violations) => answer.warnings.extend(
             violations
@@ -310,6 +330,9 @@ pub struct RenewRequest {
     request_body = RenewRequest, responses(
     (status = 200, description = "Renewed; `status.expiresAt` is the new expiry", body = EnvironmentView),
     (status = 400, description = "Invalid or over the policy's maximum TTL", body = crate::error::ErrorBody),
+    (status = 403, description = "Viewers cannot renew", body = crate::error::ErrorBody),
+    (status = 404, description = "Absent or not visible", body = crate::error::ErrorBody),
+    (status = 409, description = "Being deleted", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
 pub async fn renew(
     State(state): State<AppState>,
@@ -330,6 +353,7 @@ pub async fn renew(
     let connection = state.cluster.connection().await?;
     let (env, standing) =
         envs::permitted_latest(connection, &name, &caller, Permission::Renew).await?;
+    service::refuse_if_deleting(&env)?;
     let now = OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .expect("zero is a valid nanosecond");

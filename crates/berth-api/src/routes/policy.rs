@@ -3,6 +3,7 @@ use crate::error::ApiError;
 use crate::extract::AdminUser;
 use crate::json::ApiJson;
 use crate::platform;
+use crate::policy_object;
 use crate::state::AppState;
 use axum::extract::State;
 use berth_core::environment::{Policy, PolicyInput};
@@ -21,7 +22,8 @@ pub async fn get(
     ))
 }
 
-/// Replaces the policy; fields left out take their defaults.
+/// Replaces the policy; fields left out take their defaults. The cluster
+/// gets it too (`policy_object`), for kubectl and GitOps writes.
 #[utoipa::path(put, operation_id = "policy_put", path = "/api/v1/admin/policy", tag = "admin", request_body = PolicyInput, responses(
     (status = 200, description = "The policy now in force", body = PolicyInput),
     (status = 400, description = "Invalid field", body = crate::error::ErrorBody),
@@ -35,6 +37,7 @@ pub async fn put(
 ) -> Result<ApiJson<PolicyInput>, ApiError> {
     let policy = Policy::parse(&body)?;
     platform::save_policy(state.auth.store(), &policy).await?;
+    policy_object::publish_in_background(state.cluster.clone(), state.auth.store().clone());
     let saved = policy.to_input();
     let action = Action {
         actor: admin.user.email.as_str(),

@@ -9,9 +9,7 @@ use crate::json::ApiJson;
 use crate::query::ApiQuery;
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use berth_core::environment::{EnvironmentSpec, EnvironmentSpecInput, resolve};
 use berth_core::validation::ValidationErrors;
-use berth_manifests::EnvironmentCrdSpec;
 use berth_store::{RequestKind, RequestRecord, RequestState};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -140,7 +138,8 @@ async fn pending(state: &AppState, id: &str) -> Result<RequestRecord, ApiError> 
 
 #[utoipa::path(post, operation_id = "requests_approve", path = "/api/v1/admin/requests/{id}/approve", tag = "admin", params(("id" = Uuid, Path)), responses(
     (status = 200, description = "Approved; the environment is created or changed as requested", body = RequestView),
-    (status = 409, description = "Already decided, or the name was taken meanwhile", body = crate::error::ErrorBody),
+    (status = 404, description = "No such request", body = crate::error::ErrorBody),
+    (status = 409, description = "Already decided; the name was taken meanwhile; or the environment changed, or was replaced, since the request was filed (the request is then rejected with that reason)", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
 pub async fn approve(
     State(state): State<AppState>,
@@ -149,38 +148,22 @@ pub async fn approve(
     Path(id): Path<String>,
 ) -> Result<ApiJson<RequestView>, ApiError> {
     let record = pending(&state, &id).await?;
-    let input = EnvironmentSpecInput::from_json(record.spec.clone())
-        .map_err(|e| ApiError::Internal(format!("stored request spec: {e}")))?;
-    // The stored spec was resolved when requested, every field written out, so
-    // resolving it again changes nothing: it only turns it back into the type.
-    // A template deleted since has nothing left to fill; its name goes rather
-    // than the approval failing.
-    let mut spec = EnvironmentSpec::parse(&input)
-        .map_err(|e| ApiError::Internal(format!("stored request spec: {e}")))?;
     let store = state.auth.store();
-    let templates = crate::platform::templates(store).await?;
-    if let Some(name) = &spec.template
-        && !templates.iter().any(|t| &t.name == name)
-    {
-        spec.template = None;
-    }
-    let resolved = resolve(spec, &templates, &crate::platform::policy(store).await?)?;
-    let connection = state.cluster.connection().await?;
-    match record.kind {
-        RequestKind::Create => {
-            envs::check_namespace_free(connection, &record.environment).await?;
-            envs::create_resource(connection, &resolved, &record.requester_email).await?;
+    if let Err(error) = envs::service::carry_out(&state, &record).await {
+        if let ApiError::Conflict(reason) = &error
+            && record.kind == RequestKind::Update
+        {
+            // It can never apply now: closed, with the reason for the requester.
+            store
+                .decide_request(
+                    record.id,
+                    RequestState::Rejected,
+                    admin.user.id,
+                    Some(reason),
+                )
+                .await?;
         }
-        RequestKind::Update => {
-            let current = connection
-                .environments
-                .get(&kube::runtime::reflector::ObjectRef::new(
-                    &record.environment,
-                ))
-                .ok_or_else(|| ApiError::Conflict("the environment no longer exists".into()))?;
-            let spec = EnvironmentCrdSpec::from_input(resolved.to_input());
-            envs::replace_spec(connection, &current, spec, None, &[]).await?;
-        }
+        return Err(error);
     }
     if !store
         .decide_request(record.id, RequestState::Approved, admin.user.id, None)

@@ -2,67 +2,18 @@
 //! Ingress as `expose` asks).
 
 use super::image::Image;
+use super::input::{AppInput, ResourcesInput, required};
 use super::name::AppName;
 use super::quantity::{ByteQuantity, CpuQuantity};
-use super::template::Limits;
+use super::settings::Limits;
 use super::{MAX_ENV_VARS, choice};
 use crate::validation::{FieldError, ValidationErrors};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 
 const MAX_ENV_NAME_LEN: usize = 128;
 const MAX_ENV_VALUE_LEN: usize = 4096;
-
-/// An app: a Deployment, and a Service and an Ingress as `expose` asks.
-#[derive(
-    Debug,
-    Clone,
-    Default,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AppInput {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub replicas: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub env: Option<BTreeMap<String, String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourcesInput>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expose: Option<String>,
-}
-
-/// Per-container CPU and memory as they travel in JSON.
-#[derive(
-    Debug,
-    Clone,
-    Default,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ResourcesInput {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpu: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub memory: Option<String>,
-}
 
 choice! {
     /// How an app is reached: not at all, inside the cluster, or from outside.
@@ -267,15 +218,6 @@ impl ResolvedApp {
             memory: Some(self.resources.memory.to_string()),
         }))
     }
-}
-
-pub(super) fn required<'a>(
-    value: &'a Option<String>,
-    field: &str,
-) -> Result<&'a str, ValidationErrors> {
-    value
-        .as_deref()
-        .ok_or_else(|| ValidationErrors::single(field, "is required"))
 }
 
 fn parse_env(

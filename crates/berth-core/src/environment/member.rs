@@ -1,34 +1,13 @@
 //! Members: who may use an environment, and how.
 
-use super::app::required;
 use super::choice;
+use super::input::{MemberInput, required};
 use crate::account::Email;
 use crate::validation::ValidationErrors;
-use serde::{Deserialize, Serialize};
 
 choice! {
     /// What a member may do inside an environment.
     MemberRole { Owner => "owner", Editor => "editor", Viewer => "viewer" }
-}
-
-/// A member as it travels in JSON.
-#[derive(
-    Debug,
-    Clone,
-    Default,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct MemberInput {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,18 +1,29 @@
 //! Environments: what a user asks for, and the templates and policy applied to it.
 //!
-//! The flow is: the wire form ([`EnvironmentSpecInput`], exactly the contract's JSON)
-//! is parsed once into an [`EnvironmentSpec`] that cannot hold invalid values; a
-//! template and the [`Policy`] then fill what the user left out ([`resolve`]),
-//! giving a [`ResolvedSpec`] with every field set, which the manifest builder and
-//! the policy check consume.
+//! The flow is: the wire form ([`EnvironmentSpecInput`], exactly the contract's
+//! JSON, in `input`) is parsed once into an [`EnvironmentSpec`] (`spec`) that
+//! cannot hold invalid values; a [`Template`] and the [`Policy`] then fill what
+//! the user left out ([`resolve`]), giving a [`ResolvedSpec`] (`resolved`) with
+//! every field set, which the manifest builder builds from and the policy
+//! judges. A stored Environment is read back with [`ResolvedSpec::stored`],
+//! which looks nothing up.
+//!
+//! Modules depend one way only: `input` (wire forms) and the value types
+//! (`name`, `quantity`, `duration`, `image`) at the bottom; `settings`,
+//! `app`, `member`, `spec` and `template` on them; `resolved` on those;
+//! `policy` on `resolved`; `resolve` on everything.
 
 mod app;
 mod duration;
 mod image;
+mod input;
 mod member;
 mod name;
 mod policy;
 mod quantity;
+mod resolve;
+mod resolved;
+pub mod schema;
 mod settings;
 mod spec;
 mod template;
@@ -20,27 +31,26 @@ mod template;
 #[cfg(test)]
 mod tests;
 
-pub use app::{
-    App, AppInput, EnvVarName, Expose, Port, Replicas, ResolvedApp, Resources, ResourcesInput,
-    ResourcesRequest,
-};
+pub use app::{App, EnvVarName, Expose, Port, Replicas, ResolvedApp, Resources, ResourcesRequest};
 pub use duration::Ttl;
 pub use image::Image;
-pub use member::{Member, MemberInput, MemberRole};
+pub use input::{
+    AppInput, EnvironmentSpecInput, LimitsInput, MemberInput, NetworkInput, QuotaInput,
+    ResourcesInput, TemplateInput, TemplateSpecInput,
+};
+pub use member::{Member, MemberRole};
 pub use name::{AppName, EnvironmentName, TemplateName};
 pub use policy::{
     Approval, Decision, MaxQuota, MaxQuotaInput, Policy, PolicyInput, Registration, Violation,
 };
 pub use quantity::{ByteQuantity, CpuQuantity, PodCount};
-pub use settings::{Description, LimitsRequest, QuotaRequest, Settings};
-pub use spec::{
-    EnvironmentSpec, EnvironmentSpecInput, Isolation, LimitsInput, NetworkInput, PodSecurity,
-    QuotaInput,
+pub use resolve::resolve;
+pub use resolved::{Bounds, Defaults, ResolvedSpec};
+pub use settings::{
+    Description, Isolation, Limits, LimitsRequest, PodSecurity, Quota, QuotaRequest, Settings,
 };
-pub use template::{
-    Defaults, Limits, Quota, ResolvedSpec, Template, TemplateInput, TemplateSpecInput,
-    builtin_templates, resolve,
-};
+pub use spec::EnvironmentSpec;
+pub use template::{Template, builtin_templates};
 
 /// Most apps one environment may declare: bounds the objects one request creates.
 pub const MAX_APPS: usize = 50;

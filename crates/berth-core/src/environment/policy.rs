@@ -1,12 +1,12 @@
 //! The platform's policy: who may register, how far an environment may go, and
 //! when a person must approve it.
 
-use super::app::required;
 use super::choice;
 use super::duration::Ttl;
+use super::input::required;
 use super::quantity::{ByteQuantity, CpuQuantity, PodCount};
-use super::spec::{Isolation, PodSecurity};
-use super::template::{Defaults, Limits, Quota, ResolvedSpec, builtin_templates};
+use super::resolved::{Defaults, ResolvedSpec};
+use super::settings::{Limits, Quota};
 use crate::validation::{FieldError, ValidationErrors};
 use serde::{Deserialize, Serialize};
 
@@ -200,40 +200,26 @@ impl Policy {
         }
     }
 
-    /// What a spec without a template gets: the `small` template's settings,
-    /// kept within the maximum quota, and the default TTL.
+    /// What a spec without a template gets: Berth's built-in defaults
+    /// ([`Defaults::builtin`]), the quota kept within the maximum, and the
+    /// policy's default TTL.
     pub fn defaults(&self) -> Defaults {
-        let small = builtin_templates()
-            .into_iter()
-            .next()
-            .expect("small is built in")
-            .settings;
+        let builtin = Defaults::builtin();
         let max = self.max_quota;
         let quota = Quota {
-            cpu: small.quota.cpu.map_or(max.cpu, |v| v.min(max.cpu)),
-            memory: small.quota.memory.map_or(max.memory, |v| v.min(max.memory)),
-            storage: small
-                .quota
-                .storage
-                .map_or(max.storage, |v| v.min(max.storage)),
-            pods: small.quota.pods.map_or(max.pods, |v| v.min(max.pods)),
-        };
-        let limits = Limits {
-            default_cpu: small
-                .limits
-                .default_cpu
-                .map_or(quota.cpu, |v| v.min(quota.cpu)),
-            default_memory: small
-                .limits
-                .default_memory
-                .map_or(quota.memory, |v| v.min(quota.memory)),
+            cpu: builtin.quota.cpu.min(max.cpu),
+            memory: builtin.quota.memory.min(max.memory),
+            storage: builtin.quota.storage.min(max.storage),
+            pods: builtin.quota.pods.min(max.pods),
         };
         Defaults {
             quota,
-            limits,
-            isolation: small.isolation.unwrap_or(Isolation::Isolated),
-            pod_security: small.pod_security.unwrap_or(PodSecurity::Restricted),
+            limits: Limits {
+                default_cpu: builtin.limits.default_cpu.min(quota.cpu),
+                default_memory: builtin.limits.default_memory.min(quota.memory),
+            },
             ttl: self.default_ttl,
+            ..builtin
         }
     }
 
@@ -278,20 +264,42 @@ impl Policy {
         out
     }
 
-    /// Whether `spec` may be created now, needs an admin, or is refused.
-    pub fn decide(&self, spec: &ResolvedSpec) -> Decision {
-        let violations = self.check(spec);
+    /// Whether `spec` may be created now, needs an admin, or is refused, by
+    /// someone who already owns `owned` environments: the per-person limit
+    /// counts as one more violation.
+    pub fn decide_create(&self, spec: &ResolvedSpec, owned: usize) -> Decision {
+        let mut violations = self.check(spec);
+        if owned >= self.max_environments_per_user as usize {
+            violations.push(Violation {
+                field: "name".into(),
+                message: format!(
+                    "would be your environment number {}, over the policy's maximum of {} per person",
+                    owned + 1,
+                    self.max_environments_per_user
+                ),
+            });
+        }
+        self.judge(violations)
+    }
+
+    /// Whether a change from `before` to `after` may be written now. Only a
+    /// change of bounds (quota, limits, network, pod security, ttl) is judged,
+    /// and then as a create would be; apps, description and members never
+    /// need approval, even in an environment above a policy lowered since.
+    pub fn decide_change(&self, before: &ResolvedSpec, after: &ResolvedSpec) -> Decision {
+        if before.bounds() == after.bounds() {
+            return Decision::Allow;
+        }
+        self.judge(self.check(after))
+    }
+
+    fn judge(&self, violations: Vec<Violation>) -> Decision {
         match (self.approval, violations.is_empty()) {
             (Approval::Always, _) => Decision::NeedsApproval(violations),
             (_, true) => Decision::Allow,
             (Approval::OverLimit, false) => Decision::NeedsApproval(violations),
             (Approval::Never, false) => Decision::Deny(violations),
         }
-    }
-
-    /// Whether someone who already owns `owned` environments may create another.
-    pub fn allows_another_environment(&self, owned: usize) -> bool {
-        owned < self.max_environments_per_user as usize
     }
 }
 

@@ -1,10 +1,37 @@
 //! The settings a spec or a template may give, each possibly left out.
 
+use super::choice;
 use super::duration::Ttl;
+use super::input::{LimitsInput, NetworkInput, QuotaInput};
 use super::quantity::{ByteQuantity, CpuQuantity, PodCount};
-use super::spec::{Isolation, LimitsInput, NetworkInput, PodSecurity, QuotaInput};
 use crate::validation::ValidationErrors;
 use serde::Serialize;
+
+choice! {
+    /// Who may reach an environment's pods.
+    Isolation { Isolated => "isolated", Open => "open" }
+}
+
+choice! {
+    /// The Pod Security Standard enforced in the namespace.
+    PodSecurity { Restricted => "restricted", Baseline => "baseline" }
+}
+
+/// The resource quota of an environment, every part set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub cpu: CpuQuantity,
+    pub memory: ByteQuantity,
+    pub storage: ByteQuantity,
+    pub pods: PodCount,
+}
+
+/// The per-container defaults of an environment, every part set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub default_cpu: CpuQuantity,
+    pub default_memory: ByteQuantity,
+}
 
 const MAX_DESCRIPTION_CHARS: usize = 500;
 

@@ -1,133 +1,15 @@
 //! The environment spec: its wire form (the contract's JSON) and the parsed form.
 
-use super::app::{App, AppInput, required};
-use super::member::{Member, MemberInput, MemberRole};
+use super::app::App;
+use super::input::{AppInput, EnvironmentSpecInput, MemberInput, required};
+use super::member::{Member, MemberRole};
 use super::name::{EnvironmentName, TemplateName};
 use super::settings::{Description, Settings};
-use super::{MAX_APPS, MAX_MEMBERS, choice};
+use super::{MAX_APPS, MAX_MEMBERS};
 use crate::account::Email;
 use crate::validation::{FieldError, ValidationErrors};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeSet;
-
-/// An EnvironmentSpec exactly as the contract's JSON has it. Every field is
-/// optional here so that a missing one is reported by [`EnvironmentSpec::parse`]
-/// with its name, rather than by serde.
-#[derive(
-    Debug,
-    Clone,
-    Default,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EnvironmentSpecInput {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub template: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub quota: Option<QuotaInput>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limits: Option<LimitsInput>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub network: Option<NetworkInput>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pod_security: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ttl: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub apps: Option<Vec<AppInput>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub members: Option<Vec<MemberInput>>,
-}
-
-impl EnvironmentSpecInput {
-    /// Reads the wire form from JSON, naming the field of any type error or
-    /// unknown field, so even those answer with field details.
-    pub fn from_json(value: serde_json::Value) -> Result<Self, ValidationErrors> {
-        serde_path_to_error::deserialize(value).map_err(|err| {
-            let path = err.path().to_string();
-            let field = if path == "." { String::new() } else { path };
-            ValidationErrors::single(field, err.into_inner().to_string())
-        })
-    }
-}
-
-#[derive(
-    Debug,
-    Clone,
-    Default,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct QuotaInput {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpu: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub memory: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub storage: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pods: Option<i64>,
-}
-
-#[derive(
-    Debug,
-    Clone,
-    Default,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LimitsInput {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub default_cpu: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub default_memory: Option<String>,
-}
-
-#[derive(
-    Debug,
-    Clone,
-    Default,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NetworkInput {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub isolation: Option<String>,
-}
-
-choice! {
-    /// Who may reach an environment's pods.
-    Isolation { Isolated => "isolated", Open => "open" }
-}
-
-choice! {
-    /// The Pod Security Standard enforced in the namespace.
-    PodSecurity { Restricted => "restricted", Baseline => "baseline" }
-}
 
 /// An environment as asked for: every value valid, some left to a template or policy.
 #[derive(Debug, Clone, PartialEq, Eq)]

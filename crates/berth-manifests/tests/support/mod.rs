@@ -3,6 +3,8 @@
 // Each test crate that includes this module uses only some of it.
 #![allow(dead_code)]
 
+pub mod crd;
+
 use berth_core::environment::{
     EnvironmentSpec, EnvironmentSpecInput, Policy, ResolvedSpec, builtin_templates, resolve,
 };

@@ -97,6 +97,26 @@ impl TestApp {
         spawn_on(dir, self.database_url.clone(), kubeconfig, true).await
     }
 
+    /// A second replica on the same database and the shared local cluster,
+    /// without a controller.
+    pub async fn replica_on_cluster(&self) -> TestApp {
+        spawn_on(
+            TempDir::new(),
+            self.database_url.clone(),
+            local_cluster_kubeconfig().await,
+            true,
+        )
+        .await
+    }
+
+    /// Sets the policy as the admin holding `token` would.
+    pub async fn set_policy(&self, token: &str, policy: &Value) {
+        let response = self
+            .call(Method::PUT, token, "/api/v1/admin/policy", Some(policy))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "PUT policy {policy}");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

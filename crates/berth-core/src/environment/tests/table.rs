@@ -188,17 +188,75 @@ fn policy_reports_what_exceeds_it() {
         .map(|v| v.field)
         .collect();
     assert_eq!(fields, ["quota.cpu", "quota.pods", "ttl"]);
-    assert!(matches!(policy.decide(&resolved), Decision::NeedsApproval(v) if v.len() == 3));
+    assert!(
+        matches!(policy.decide_create(&resolved, 0), Decision::NeedsApproval(v) if v.len() == 3)
+    );
     policy.approval = Approval::Never;
-    assert!(matches!(policy.decide(&resolved), Decision::Deny(_)));
+    assert!(matches!(
+        policy.decide_create(&resolved, 0),
+        Decision::Deny(_)
+    ));
     let within = resolve(
         EnvironmentSpec::parse(&EnvironmentSpecInput::from_json(example()).unwrap()).unwrap(),
         &builtin_templates(),
         &policy,
     )
     .unwrap();
-    assert_eq!(policy.decide(&within), Decision::Allow);
-    assert!(policy.allows_another_environment(4) && !policy.allows_another_environment(5));
+    assert_eq!(policy.decide_create(&within, 4), Decision::Allow);
+    assert!(
+        matches!(policy.decide_create(&within, 5), Decision::Deny(v) if v[0].field == "name"),
+        "the fifth environment is the last one allowed"
+    );
+}
+
+fn resolved(value: Value) -> crate::environment::ResolvedSpec {
+    let spec = EnvironmentSpec::parse(&EnvironmentSpecInput::from_json(value).unwrap()).unwrap();
+    resolve(spec, &builtin_templates(), &Policy::default()).unwrap()
+}
+
+#[test]
+fn changes_of_bounds_are_judged_as_creates_and_nothing_else_is() {
+    use crate::environment::{Approval, Decision};
+    let mut policy = Policy::default();
+    let before = resolved(json!({"name": "team-a", "quota": {"cpu": "16"}}));
+    let mut members = before.clone();
+    members.members.clear();
+    policy.approval = Approval::Never;
+    assert_eq!(
+        policy.decide_change(&before, &members),
+        Decision::Allow,
+        "a member change in an environment above the policy"
+    );
+    let mut baseline = before.clone();
+    baseline.quota.cpu = resolved(json!({"name": "small-one", "quota": {"cpu": "2"}}))
+        .quota
+        .cpu;
+    baseline.pod_security = crate::environment::PodSecurity::Baseline;
+    assert_eq!(policy.decide_change(&before, &baseline), Decision::Allow);
+    policy.approval = Approval::Always;
+    assert!(matches!(
+        policy.decide_change(&before, &baseline),
+        Decision::NeedsApproval(_)
+    ));
+    assert_eq!(policy.decide_change(&before, &members), Decision::Allow);
+}
+
+#[test]
+fn a_stored_spec_looks_nothing_up() {
+    use crate::environment::ResolvedSpec;
+    let gpu = json!({"name": "team-g", "template": "gpu", "quota": {"cpu": "12"}});
+    let spec = EnvironmentSpec::parse(&EnvironmentSpecInput::from_json(gpu).unwrap()).unwrap();
+    let stored = ResolvedSpec::stored(spec).expect("a template nobody knows is only a record");
+    assert_eq!(stored.quota.cpu.to_string(), "12");
+    assert_eq!(stored.quota.memory.to_string(), "4Gi", "built-in default");
+    assert_eq!(stored.ttl, None, "no ttl never expires");
+    let written = resolved(json!({"name": "team-h", "template": "large"}));
+    let spec = EnvironmentSpec::parse(&written.to_input()).unwrap();
+    assert_eq!(
+        ResolvedSpec::stored(spec).unwrap(),
+        written,
+        "what the API writes reads back"
+    );
 }
 
 #[test]

@@ -1,0 +1,73 @@
+//! Installs the admin policy's enforcement in the apiserver: the
+//! `EnvironmentPolicy` CRD, and the ValidatingAdmissionPolicy with its
+//! binding (see `berth_manifests::admission_policy`), which exempts the
+//! identity Berth runs as. Berth's API publishes the `EnvironmentPolicy`
+//! object itself, from its store.
+
+use crate::Error;
+use crate::apply::FIELD_MANAGER;
+use berth_manifests::{EnvironmentPolicy, admission_policy, admission_policy_binding};
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// The part of a SelfSubjectReview's answer Berth needs.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Review {
+    user_info: UserInfo,
+}
+
+#[derive(Deserialize)]
+struct UserInfo {
+    username: String,
+}
+
+/// The username the apiserver knows `client` by (a SelfSubjectReview):
+/// the one writer the admission policy lets through.
+async fn berth_username(client: &Client) -> Result<String, Error> {
+    let review = Api::<SelfSubjectReview>::all(client.clone())
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await?;
+    // An answer without a username is one Berth cannot read.
+    let status = serde_json::to_value(review.status).map_err(kube::Error::SerdeError)?;
+    let review: Review = serde_json::from_value(status).map_err(kube::Error::SerdeError)?;
+    Ok(review.user_info.username)
+}
+
+/// Applies, by server-side apply (field manager `berth`), the
+/// `EnvironmentPolicy` CRD when `install_crd` (waiting until it is served),
+/// then the admission policy exempting this client's identity and its
+/// binding. Idempotent: every replica's leader may run it.
+pub(crate) async fn install(client: &Client, install_crd: bool) -> Result<(), Error> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    if install_crd {
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        let crd = EnvironmentPolicy::crd();
+        let name = crd.name_any();
+        crds.patch(&name, &params, &Patch::Apply(&crd)).await?;
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(crds, &name, conditions::is_crd_established()),
+        )
+        .await
+        .map_err(|_| Error::CrdNotEstablished(format!("{name} not established after 30 s")))?
+        .map_err(|e| Error::CrdNotEstablished(e.to_string()))?;
+    }
+    let policy = admission_policy(&berth_username(client).await?);
+    Api::<ValidatingAdmissionPolicy>::all(client.clone())
+        .patch(&policy.name_any(), &params, &Patch::Apply(&policy))
+        .await?;
+    let binding = admission_policy_binding();
+    Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+        .patch(&binding.name_any(), &params, &Patch::Apply(&binding))
+        .await?;
+    Ok(())
+}

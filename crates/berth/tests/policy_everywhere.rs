@@ -1,0 +1,487 @@
+//! "Policy everywhere": the platform's rules hold on every path into the
+//! cluster: templates and policy reach the controller only through the
+//! resolved spec the API writes, the per-person limit holds across parallel
+//! requests and replicas, changes of bounds are judged like creates, member
+//! changes never are, requests apply only to the version they were filed
+//! against, and a name being deleted is not free.
+
+mod support;
+
+use berth_testkit::unique_name as unique;
+use futures::StreamExt;
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+use support::*;
+
+const READY: Duration = Duration::from_secs(30);
+
+fn policy(approval: &str, max_environments: u32, cpu: &str) -> Value {
+    json!({
+        "registration": "open",
+        "approval": approval,
+        "maxEnvironmentsPerUser": max_environments,
+        "maxQuota": {"cpu": cpu, "memory": "16Gi", "storage": "100Gi", "pods": 100}
+    })
+}
+
+fn path(name: &str) -> String {
+    format!("/api/v1/environments/{name}")
+}
+
+async fn patch(app: &TestApp, token: &str, name: &str, body: Value) -> reqwest::Response {
+    app.call(Method::PATCH, token, &path(name), Some(&body))
+        .await
+}
+
+async fn request_id(response: reqwest::Response) -> String {
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let body: Value = response.json().await.unwrap();
+    body["request"]["id"]
+        .as_str()
+        .expect("a request id")
+        .to_owned()
+}
+
+async fn ready(app: &TestApp, token: &str, name: &str) -> Value {
+    app.eventually(token, &path(name), READY, |s, body| {
+        s == StatusCode::OK && body["status"]["phase"] == "Ready"
+    })
+    .await
+}
+
+async fn gone(app: &TestApp, token: &str, name: &str) {
+    app.delete(token, &path(name)).await;
+    app.eventually(token, &path(name), READY, |s, _| s == StatusCode::NOT_FOUND)
+        .await;
+}
+
+/// Faults 1, 2 and 3: an admin's template reaches the controller (it was
+/// Degraded "must be one of: small, medium, large"); a policy without TTLs
+/// gives environments that never expire (they got 72 h); an edit after the
+/// template is deleted works (it answered 400 naming `template`).
+#[tokio::test]
+async fn an_admins_template_is_resolved_once_and_then_only_a_record() {
+    let app = spawn_app_with_controller().await;
+    let admin = app.admin_token().await;
+    let ann = app
+        .member_token(&format!("{}@example.com", unique("ann")))
+        .await;
+    app.set_policy(&admin, &policy("overLimit", 5, "8")).await;
+    let template = unique("gpu");
+    let body = json!({"description": "GPU work", "spec": {"quota": {"cpu": "3", "memory": "6Gi", "storage": "20Gi", "pods": 12}}});
+    let response = app
+        .call(
+            Method::PUT,
+            &admin,
+            &format!("/api/v1/admin/templates/{template}"),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let name = unique("tpl");
+    let response = app
+        .post(
+            &ann,
+            "/api/v1/environments",
+            &json!({"name": name, "template": template}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["spec"]["quota"]["cpu"], "3", "{created}");
+    assert_eq!(
+        created["spec"]["podSecurity"], "restricted",
+        "written out: {created}"
+    );
+    assert!(
+        created["spec"].get("ttl").is_none(),
+        "no TTL in the policy: {created}"
+    );
+
+    // The quota controller reports the hard limits a moment after Ready.
+    let env = app
+        .eventually(&ann, &path(&name), READY, |_, body| {
+            body["status"]["phase"] == "Ready"
+                && !body["status"]["quota"]["hard"]["requests.cpu"].is_null()
+        })
+        .await;
+    assert_eq!(env["status"]["quota"]["hard"]["requests.cpu"], "3", "{env}");
+    assert!(
+        env["status"].get("expiresAt").is_none(),
+        "never expires: {env}"
+    );
+
+    let response = app
+        .delete(&admin, &format!("/api/v1/admin/templates/{template}"))
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = patch(&app, &ann, &name, json!({"description": "y"})).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        response.text().await.unwrap()
+    );
+    let env = app
+        .eventually(&ann, &path(&name), READY, |_, body| {
+            body["status"]["observedGeneration"] == body["generation"]
+                && body["status"]["phase"] == "Ready"
+        })
+        .await;
+    assert_eq!(env["spec"]["quota"]["cpu"], "3");
+    gone(&app, &ann, &name).await;
+}
+
+/// Fault 4: at limit 2, twenty parallel creates by one person through two
+/// Berth processes sharing one database make exactly two environments (it
+/// was four of six through one process).
+#[tokio::test]
+async fn the_per_person_limit_holds_across_parallel_creates_and_replicas() {
+    let first = spawn_app_on_cluster().await;
+    let second = first.replica_on_cluster().await;
+    let admin = first.admin_token().await;
+    first.set_policy(&admin, &policy("never", 2, "8")).await;
+    let ann = first
+        .member_token(&format!("{}@example.com", unique("ann")))
+        .await;
+    let names: Vec<String> = (0..20).map(|i| unique(&format!("lim{i}"))).collect();
+    let answers = join_all(names.iter().enumerate().map(|(i, name)| {
+        let app = if i % 2 == 0 { &first } else { &second };
+        let ann = ann.clone();
+        async move {
+            let response = app
+                .post(&ann, "/api/v1/environments", &json!({"name": name}))
+                .await;
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    }))
+    .await;
+    let created: Vec<&String> = names
+        .iter()
+        .zip(&answers)
+        .filter(|(_, (s, _))| *s == StatusCode::CREATED)
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(created.len(), 2, "{answers:?}");
+    for (status, body) in &answers {
+        if *status != StatusCode::CREATED {
+            assert_eq!(*status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(body["error"]["details"][0]["field"], "name", "{body}");
+        }
+    }
+    for name in created {
+        first.delete(&ann, &path(name)).await;
+    }
+}
+
+/// Faults 5 and 6: under `approval: always` a change of bounds waits for an
+/// admin (it applied at once); member changes never wait and never fail in
+/// an environment above a policy lowered since (500, then 409, or 400).
+#[tokio::test]
+async fn changes_of_bounds_are_judged_as_creates_and_member_changes_never() {
+    let app = spawn_app_on_cluster().await;
+    let admin = app.admin_token().await;
+    app.set_policy(&admin, &policy("never", 5, "8")).await;
+    let ann = app
+        .member_token(&format!("{}@example.com", unique("ann")))
+        .await;
+    let bob = format!("{}@example.com", unique("bob"));
+    let name = unique("bounds");
+    let response = app
+        .post(
+            &ann,
+            "/api/v1/environments",
+            &json!({"name": name, "quota": {"cpu": "4"},
+            "members": [{"email": bob, "role": "editor"}]}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+
+    // The policy is lowered below what the environment has.
+    app.set_policy(&admin, &policy("never", 5, "1")).await;
+    let member = format!("{}/members/{bob}", path(&name));
+    let response = app
+        .call(Method::PUT, &ann, &member, Some(&json!({"role": "viewer"})))
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        response.text().await.unwrap()
+    );
+    let response = app.delete(&ann, &member).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = patch(&app, &ann, &name, json!({"description": "still editable"})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = patch(&app, &ann, &name, json!({"quota": {"cpu": "6"}})).await;
+    let body = expect_error(response, StatusCode::BAD_REQUEST, "validation_failed").await;
+    assert_eq!(body["error"]["details"][0]["field"], "quota.cpu", "{body}");
+
+    app.set_policy(&admin, &policy("always", 5, "8")).await;
+    for change in [
+        json!({"podSecurity": "baseline"}),
+        json!({"network": {"isolation": "open"}}),
+        json!({"quota": {"cpu": "2"}}),
+        json!({"ttl": "24h"}),
+    ] {
+        let response = patch(&app, &ann, &name, change.clone()).await;
+        let id = request_id(response).await;
+        let response = app
+            .post(
+                &admin,
+                &format!("/api/v1/admin/requests/{id}/reject"),
+                &json!({"reason": "no"}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{change}");
+    }
+    let env = app.get_json(&ann, &path(&name)).await;
+    assert_eq!(env["spec"]["podSecurity"], "restricted", "{env}");
+    assert_eq!(env["spec"]["quota"]["cpu"], "4", "{env}");
+    let response = patch(&app, &ann, &name, json!({"description": "no bounds"})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    app.delete(&ann, &path(&name)).await;
+}
+
+/// Fault 7: a request applies only to the version of the environment it was
+/// filed against: edits made since are not undone (409 instead), and an
+/// environment deleted and made anew by someone else is not taken over.
+#[tokio::test]
+async fn a_request_applies_only_to_the_version_it_was_filed_against() {
+    let app = spawn_app_on_cluster().await;
+    let admin = app.admin_token().await;
+    app.set_policy(&admin, &policy("overLimit", 5, "8")).await;
+    let ann = app
+        .member_token(&format!("{}@example.com", unique("ann")))
+        .await;
+    let bob_email = format!("{}@example.com", unique("bob"));
+    let bob = app.member_token(&bob_email).await;
+    let name = unique("stale");
+    let response = app
+        .post(
+            &ann,
+            "/api/v1/environments",
+            &json!({"name": name,
+            "members": [{"email": bob_email, "role": "editor"}]}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let id = request_id(patch(&app, &ann, &name, json!({"quota": {"cpu": "16"}})).await).await;
+    let response = app
+        .delete(&ann, &format!("{}/members/{bob_email}", path(&name)))
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let approve = format!("/api/v1/admin/requests/{id}/approve");
+    let response = app.call(Method::POST, &admin, &approve, None).await;
+    let body = expect_error(response, StatusCode::CONFLICT, "conflict").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("changed since"),
+        "{body}"
+    );
+    let env = app.get_json(&ann, &path(&name)).await;
+    assert_eq!(
+        env["spec"]["members"].as_array().unwrap().len(),
+        1,
+        "bob stays removed: {env}"
+    );
+    assert_eq!(env["spec"]["quota"]["cpu"], "2");
+
+    // Filed, then the environment is deleted and bob makes one of the name.
+    let id = request_id(patch(&app, &ann, &name, json!({"quota": {"cpu": "12"}})).await).await;
+    gone(&app, &ann, &name).await;
+    let response = app
+        .post(&bob, "/api/v1/environments", &json!({"name": name}))
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let response = app
+        .call(
+            Method::POST,
+            &admin,
+            &format!("/api/v1/admin/requests/{id}/approve"),
+            None,
+        )
+        .await;
+    let body = expect_error(response, StatusCode::CONFLICT, "conflict").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("same name"),
+        "{body}"
+    );
+    let response = app.get(&ann, &path(&name)).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::NOT_FOUND,
+        "ann did not take bob's environment"
+    );
+    app.delete(&bob, &path(&name)).await;
+}
+
+/// Fault 8: a name being deleted is not free (201 with phase Deleting, then
+/// 404); an identical second create is a conflict (it answered 201); renew
+/// and PATCH of a deleting environment answer 409 (renew answered 200).
+/// Retries are safe with an Idempotency-Key instead.
+#[tokio::test]
+async fn a_name_is_free_only_when_gone_and_retries_use_an_idempotency_key() {
+    let app = spawn_app_with_controller().await;
+    let ann = app
+        .member_token(&format!("{}@example.com", unique("ann")))
+        .await;
+    let name = unique("again");
+    let body = json!({"name": name, "ttl": "8h"});
+    let send = |key: Option<&'static str>, body: Value| {
+        let mut request = Client::new()
+            .post(app.url("/api/v1/environments"))
+            .bearer_auth(&ann)
+            .json(&body);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        request.send()
+    };
+    let first = send(Some("create-1"), body.clone()).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    let replay = send(Some("create-1"), body.clone()).await.unwrap();
+    assert_eq!(
+        replay.status(),
+        StatusCode::CREATED,
+        "the first answer, replayed"
+    );
+    assert_eq!(replay.json::<Value>().await.unwrap(), first);
+    let other = send(Some("create-1"), json!({"name": unique("other")}))
+        .await
+        .unwrap();
+    expect_error(other, StatusCode::CONFLICT, "conflict").await;
+    let twice = send(None, body.clone()).await.unwrap();
+    let error = expect_error(twice, StatusCode::CONFLICT, "conflict").await;
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("taken"),
+        "{error}"
+    );
+
+    ready(&app, &ann, &name).await;
+    // A ConfigMap with a finalizer of its own holds the deletion open.
+    let cluster = berth_testkit::cluster().await.expect("the local cluster");
+    let config_maps: Api<ConfigMap> = Api::namespaced(cluster.client(), &name);
+    let hold = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some("hold".into()),
+            finalizers: Some(vec!["example.com/hold".into()]),
+            ..ObjectMeta::default()
+        },
+        ..ConfigMap::default()
+    };
+    config_maps
+        .create(&PostParams::default(), &hold)
+        .await
+        .unwrap();
+    let response = app.delete(&ann, &path(&name)).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let again = send(None, body.clone()).await.unwrap();
+    let error = expect_error(again, StatusCode::CONFLICT, "conflict").await;
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("being deleted"),
+        "{error}"
+    );
+    let renew = app
+        .post(
+            &ann,
+            &format!("{}/renew", path(&name)),
+            &json!({"ttl": "24h"}),
+        )
+        .await;
+    expect_error(renew, StatusCode::CONFLICT, "conflict").await;
+    let response = patch(&app, &ann, &name, json!({"description": "late"})).await;
+    expect_error(response, StatusCode::CONFLICT, "conflict").await;
+    config_maps
+        .patch(
+            "hold",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    app.eventually(&ann, &path(&name), READY, |s, _| s == StatusCode::NOT_FOUND)
+        .await;
+}
+
+/// Fault 13: the events answer is the newest of the namespace whatever it
+/// holds (with 600 older events listed first, the 86 newer were missing).
+#[tokio::test]
+async fn events_are_the_newest_whatever_the_namespace_holds() {
+    let app = spawn_app_with_controller().await;
+    let ann = app
+        .member_token(&format!("{}@example.com", unique("ann")))
+        .await;
+    let name = unique("events");
+    let response = app
+        .post(&ann, "/api/v1/environments", &json!({"name": name}))
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    ready(&app, &ann, &name).await;
+    let cluster = berth_testkit::cluster().await.expect("the local cluster");
+    let events: Api<Event> = Api::namespaced(cluster.client(), &name);
+    // The apiserver lists by name: the old ones come first.
+    let event = |prefix: &str, i: usize, at: &str| Event {
+        metadata: ObjectMeta {
+            name: Some(format!("{prefix}-{i:04}")),
+            ..ObjectMeta::default()
+        },
+        involved_object: ObjectReference {
+            kind: Some("ConfigMap".into()),
+            name: Some(format!("{prefix}-{i}")),
+            namespace: Some(name.clone()),
+            ..ObjectReference::default()
+        },
+        reason: Some(prefix.into()),
+        message: Some(format!("{prefix} {i}")),
+        type_: Some("Normal".into()),
+        last_timestamp: Some(Time(at.parse().unwrap())),
+        ..Event::default()
+    };
+    let made = futures::stream::iter(
+        (0..600)
+            .map(|i| event("a-old", i, "2020-01-01T00:00:00Z"))
+            .chain((0..86).map(|i| event("z-new", i, "2030-01-01T00:00:00Z"))),
+    )
+    .map(|e| {
+        let events = events.clone();
+        async move { events.create(&PostParams::default(), &e).await }
+    })
+    .buffer_unordered(16)
+    .collect::<Vec<_>>()
+    .await;
+    assert!(made.iter().all(Result::is_ok), "every event was recorded");
+
+    let listed = app.get_json(&ann, &format!("{}/events", path(&name))).await;
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 500, "at most 500");
+    let newest: Vec<&str> = items[..86]
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        newest.iter().all(|r| *r == "z-new"),
+        "newest first: {newest:?}"
+    );
+    app.delete(&ann, &path(&name)).await;
+}
