@@ -2,10 +2,13 @@
 //! `EnvironmentPolicy` CRD, and the ValidatingAdmissionPolicy with its
 //! binding (see `berth_manifests::admission_policy`), which exempts the
 //! identity Berth runs as. Berth's API publishes the `EnvironmentPolicy`
-//! object itself, from its store.
+//! object itself, from its store; until it has, the default policy stands
+//! in, since without its parameters the binding refuses every write, Berth's
+//! own included (the controller could not even remove its finalizer).
 
 use crate::Error;
 use crate::apply::FIELD_MANAGER;
+use berth_core::environment::Policy;
 use berth_manifests::{EnvironmentPolicy, admission_policy, admission_policy_binding};
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
@@ -45,7 +48,8 @@ async fn berth_username(client: &Client) -> Result<String, Error> {
 /// Applies, by server-side apply (field manager `berth`), the
 /// `EnvironmentPolicy` CRD when `install_crd` (waiting until it is served),
 /// then the admission policy exempting this client's identity and its
-/// binding. Idempotent: every replica's leader may run it.
+/// binding, and the default policy's object if none was published yet.
+/// Idempotent: every replica's leader may run it.
 pub(crate) async fn install(client: &Client, install_crd: bool) -> Result<(), Error> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     if install_crd {
@@ -60,6 +64,20 @@ pub(crate) async fn install(client: &Client, install_crd: bool) -> Result<(), Er
         .await
         .map_err(|_| Error::CrdNotEstablished(format!("{name} not established after 30 s")))?
         .map_err(|e| Error::CrdNotEstablished(e.to_string()))?;
+    }
+    let stand_in = EnvironmentPolicy::for_policy(&Policy::default());
+    let create = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PostParams::default()
+    };
+    match Api::<EnvironmentPolicy>::all(client.clone())
+        .create(&create, &stand_in)
+        .await
+    {
+        Ok(_) => {}
+        // Published already (by the API, from the store): that one stands.
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(e.into()),
     }
     let policy = admission_policy(&berth_username(client).await?);
     Api::<ValidatingAdmissionPolicy>::all(client.clone())
