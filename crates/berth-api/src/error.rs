@@ -167,6 +167,14 @@ impl From<AuthError> for ApiError {
             }
             AuthError::EmailTaken => Self::Conflict("an account with this email exists".into()),
             AuthError::RateLimited { retry_after } => Self::RateLimited { retry_after },
+            AuthError::Busy { retry_after } => Self::Unavailable {
+                message: "too many passwords are being checked; try again shortly".into(),
+                details: vec![],
+                retry_after,
+            },
+            AuthError::LastAdmin => Self::Conflict(
+                "the last admin cannot be demoted or disabled; make another admin first".into(),
+            ),
             AuthError::Store(e) => e.into(),
             AuthError::Hashing(e) => Self::Internal(e),
         }

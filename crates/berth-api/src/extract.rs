@@ -56,7 +56,11 @@ impl FromRequestParts<AppState> for AdminUser {
     }
 }
 
-/// The peer address, when the server was started with connect info.
+/// The peer address, when the server was started with connect info: the
+/// client that logins and registrations are throttled by. `X-Forwarded-For`
+/// is not read: without a configured list of trusted proxies, any client
+/// could name itself a new client with it and escape its limits. Behind a
+/// reverse proxy, every client is the proxy.
 pub struct ClientAddr(pub Option<IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {

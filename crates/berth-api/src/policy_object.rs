@@ -11,6 +11,7 @@
 
 use crate::cluster::{Cluster, FIELD_MANAGER};
 use crate::platform;
+use berth_core::environment::ReservedNames;
 use berth_manifests::{EnvironmentPolicy, POLICY_OBJECT_NAME};
 use berth_store::Store;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -25,6 +26,8 @@ use tokio::sync::Mutex;
 const CRD_ESTABLISHED_TIMEOUT: Duration = Duration::from_secs(30);
 /// Wait between attempts at start while the cluster is away.
 const RETRY_EVERY: Duration = Duration::from_secs(5);
+/// How often the published policy is written again, to mend what was changed.
+const RESYNC_EVERY: Duration = Duration::from_secs(60);
 
 /// One publication at a time in this process, each reading the store once
 /// it holds the lock: the last to publish publishes the newest policy.
@@ -32,7 +35,11 @@ static PUBLISHING: Mutex<()> = Mutex::const_new(());
 
 /// Publishes the store's policy to the cluster. `Err` says why not, for
 /// the log.
-pub async fn publish(cluster: &Cluster, store: &Store) -> Result<(), String> {
+pub async fn publish(
+    cluster: &Cluster,
+    store: &Store,
+    reserved: &ReservedNames,
+) -> Result<(), String> {
     let _one_at_a_time = PUBLISHING.lock().await;
     let client = cluster
         .connection()
@@ -61,34 +68,39 @@ pub async fn publish(cluster: &Cluster, store: &Store) -> Result<(), String> {
         .patch(
             POLICY_OBJECT_NAME,
             &params,
-            &Patch::Apply(&EnvironmentPolicy::for_policy(&policy)),
+            &Patch::Apply(&EnvironmentPolicy::for_policy(&policy, reserved)),
         )
         .await
         .map_err(|e| format!("cannot publish the policy: {e}"))?;
     Ok(())
 }
 
-/// Publishes the store's policy once the cluster can be reached, retrying
-/// until it has been: run at start, beside the cluster connection.
-pub async fn publish_at_start(cluster: Arc<Cluster>, store: Store) {
+/// Keeps the cluster's policy object in step with the store for as long as
+/// Berth runs: published once the cluster can be reached (retrying every
+/// 5 s until then), then again every minute, which also restores it should
+/// someone delete or change it (without it the admission policy refuses
+/// every Environment write, Berth's own too).
+pub async fn publish_at_start(cluster: Arc<Cluster>, store: Store, reserved: ReservedNames) {
+    let mut published = false;
     loop {
-        match publish(&cluster, &store).await {
-            Ok(()) => {
+        match publish(&cluster, &store, &reserved).await {
+            Ok(()) if !published => {
                 tracing::info!("published the policy to the cluster");
-                return;
+                published = true;
             }
-            Err(error) => tracing::warn!(%error, "policy not published yet; retrying in 5 s"),
+            Ok(()) => {}
+            Err(error) => tracing::warn!(%error, "policy not published; retrying"),
         }
-        tokio::time::sleep(RETRY_EVERY).await;
+        tokio::time::sleep(if published { RESYNC_EVERY } else { RETRY_EVERY }).await;
     }
 }
 
 /// Publishes after an admin changed the policy, without holding up their
 /// answer on the cluster: the store is the policy's home, and a failure is
 /// logged and mended at the next start.
-pub fn publish_in_background(cluster: Arc<Cluster>, store: Store) {
+pub fn publish_in_background(cluster: Arc<Cluster>, store: Store, reserved: ReservedNames) {
     tokio::spawn(async move {
-        if let Err(error) = publish(&cluster, &store).await {
+        if let Err(error) = publish(&cluster, &store, &reserved).await {
             tracing::warn!(%error, "the changed policy could not be published to the cluster");
         }
     });

@@ -1,6 +1,7 @@
 use crate::cluster::Cluster;
 use crate::metrics::HttpMetrics;
 use berth_auth::Auth;
+use berth_core::environment::ReservedNames;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,8 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// How long the token of a downloaded kubeconfig works.
     pub kubeconfig_ttl: Duration,
+    /// Names no environment may take.
+    pub reserved_names: ReservedNames,
 }
 
 #[derive(Clone)]

@@ -2,6 +2,7 @@ use berth_core::validation::ValidationErrors;
 use std::time::Duration;
 use thiserror::Error;
 
+/// Everything authentication can refuse or fail at.
 #[derive(Debug, Error)]
 pub enum AuthError {
     #[error(transparent)]
@@ -17,8 +18,15 @@ pub enum AuthError {
     RegistrationClosed,
     #[error("an account with this email exists")]
     EmailTaken,
-    #[error("too many failed logins")]
+    /// Too many attempts from this client or for this email; try after `retry_after`.
+    #[error("too many attempts")]
     RateLimited { retry_after: Duration },
+    /// The queue of password hashes is full; try after `retry_after`.
+    #[error("too many passwords are being checked; try again shortly")]
+    Busy { retry_after: Duration },
+    /// The change would leave no enabled admin.
+    #[error("the last admin cannot be demoted or disabled; make another admin first")]
+    LastAdmin,
     #[error("password hashing failed: {0}")]
     Hashing(String),
     #[error(transparent)]

@@ -3,6 +3,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier,
 use argon2::{Algorithm, Argon2, Params, Version};
 use berth_core::account::Password;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// OWASP's argon2id minimum: 19 MiB, 2 passes, 1 lane.
@@ -10,25 +11,39 @@ const MEMORY_KIB: u32 = 19 * 1024;
 const ITERATIONS: u32 = 2;
 const LANES: u32 = 1;
 
-/// Hashes and verifies passwords on the blocking pool, at most `permits` at a
-/// time, so that a flood of logins queues here instead of starving every other
-/// request of the async workers.
+/// How long a client refused for a full queue is asked to wait: the queue
+/// holds well under a second of work.
+const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Hashes and verifies passwords on the blocking pool, at most `concurrency`
+/// at a time, so that a flood of logins cannot starve every other request of
+/// the async workers. At most `queue` more wait for their turn; past that a
+/// request is refused at once with `Busy`, since one queued without end would
+/// only answer after its client gave up, and hold memory until then.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
+    /// One per hash being computed.
+    running: Arc<Semaphore>,
+    /// One per hash being computed or waiting to be.
+    admitted: Arc<Semaphore>,
     /// Verified against when the email is unknown, so that both cases cost the same.
     dummy_hash: Arc<str>,
 }
 
 impl PasswordHasher {
-    pub fn new(concurrency: usize) -> Result<Self, AuthError> {
+    /// A hasher running `concurrency` hashes at once (at least one) with up
+    /// to `queue` more waiting.
+    pub fn new(concurrency: usize, queue: usize) -> Result<Self, AuthError> {
         let dummy_hash = hash_blocking("berth-dummy-password-for-timing")?;
+        let concurrency = concurrency.max(1);
         Ok(Self {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            running: Arc::new(Semaphore::new(concurrency)),
+            admitted: Arc::new(Semaphore::new(concurrency + queue)),
             dummy_hash: dummy_hash.into(),
         })
     }
 
+    /// An argon2id hash of `password` in PHC string form.
     pub async fn hash(&self, password: &Password) -> Result<String, AuthError> {
         let password = password.expose().to_owned();
         self.run(move || hash_blocking(&password)).await?
@@ -64,8 +79,11 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        let _permit = self
-            .permits
+        let _admitted = self.admitted.try_acquire().map_err(|_| AuthError::Busy {
+            retry_after: BUSY_RETRY_AFTER,
+        })?;
+        let _running = self
+            .running
             .acquire()
             .await
             .map_err(|e| AuthError::Hashing(e.to_string()))?;
@@ -95,7 +113,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_unknown_users_never_match() {
-        let hasher = PasswordHasher::new(2).unwrap();
+        let hasher = PasswordHasher::new(2, 0).unwrap();
         let password = Password::given("password", "correct horse battery".into()).unwrap();
         let hash = hasher.hash(&password).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
@@ -104,5 +122,24 @@ mod tests {
         assert!(!hasher.verify(&wrong, Some(&hash)).await.unwrap());
         let dummy = Password::given("password", "berth-dummy-password-for-timing".into()).unwrap();
         assert!(!hasher.verify(&dummy, None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_instead_of_waiting() {
+        // One hash at a time and one waiting: of six asked at once, two are
+        // served. `join!` polls them in order, so which ones is certain.
+        let hasher = PasswordHasher::new(1, 1).unwrap();
+        let password = Password::given("password", "correct horse battery".into()).unwrap();
+        let hash = || hasher.hash(&password);
+        let (a, b, c, d, e, f) = tokio::join!(hash(), hash(), hash(), hash(), hash(), hash());
+        assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+        for refused in [c, d, e, f] {
+            assert!(
+                matches!(refused, Err(AuthError::Busy { retry_after }) if retry_after == BUSY_RETRY_AFTER),
+                "{refused:?}"
+            );
+        }
+        // Once the queue drains, hashing works again.
+        assert!(hasher.hash(&password).await.is_ok());
     }
 }

@@ -1,31 +1,47 @@
-use crate::{AuthError, LoginLimiter, LoginLimits, PasswordHasher, Secret};
+use crate::rate_limit::Throttle;
+use crate::{AuthError, PasswordHasher, Secret, ThrottleLimits};
 use berth_core::account::{DisplayName, Email, Password, Role, TokenName};
 use berth_core::validation::ValidationErrors;
-use berth_store::{NewToken, NewUser, Store, StoreError, TokenRecord, UserRecord, UserUpdate};
+use berth_store::{
+    NewToken, NewUser, Store, StoreError, TokenRecord, UserRecord, UserUpdate, UserUpdated,
+};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+/// How authentication behaves; `Default` is what `berth serve` runs with.
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
+    /// How long a session lasts.
     pub session_ttl: Duration,
+    /// A token's lifetime when its creator does not choose one.
     pub token_default_days: u32,
+    /// The longest lifetime a token may be given.
     pub token_max_days: u32,
     /// Password hashes computed at once; each takes 19 MiB and one core.
     pub hash_concurrency: usize,
-    pub login_limits: LoginLimits,
+    /// Password hashes that may wait for their turn; more get `Busy`.
+    pub hash_queue: usize,
+    /// Limits of failed logins and of registrations.
+    pub limits: ThrottleLimits,
 }
+
+/// Hashes allowed to wait per hash running: at ~30 ms a hash, a full queue
+/// is about half a second of work.
+const HASH_QUEUE_PER_CORE: usize = 16;
 
 impl Default for AuthConfig {
     fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             token_default_days: 90,
             token_max_days: 365,
-            hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            login_limits: LoginLimits::default(),
+            hash_concurrency: cores,
+            hash_queue: cores * HASH_QUEUE_PER_CORE,
+            limits: ThrottleLimits::default(),
         }
     }
 }
@@ -57,12 +73,14 @@ pub struct Principal {
     pub via: Via,
 }
 
+/// The kind of credential a principal came in with.
 #[derive(Debug, Clone)]
 pub enum Via {
     Session { secret_hash: String },
     Token { id: Uuid },
 }
 
+/// A token just created: the secret goes to the client once.
 pub struct IssuedToken {
     pub record: TokenRecord,
     pub secret: Secret,
@@ -108,35 +126,53 @@ impl TokenCache {
     }
 }
 
+/// The authentication service: accounts, sessions, tokens and throttling.
 #[derive(Clone)]
 pub struct Auth {
     store: Store,
     hasher: PasswordHasher,
-    limiter: Arc<LoginLimiter>,
+    throttle: Arc<Throttle>,
     tokens: Arc<TokenCache>,
     config: AuthConfig,
 }
 
 impl Auth {
+    /// The service over `store`; computes one hash to have a dummy ready.
     pub fn new(store: Store, config: AuthConfig) -> Result<Self, AuthError> {
         Ok(Self {
-            hasher: PasswordHasher::new(config.hash_concurrency)?,
-            limiter: Arc::new(LoginLimiter::new(config.login_limits, store.clone())),
+            hasher: PasswordHasher::new(config.hash_concurrency, config.hash_queue)?,
+            throttle: Arc::new(Throttle::new(config.limits, store.clone())),
             tokens: Arc::default(),
             store,
             config,
         })
     }
 
+    /// Creates a member's account and opens a session for it. Throttled per
+    /// `client` before the password is hashed.
     pub async fn register(
         &self,
         registration: Registration,
         open: bool,
+        client: Option<IpAddr>,
     ) -> Result<NewSession, AuthError> {
         if !open {
             return Err(AuthError::RegistrationClosed);
         }
-        let password_hash = self.hasher.hash(&registration.password).await?;
+        let attempt = self
+            .throttle
+            .admit_registration(client, OffsetDateTime::now_utc())
+            .await?;
+        let password_hash = match self.hasher.hash(&registration.password).await {
+            Ok(hash) => hash,
+            Err(e) => {
+                // Never got to the store: it does not count against the client.
+                self.throttle.uncount(attempt).await;
+                return Err(e);
+            }
+        };
+        // From here the attempt stays counted, whether the account is created
+        // or its email is taken.
         let user = self
             .store
             .create_user(NewUser {
@@ -154,37 +190,55 @@ impl Auth {
         self.open_session(user).await
     }
 
+    /// Opens a session for `email` when `password` is its password. The
+    /// attempt is counted (and may be refused) before the password is hashed.
     pub async fn login(
         &self,
         email: &Email,
         password: &Password,
         client: Option<IpAddr>,
     ) -> Result<NewSession, AuthError> {
-        self.limiter
-            .check(email.as_str(), client, OffsetDateTime::now_utc())
+        let attempt = self
+            .throttle
+            .admit_login(email.as_str(), client, OffsetDateTime::now_utc())
             .await?;
+        match self.check_password(email, password).await {
+            Ok(Some(user)) => {
+                self.throttle.succeeded(attempt).await;
+                if user.disabled {
+                    return Err(AuthError::Disabled);
+                }
+                self.open_session(user).await
+            }
+            Ok(None) => {
+                // The attempt stays counted: it was a failure.
+                tracing::info!("login failed");
+                Err(AuthError::InvalidCredentials)
+            }
+            Err(e) => {
+                // Not judged (the hashing queue was full, or the store
+                // failed): no failure to count.
+                self.throttle.uncount(attempt).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The user whose password `password` is, if `email` has an account.
+    async fn check_password(
+        &self,
+        email: &Email,
+        password: &Password,
+    ) -> Result<Option<UserRecord>, AuthError> {
         let user = self.store.user_by_email(email).await?;
         let matches = self
             .hasher
             .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
             .await?;
-        let user = match user {
-            Some(user) if matches => user,
-            _ => {
-                self.limiter
-                    .record_failure(email.as_str(), client, OffsetDateTime::now_utc())
-                    .await?;
-                tracing::info!("login failed");
-                return Err(AuthError::InvalidCredentials);
-            }
-        };
-        if user.disabled {
-            return Err(AuthError::Disabled);
-        }
-        self.limiter.record_success(email.as_str()).await?;
-        self.open_session(user).await
+        Ok(user.filter(|_| matches))
     }
 
+    /// Who `credential` belongs to, if it is valid and its user enabled.
     pub async fn authenticate(&self, credential: &Credential) -> Result<Principal, AuthError> {
         let now = OffsetDateTime::now_utc();
         match credential {
@@ -231,6 +285,8 @@ impl Auth {
         Ok(())
     }
 
+    /// Creates a personal access token for `user_id`, expiring after
+    /// `expires_in_days` (the configured default when `None`).
     pub async fn issue_token(
         &self,
         user_id: Uuid,
@@ -302,15 +358,22 @@ impl Auth {
         Ok(deleted)
     }
 
-    /// Changes a user's role or disabled flag; it applies to their next request.
+    /// Changes a user's role or disabled flag; it applies to their next
+    /// request. `None` when no user has `id`; `LastAdmin` when the change
+    /// would leave no enabled admin (checked with the change, atomically).
     pub async fn update_user(
         &self,
         id: Uuid,
         update: UserUpdate,
     ) -> Result<Option<UserRecord>, AuthError> {
-        let user = self.store.update_user(id, update).await?;
-        self.tokens.forget(|p| p.user.id == id);
-        Ok(user)
+        match self.store.update_user(id, update).await? {
+            UserUpdated::Done(user) => {
+                self.tokens.forget(|p| p.user.id == id);
+                Ok(Some(user))
+            }
+            UserUpdated::NotFound => Ok(None),
+            UserUpdated::LastAdmin => Err(AuthError::LastAdmin),
+        }
     }
 
     /// Removes expired sessions, login-failure windows that are over and
@@ -318,7 +381,7 @@ impl Auth {
     pub async fn sweep(&self) -> Result<(), AuthError> {
         let now = OffsetDateTime::now_utc();
         let sessions = self.store.delete_expired_sessions(now).await?;
-        let windows = self.limiter.sweep(now).await?;
+        let windows = self.throttle.sweep(now).await?;
         let keys = self.store.delete_stale_idempotency_keys(now).await?;
         if sessions + windows + keys > 0 {
             tracing::info!(
@@ -331,6 +394,7 @@ impl Auth {
         Ok(())
     }
 
+    /// The store behind the service, for the routes that only read it.
     pub fn store(&self) -> &Store {
         &self.store
     }

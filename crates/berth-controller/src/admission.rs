@@ -5,11 +5,15 @@
 //! object itself, from its store; until it has, the default policy stands
 //! in, since without its parameters the binding refuses every write, Berth's
 //! own included (the controller could not even remove its finalizer).
+//! Also the tenant guardrails on the namespaces Berth manages (see
+//! `berth_manifests::guardrails`), exempting the same identity.
 
 use crate::Error;
 use crate::apply::FIELD_MANAGER;
-use berth_core::environment::Policy;
-use berth_manifests::{EnvironmentPolicy, admission_policy, admission_policy_binding};
+use berth_core::environment::{Policy, ReservedNames};
+use berth_manifests::{
+    EnvironmentPolicy, GuardrailOptions, admission_policy, admission_policy_binding, guardrails,
+};
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
@@ -48,9 +52,15 @@ async fn berth_username(client: &Client) -> Result<String, Error> {
 /// Applies, by server-side apply (field manager `berth`), the
 /// `EnvironmentPolicy` CRD when `install_crd` (waiting until it is served),
 /// then the admission policy exempting this client's identity and its
-/// binding, and the default policy's object if none was published yet.
-/// Idempotent: every replica's leader may run it.
-pub(crate) async fn install(client: &Client, install_crd: bool) -> Result<(), Error> {
+/// binding, the default policy's object if none was published yet (with
+/// `reserved` names), and the tenant guardrails. Idempotent: every
+/// replica's leader may run it.
+pub(crate) async fn install(
+    client: &Client,
+    install_crd: bool,
+    reserved: &ReservedNames,
+    guardrail_options: &GuardrailOptions,
+) -> Result<(), Error> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     if install_crd {
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -65,7 +75,7 @@ pub(crate) async fn install(client: &Client, install_crd: bool) -> Result<(), Er
         .map_err(|_| Error::CrdNotEstablished(format!("{name} not established after 30 s")))?
         .map_err(|e| Error::CrdNotEstablished(e.to_string()))?;
     }
-    let stand_in = EnvironmentPolicy::for_policy(&Policy::default());
+    let stand_in = EnvironmentPolicy::for_policy(&Policy::default(), reserved);
     let create = PostParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PostParams::default()
@@ -79,7 +89,8 @@ pub(crate) async fn install(client: &Client, install_crd: bool) -> Result<(), Er
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(e) => return Err(e.into()),
     }
-    let policy = admission_policy(&berth_username(client).await?);
+    let username = berth_username(client).await?;
+    let policy = admission_policy(&username);
     Api::<ValidatingAdmissionPolicy>::all(client.clone())
         .patch(&policy.name_any(), &params, &Patch::Apply(&policy))
         .await?;
@@ -87,5 +98,26 @@ pub(crate) async fn install(client: &Client, install_crd: bool) -> Result<(), Er
     Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
         .patch(&binding.name_any(), &params, &Patch::Apply(&binding))
         .await?;
+    install_guardrails(client, &params, &username, guardrail_options).await
+}
+
+/// Applies the tenant guardrails exempting `username`, with their bindings.
+async fn install_guardrails(
+    client: &Client,
+    params: &PatchParams,
+    username: &str,
+    options: &GuardrailOptions,
+) -> Result<(), Error> {
+    let policies = Api::<ValidatingAdmissionPolicy>::all(client.clone());
+    let bindings = Api::<ValidatingAdmissionPolicyBinding>::all(client.clone());
+    for guardrail in guardrails(username, options) {
+        let (policy, binding) = (&guardrail.policy, &guardrail.binding);
+        policies
+            .patch(&policy.name_any(), params, &Patch::Apply(policy))
+            .await?;
+        bindings
+            .patch(&binding.name_any(), params, &Patch::Apply(binding))
+            .await?;
+    }
     Ok(())
 }

@@ -30,7 +30,8 @@ pub use metrics::Metrics;
 pub use reconcile::FINALIZER;
 
 use autoscalers::Autoscalers;
-use berth_manifests::{Environment, cluster_roles};
+use berth_core::environment::ReservedNames;
+use berth_manifests::{Environment, GuardrailOptions, cluster_roles};
 use children::Children;
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -118,7 +119,16 @@ async fn lead(client: Client, options: ControllerOptions, metrics: Metrics) -> R
         install_crd(&client).await?;
     }
     install_cluster_roles(&client).await?;
-    admission::install(&client, options.install_crd).await?;
+    admission::install(
+        &client,
+        options.install_crd,
+        &ReservedNames::new(&options.build.ingress_controller_namespace, &[]),
+        &GuardrailOptions {
+            ingress_domain: options.build.ingress_domain.clone(),
+            ..GuardrailOptions::default()
+        },
+    )
+    .await?;
 
     let mut config = watcher::Config::default();
     if let Some(selector) = &options.selector {

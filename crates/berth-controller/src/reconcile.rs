@@ -9,9 +9,7 @@ use crate::status::{self, DeploymentState, Observation, Problem};
 use crate::ttl::{self, Due, Warning};
 use crate::{ControllerOptions, Error};
 use berth_core::validation::ValidationErrors;
-use berth_manifests::{
-    ENVIRONMENT_LABEL, Environment, EnvironmentStatus, MANAGED_BY_LABEL, MANAGED_BY_VALUE, Object,
-};
+use berth_manifests::{Environment, EnvironmentStatus, Object};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
@@ -242,18 +240,6 @@ fn describe(errors: &ValidationErrors) -> String {
         .join("; ")
 }
 
-/// Whether the namespace is this environment's: made by Berth for it, as its
-/// labels and owner reference (by uid) say.
-pub fn is_ours(namespace: &Namespace, environment: &str, uid: &str) -> bool {
-    let labels = namespace.labels();
-    labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
-        && labels.get(ENVIRONMENT_LABEL).map(String::as_str) == Some(environment)
-        && namespace
-            .owner_references()
-            .iter()
-            .any(|o| o.kind == "Environment" && o.uid == uid)
-}
-
 /// Makes sure the namespace is ours before anything is applied to it: an
 /// absent one is created (not applied, which would take over one that
 /// appeared meanwhile); someone else's is reported and left alone.
@@ -265,7 +251,15 @@ async fn claim_namespace(
     let name = env.name_any();
     let api: Api<Namespace> = Api::all(ctx.client.clone());
     match api.get_opt(&name).await? {
-        Some(ns) if is_ours(&ns, &name, &env.uid().unwrap_or_default()) => Ok(None),
+        Some(ns)
+            if berth_manifests::is_environments_namespace(
+                &ns,
+                &name,
+                &env.uid().unwrap_or_default(),
+            ) =>
+        {
+            Ok(None)
+        }
         Some(_) => Ok(Some(format!(
             "namespace {name} exists and was not made by Berth for this environment; Berth neither adopts nor deletes it"
         ))),
@@ -292,7 +286,13 @@ async fn cleanup(env: &Environment, ctx: &Context) -> Result<Action, Error> {
     let name = env.name_any();
     let api: Api<Namespace> = Api::all(ctx.client.clone());
     match api.get_opt(&name).await? {
-        Some(ns) if is_ours(&ns, &name, &env.uid().unwrap_or_default()) => {
+        Some(ns)
+            if berth_manifests::is_environments_namespace(
+                &ns,
+                &name,
+                &env.uid().unwrap_or_default(),
+            ) =>
+        {
             // Once terminating, the namespace controller says in the
             // namespace's status what is left (finalizers, objects); every
             // change of it wakes this reconcile through the namespace watch.
@@ -439,56 +439,6 @@ async fn publish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-    use std::collections::BTreeMap;
-
-    fn namespace(labels: &[(&str, &str)], owner_uid: Option<&str>) -> Namespace {
-        Namespace {
-            metadata: ObjectMeta {
-                name: Some("team-a".into()),
-                labels: Some(
-                    labels
-                        .iter()
-                        .map(|(k, v)| ((*k).into(), (*v).into()))
-                        .collect::<BTreeMap<_, _>>(),
-                ),
-                owner_references: owner_uid.map(|uid| {
-                    vec![OwnerReference {
-                        api_version: "berth.dev/v1alpha1".into(),
-                        kind: "Environment".into(),
-                        name: "team-a".into(),
-                        uid: uid.into(),
-                        ..OwnerReference::default()
-                    }]
-                }),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        }
-    }
-
-    const OURS: [(&str, &str); 2] = [
-        (MANAGED_BY_LABEL, MANAGED_BY_VALUE),
-        (ENVIRONMENT_LABEL, "team-a"),
-    ];
-
-    #[test]
-    fn only_a_namespace_made_for_this_environment_is_ours() {
-        assert!(is_ours(&namespace(&OURS, Some("u1")), "team-a", "u1"));
-        assert!(!is_ours(&namespace(&[], None), "team-a", "u1"), "unmanaged");
-        assert!(
-            !is_ours(&namespace(&OURS, None), "team-a", "u1"),
-            "labels alone"
-        );
-        assert!(
-            !is_ours(&namespace(&OURS, Some("u0")), "team-a", "u1"),
-            "an earlier environment of the name"
-        );
-        assert!(
-            !is_ours(&namespace(&OURS[..1], Some("u1")), "team-a", "u1"),
-            "no environment label"
-        );
-    }
 
     #[test]
     fn spec_errors_carry_their_paths() {

@@ -13,7 +13,7 @@
 mod support;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use berth_core::environment::Policy;
+use berth_core::environment::{Policy, ReservedNames};
 use berth_manifests::{
     ADMISSION_POLICY_NAME, Environment, EnvironmentPolicy, POLICY_OBJECT_NAME, Phase,
 };
@@ -156,7 +156,7 @@ impl Outsider {
 /// `EnvironmentPolicy` CRD is the controller leader's to install).
 async fn publish_default_policy(admin: &Client) -> Result<()> {
     let api = Api::<EnvironmentPolicy>::all(admin.clone());
-    let object = EnvironmentPolicy::for_policy(&Policy::default());
+    let object = EnvironmentPolicy::for_policy(&Policy::default(), &ReservedNames::default());
     eventually(PROPAGATION, || async {
         api.patch(
             POLICY_OBJECT_NAME,

@@ -1,9 +1,11 @@
 //! Accounts: the values a person gives when registering or logging in.
 
 use crate::validation::ValidationErrors;
+use caseless::Caseless;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
+use unicode_normalization::UnicodeNormalization;
 
 /// Longest email accepted (RFC 5321's path limit).
 const MAX_EMAIL_LEN: usize = 254;
@@ -14,14 +16,42 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 const MAX_DISPLAY_NAME_CHARS: usize = 100;
 const MAX_TOKEN_NAME_CHARS: usize = 100;
 
-/// An email address, lower-cased so that matching is case-insensitive.
+/// An email address in its comparison form (see [`fold_email`]), so that two
+/// spellings of one address are one account wherever they are compared.
+///
+/// Accounts stored before emails were folded this way were only lower-cased;
+/// for ASCII addresses, nearly all of them, the two forms are the same. An
+/// account stored with an address that folding changes (a decomposed accent,
+/// `ß`, a ligature) is no longer found by that address: no migration can
+/// fold in SQL, so such rows are left as they are, and their owners register
+/// again.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct Email(String);
 
+/// The form in which emails are stored and compared: canonical caseless
+/// matching (Unicode 3.13, D145: decompose, case-fold, decompose), recomposed
+/// to NFC. Full case folding rather than `to_lowercase`, because lower-casing
+/// leaves pairs such as `ß`/`ss` and `ς`/`σ` apart that folding makes equal;
+/// decomposing first, because folding a precomposed letter and its
+/// decomposed spelling can otherwise differ. Idempotent, so that a stored
+/// email reads back as itself. Also used for filters that may name an email,
+/// such as the audit log's `actor`.
+pub fn fold_email(raw: &str) -> String {
+    raw.trim()
+        .chars()
+        .nfd()
+        .default_case_fold()
+        // NFC decomposes before it composes: the last step of D145 is in here.
+        .nfc()
+        .collect()
+}
+
 impl Email {
+    /// Folds `raw` (see [`fold_email`]) and checks that it is an address;
+    /// errors name `field`.
     pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationErrors> {
-        let value = raw.trim().to_lowercase();
+        let value = fold_email(raw);
         let bad = |why: &str| Err(ValidationErrors::single(field, why));
         if value.is_empty() {
             return bad("is required");
@@ -50,6 +80,7 @@ impl Email {
         Ok(Self(value))
     }
 
+    /// The folded address.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -92,6 +123,7 @@ impl Password {
         Ok(Self(raw))
     }
 
+    /// The password itself, for hashing or verifying.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -109,6 +141,8 @@ impl fmt::Debug for Password {
 pub struct DisplayName(String);
 
 impl DisplayName {
+    /// Checks `raw`, or derives the name from `email` when `raw` is absent or
+    /// blank; errors name `field`.
     pub fn parse(
         field: &str,
         raw: Option<&str>,
@@ -140,6 +174,7 @@ impl DisplayName {
         Self(value)
     }
 
+    /// The name as shown.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -151,6 +186,7 @@ impl DisplayName {
 pub struct TokenName(String);
 
 impl TokenName {
+    /// Trims and checks `raw`; errors name `field`.
     pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationErrors> {
         let value = raw.trim();
         if value.is_empty() {
@@ -171,6 +207,7 @@ impl TokenName {
         Ok(Self(value.to_owned()))
     }
 
+    /// The name as given, trimmed.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -180,11 +217,14 @@ impl TokenName {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Manages users, policy, templates and every environment.
     Admin,
+    /// Works in the environments they own or are a member of.
     Member,
 }
 
 impl Role {
+    /// The name used in JSON and in the store.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
@@ -228,6 +268,44 @@ mod tests {
             assert_eq!(err.errors()[0].field, "email", "{bad}");
         }
         assert!(Email::parse("email", &format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn composed_decomposed_and_upper_case_spellings_are_one_email() {
+        let composed = "j\u{fc}rgen@example.com";
+        for spelling in [
+            composed,
+            "ju\u{308}rgen@example.com",
+            "J\u{dc}RGEN@EXAMPLE.COM",
+            "JU\u{308}RGEN@Example.Com",
+        ] {
+            assert_eq!(
+                Email::parse("email", spelling).unwrap().as_str(),
+                composed,
+                "{spelling:?}"
+            );
+        }
+        // Full case folding, where lower-casing would keep two accounts.
+        assert_eq!(
+            Email::parse("email", "STRA\u{df}E@example.com")
+                .unwrap()
+                .as_str(),
+            Email::parse("email", "strasse@example.com")
+                .unwrap()
+                .as_str()
+        );
+        assert_eq!(fold_email("system"), "system");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn folding_is_idempotent(raw in "\\PC{0,24}") {
+            let once = fold_email(&raw);
+            proptest::prop_assert_eq!(fold_email(&once), once.clone());
+            if let Ok(email) = Email::parse("email", &format!("{raw}@example.com")) {
+                proptest::prop_assert_eq!(Email::parse("email", email.as_str()).unwrap(), email);
+            }
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! it writes for an approved request may exceed the policy.
 
 use crate::crd::Environment;
-use berth_core::environment::{Defaults, Policy};
+use berth_core::environment::{Defaults, Policy, ReservedNames};
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
@@ -27,24 +27,6 @@ pub const ADMISSION_POLICY_NAME: &str = "berth-environments";
 const BOOKKEEPING_ANNOTATIONS: [&str; 2] = [
     Environment::CREATED_BY_ANNOTATION,
     Environment::RENEWED_AT_ANNOTATION,
-];
-
-/// Names no Environment written outside Berth may take: Kubernetes' and
-/// Berth's own namespaces, the ingress controller's, the word the API uses
-/// beside `{name}` in its paths, and the usual platform namespaces (the
-/// contract's list). A trailing `*` matches any name starting with the rest.
-const RESERVED_NAMES: &[&str] = &[
-    "kube-*",
-    "default",
-    "berth*",
-    "ingress-nginx",
-    "preview",
-    "cert-manager",
-    "monitoring",
-    "istio-system",
-    "linkerd",
-    "argocd",
-    "flux-system",
 ];
 
 /// The policy's bounds as the apiserver enforces them on Environments
@@ -94,8 +76,9 @@ pub struct MaxQuotaSpec {
 }
 
 impl EnvironmentPolicy {
-    /// The object Berth publishes for `policy`: always named `default`.
-    pub fn for_policy(policy: &Policy) -> Self {
+    /// The object Berth publishes for `policy` and the names it reserves:
+    /// always named `default`.
+    pub fn for_policy(policy: &Policy, reserved: &ReservedNames) -> Self {
         let max = policy.max_quota;
         EnvironmentPolicy::new(
             POLICY_OBJECT_NAME,
@@ -107,7 +90,7 @@ impl EnvironmentPolicy {
                     pods: max.pods.get(),
                 },
                 max_ttl: policy.max_ttl.map(|t| t.to_string()),
-                reserved_names: RESERVED_NAMES.iter().map(|&n| n.to_owned()).collect(),
+                reserved_names: reserved.patterns().to_vec(),
             },
         )
     }

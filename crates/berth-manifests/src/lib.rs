@@ -6,13 +6,15 @@
 //! Also here: the `berth-tenant-*` ClusterRoles ([`cluster_roles`]), the
 //! `Environment` custom resource ([`Environment`], [`crd_yaml`]), the admin
 //! policy as the apiserver enforces it ([`EnvironmentPolicy`],
-//! [`admission_policy`]), everything a cluster needs before Berth runs in it
+//! [`admission_policy`]), the tenant guardrails in the apiserver
+//! ([`guardrails`]), everything a cluster needs before Berth runs in it
 //! ([`install_manifests`]) and the preview a person sees before creating an
 //! environment ([`preview`]).
 
 mod admission;
 mod apps;
 mod crd;
+mod guardrails;
 mod namespace;
 mod network;
 mod quota;
@@ -37,6 +39,11 @@ pub use apps::APP_LABEL;
 pub use crd::{
     Condition, Environment, EnvironmentCrdSpec, EnvironmentStatus, Phase, QuotaStatus, crd_yaml,
 };
+pub use guardrails::{
+    ALLOW_EXTERNAL_NAME_ANNOTATION, ALLOWED_INGRESS_HOSTS_ANNOTATION, GUARDRAIL_POLICY_PREFIX,
+    Guardrail, GuardrailOptions, guardrails,
+};
+pub use namespace::is_environments_namespace;
 pub use rbac::{MEMBER_ANNOTATION, cluster_roles, service_account_name};
 pub use summary::{Preview, preview, summary, warnings};
 
@@ -59,6 +66,10 @@ pub struct BuildOptions {
     /// Namespace of the ingress controller, the one outside namespace an
     /// isolated environment accepts traffic from.
     pub ingress_controller_namespace: String,
+    /// CIDRs an isolated environment may not send to, beyond link-local
+    /// (`169.254.0.0/16`, `fe80::/10`: cloud metadata), which is always
+    /// blocked: say the nodes' and the control plane's networks.
+    pub blocked_egress_cidrs: Vec<String>,
 }
 
 impl Default for BuildOptions {
@@ -67,7 +78,8 @@ impl Default for BuildOptions {
             owner_uid: None,
             ingress_domain: "berth.localhost".into(),
             ingress_class: None,
-            ingress_controller_namespace: "ingress-nginx".into(),
+            ingress_controller_namespace: berth_core::environment::DEFAULT_INGRESS_NAMESPACE.into(),
+            blocked_egress_cidrs: Vec::new(),
         }
     }
 }
@@ -164,12 +176,21 @@ pub fn to_yaml(objects: &[Object]) -> String {
 
 /// Everything a cluster needs before Berth manages it, as one multi-document
 /// YAML stream for `kubectl apply -f -`: the `Environment` and
-/// `EnvironmentPolicy` CRDs, the `berth-tenant-*` ClusterRoles, and the
-/// admission policy with its binding, which exempt `berth_username` (the
+/// `EnvironmentPolicy` CRDs, the `berth-tenant-*` ClusterRoles, the
+/// admission policy with its binding, and the tenant guardrails (with
+/// [`GuardrailOptions::default`]), which exempt `berth_username` (the
 /// identity Berth runs as). The `EnvironmentPolicy` itself is Berth's to
 /// publish from its store; until it does, Environments written by others
 /// are refused.
-pub fn install_manifests(berth_username: &str) -> String {
+pub fn install_manifests(berth_username: &str, guardrail_options: &GuardrailOptions) -> String {
+    let guardrails = guardrails(berth_username, guardrail_options)
+        .into_iter()
+        .flat_map(|g| {
+            [
+                serde_json::to_value(g.policy),
+                serde_json::to_value(g.binding),
+            ]
+        });
     let documents = [
         serde_json::to_value(Environment::crd()),
         serde_json::to_value(EnvironmentPolicy::crd()),
@@ -179,7 +200,8 @@ pub fn install_manifests(berth_username: &str) -> String {
     .chain([
         serde_json::to_value(admission_policy(berth_username)),
         serde_json::to_value(admission_policy_binding()),
-    ]);
+    ])
+    .chain(guardrails);
     documents
         .map(|doc| {
             let doc = doc.expect("Kubernetes objects serialize to JSON");

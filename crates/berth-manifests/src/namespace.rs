@@ -1,6 +1,6 @@
 //! The environment's namespace, with Pod Security Admission at the spec's level.
 
-use super::Context;
+use super::{Context, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use k8s_openapi::api::core::v1::Namespace;
 
 pub(crate) fn namespace(ctx: &Context<'_>) -> Namespace {
@@ -22,5 +22,107 @@ pub(crate) fn namespace(ctx: &Context<'_>) -> Namespace {
     Namespace {
         metadata: meta,
         ..Namespace::default()
+    }
+}
+
+/// Whether `namespace` is the environment's (named `environment`, with
+/// `uid`): made by Berth for it, as its labels and owner reference (by uid)
+/// say. Nothing else of a namespace is Berth's to change, delete or read.
+pub fn is_environments_namespace(namespace: &Namespace, environment: &str, uid: &str) -> bool {
+    let labels = namespace.metadata.labels.clone().unwrap_or_default();
+    labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
+        && labels.get(ENVIRONMENT_LABEL).map(String::as_str) == Some(environment)
+        && namespace
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.kind == "Environment" && o.uid == uid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+    use std::collections::BTreeMap;
+
+    fn namespace(labels: &[(&str, &str)], owner_uid: Option<&str>) -> Namespace {
+        Namespace {
+            metadata: ObjectMeta {
+                name: Some("team-a".into()),
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| ((*k).into(), (*v).into()))
+                        .collect::<BTreeMap<_, _>>(),
+                ),
+                owner_references: owner_uid.map(|uid| {
+                    vec![OwnerReference {
+                        api_version: "berth.dev/v1alpha1".into(),
+                        kind: "Environment".into(),
+                        name: "team-a".into(),
+                        uid: uid.into(),
+                        ..OwnerReference::default()
+                    }]
+                }),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        }
+    }
+
+    const OURS: [(&str, &str); 2] = [
+        (MANAGED_BY_LABEL, MANAGED_BY_VALUE),
+        (ENVIRONMENT_LABEL, "team-a"),
+    ];
+
+    #[test]
+    fn only_a_namespace_made_for_this_environment_is_environments_namespace() {
+        assert!(is_environments_namespace(
+            &namespace(&OURS, Some("u1")),
+            "team-a",
+            "u1"
+        ));
+        assert!(
+            !is_environments_namespace(&namespace(&[], None), "team-a", "u1"),
+            "unmanaged"
+        );
+        assert!(
+            !is_environments_namespace(&namespace(&OURS, None), "team-a", "u1"),
+            "labels alone"
+        );
+        assert!(
+            !is_environments_namespace(&namespace(&OURS, Some("u0")), "team-a", "u1"),
+            "an earlier environment of the name"
+        );
+        assert!(
+            !is_environments_namespace(&namespace(&OURS[..1], Some("u1")), "team-a", "u1"),
+            "no environment label"
+        );
+    }
+
+    #[test]
+    fn only_a_namespace_made_for_this_environment_is_ours() {
+        assert!(is_environments_namespace(
+            &namespace(&OURS, Some("u1")),
+            "team-a",
+            "u1"
+        ));
+        assert!(
+            !is_environments_namespace(&namespace(&[], None), "team-a", "u1"),
+            "unmanaged"
+        );
+        assert!(
+            !is_environments_namespace(&namespace(&OURS, None), "team-a", "u1"),
+            "labels alone"
+        );
+        assert!(
+            !is_environments_namespace(&namespace(&OURS, Some("u0")), "team-a", "u1"),
+            "an earlier environment of the name"
+        );
+        assert!(
+            !is_environments_namespace(&namespace(&OURS[..1], Some("u1")), "team-a", "u1"),
+            "no environment label"
+        );
     }
 }

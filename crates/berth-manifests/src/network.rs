@@ -3,7 +3,7 @@
 use super::Context;
 use berth_core::environment::Isolation;
 use k8s_openapi::api::networking::v1::{
-    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
     NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -37,6 +37,40 @@ fn from_namespace(name: &str) -> NetworkPolicyPeer {
     }
 }
 
+/// Link-local networks: where clouds serve instance metadata (and its
+/// credentials) to whatever asks from the node.
+const LINK_LOCAL: [&str; 2] = ["169.254.0.0/16", "fe80::/10"];
+
+fn same_namespace_peer() -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        pod_selector: Some(LabelSelector::default()),
+        ..NetworkPolicyPeer::default()
+    }
+}
+
+/// Every IPv4 and IPv6 address except link-local and `blocked` (each CIDR
+/// goes with the family it is written in).
+fn anywhere_but(blocked: &[String]) -> Vec<NetworkPolicyPeer> {
+    let except = |v6: bool| -> Vec<String> {
+        LINK_LOCAL
+            .iter()
+            .map(|c| (*c).to_owned())
+            .chain(blocked.iter().cloned())
+            .filter(|c| c.contains(':') == v6)
+            .collect()
+    };
+    [("0.0.0.0/0", false), ("::/0", true)]
+        .into_iter()
+        .map(|(cidr, v6)| NetworkPolicyPeer {
+            ip_block: Some(IPBlock {
+                cidr: cidr.to_owned(),
+                except: Some(except(v6)),
+            }),
+            ..NetworkPolicyPeer::default()
+        })
+        .collect()
+}
+
 pub(crate) fn policies(ctx: &Context<'_>) -> Vec<NetworkPolicy> {
     let all_pods = LabelSelector::default();
     match ctx.spec.isolation {
@@ -51,10 +85,7 @@ pub(crate) fn policies(ctx: &Context<'_>) -> Vec<NetworkPolicy> {
             },
         )],
         Isolation::Isolated => {
-            let same_namespace = NetworkPolicyPeer {
-                pod_selector: Some(LabelSelector::default()),
-                ..NetworkPolicyPeer::default()
-            };
+            let same_namespace = same_namespace_peer();
             let dns_ports = ["UDP", "TCP"]
                 .map(|protocol| NetworkPolicyPort {
                     protocol: Some(protocol.to_owned()),
@@ -100,8 +131,8 @@ pub(crate) fn policies(ctx: &Context<'_>) -> Vec<NetworkPolicy> {
                         ..NetworkPolicySpec::default()
                     },
                 ),
-                // DNS is named on its own so that it stays allowed should the
-                // catch-all egress rule ever be narrowed.
+                // DNS is named on its own so that it stays allowed whatever
+                // the blocked networks hold (the cluster's DNS may be in one).
                 policy(
                     ctx,
                     "berth-allow-egress",
@@ -113,7 +144,14 @@ pub(crate) fn policies(ctx: &Context<'_>) -> Vec<NetworkPolicy> {
                                 ports: Some(dns_ports),
                                 ..NetworkPolicyEgressRule::default()
                             },
-                            NetworkPolicyEgressRule::default(),
+                            NetworkPolicyEgressRule {
+                                to: Some(vec![same_namespace_peer()]),
+                                ..NetworkPolicyEgressRule::default()
+                            },
+                            NetworkPolicyEgressRule {
+                                to: Some(anywhere_but(&ctx.options.blocked_egress_cidrs)),
+                                ..NetworkPolicyEgressRule::default()
+                            },
                         ]),
                         ..NetworkPolicySpec::default()
                     },

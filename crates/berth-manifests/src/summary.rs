@@ -84,6 +84,17 @@ pub fn summary(spec: &ResolvedSpec, options: &BuildOptions) -> Vec<String> {
         ),
         format!("At most {} pods may run at once", q.pods.get()),
         format!(
+            "Containers may write at most {} of scratch space (logs, emptyDir) in total",
+            size(q.ephemeral_storage)
+        ),
+        format!(
+            "At most {} ConfigMaps, {} Secrets, {} Services and {} volume claims",
+            q.objects.configmaps.get(),
+            q.objects.secrets.get(),
+            q.objects.services.get(),
+            q.objects.persistent_volume_claims.get()
+        ),
+        format!(
             "A container that does not say how much it needs gets {} and {} of memory; none may use more than {} or {} of memory",
             cpus(l.default_cpu),
             size(l.default_memory),
@@ -96,7 +107,7 @@ pub fn summary(spec: &ResolvedSpec, options: &BuildOptions) -> Vec<String> {
     match spec.isolation {
         Isolation::Isolated => {
             out.push("Other namespaces cannot reach your pods; only your own pods and the ingress controller can".to_owned());
-            out.push("Your pods can reach other services and the internet".to_owned());
+            out.push("Your pods can reach other services and the internet, but not the cloud's metadata service (169.254.0.0/16) or the networks the platform blocks".to_owned());
         }
         Isolation::Open => out.push(
             "Any pod in the cluster can reach your pods, and your pods can reach anything"

@@ -228,6 +228,7 @@ fn accepted_spec() -> impl Strategy<Value = EnvironmentSpecInput> {
                         memory,
                         storage,
                         pods,
+                        ..QuotaInput::default()
                     }),
                     limits: limits.map(|(default_cpu, default_memory)| LimitsInput {
                         default_cpu,

@@ -4,8 +4,8 @@
 mod support;
 
 use berth_manifests::{
-    BuildOptions, ENVIRONMENT_LABEL, Environment, MANAGED_BY_LABEL, Object, build, cluster_roles,
-    install_manifests, preview, to_yaml, warnings,
+    BuildOptions, ENVIRONMENT_LABEL, Environment, GuardrailOptions, MANAGED_BY_LABEL, Object,
+    build, cluster_roles, install_manifests, preview, to_yaml, warnings,
 };
 use proptest::prelude::*;
 use serde::Deserialize;
@@ -295,15 +295,18 @@ proptest! {
 #[test]
 fn install_manifests_hold_the_crds_roles_and_the_admission_policy_exempting_berth() {
     let username = r#"system:serviceaccount:berth:it's "berth""#;
-    let documents: Vec<Value> = serde_yaml::Deserializer::from_str(&install_manifests(username))
-        .map(|document| Value::deserialize(document).expect("a YAML document"))
-        .collect();
+    let documents: Vec<Value> = serde_yaml::Deserializer::from_str(&install_manifests(
+        username,
+        &GuardrailOptions::default(),
+    ))
+    .map(|document| Value::deserialize(document).expect("a YAML document"))
+    .collect();
     let kinds: Vec<&str> = documents
         .iter()
         .map(|d| d["kind"].as_str().expect("a kind"))
         .collect();
     assert_eq!(
-        kinds,
+        kinds[..7],
         [
             "CustomResourceDefinition",
             "CustomResourceDefinition",
@@ -314,6 +317,17 @@ fn install_manifests_hold_the_crds_roles_and_the_admission_policy_exempting_bert
             "ValidatingAdmissionPolicyBinding"
         ]
     );
+    // Then the tenant guardrails, each a policy with its binding.
+    assert!(kinds.len() > 7, "{kinds:?}");
+    for pair in kinds[7..].chunks(2) {
+        assert_eq!(
+            pair,
+            [
+                "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicyBinding"
+            ]
+        );
+    }
     let policy = &documents[5];
     assert_eq!(
         policy["spec"]["matchConditions"][0]["expression"],
@@ -322,5 +336,47 @@ fn install_manifests_hold_the_crds_roles_and_the_admission_policy_exempting_bert
     assert_eq!(
         documents[6]["spec"]["paramRef"],
         json!({"name": "default", "parameterNotFoundAction": "Deny"})
+    );
+}
+
+#[test]
+fn isolated_egress_skips_link_local_and_the_blocked_networks() {
+    let spec = support::resolved(support::example());
+    let options = BuildOptions {
+        blocked_egress_cidrs: vec!["10.0.0.0/8".into(), "fd00::/8".into()],
+        ..BuildOptions::default()
+    };
+    let egress = build(&spec, &options)
+        .into_iter()
+        .find_map(|o| match o {
+            Object::NetworkPolicy(p)
+                if p.metadata.name.as_deref() == Some("berth-allow-egress") =>
+            {
+                p.spec
+            }
+            _ => None,
+        })
+        .expect("an isolated environment has an egress policy");
+    let blocks: Vec<(String, Vec<String>)> = egress
+        .egress
+        .unwrap()
+        .iter()
+        .flat_map(|rule| rule.to.clone().unwrap_or_default())
+        .filter_map(|peer| peer.ip_block)
+        .map(|b| (b.cidr, b.except.unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        blocks,
+        [
+            (
+                "0.0.0.0/0".to_owned(),
+                vec!["169.254.0.0/16".to_owned(), "10.0.0.0/8".to_owned()]
+            ),
+            (
+                "::/0".to_owned(),
+                vec!["fe80::/10".to_owned(), "fd00::/8".to_owned()]
+            ),
+        ],
+        "no rule lets everything out"
     );
 }

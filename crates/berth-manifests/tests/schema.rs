@@ -64,21 +64,11 @@ async fn agree(client: &Client, name: &str, spec: &Value, field: Option<&str>) -
     Ok(())
 }
 
-/// The contract's example spec, less its name: accepted everywhere.
+/// The contract's example spec, less its name (the object's): accepted everywhere.
 fn example() -> Value {
-    json!({
-        "description": "Feature work for team A",
-        "template": "small",
-        "quota": {"cpu": "2", "memory": "4Gi", "storage": "10Gi", "pods": 20},
-        "limits": {"defaultCpu": "250m", "defaultMemory": "256Mi"},
-        "network": {"isolation": "isolated"},
-        "podSecurity": "restricted",
-        "ttl": "72h",
-        "apps": [{"name": "web", "image": "nginx:1.27", "replicas": 2, "port": 8080,
-                  "env": {"MODE": "dev"}, "resources": {"cpu": "100m", "memory": "128Mi"},
-                  "expose": "cluster"}],
-        "members": [{"email": "bob@example.com", "role": "editor"}]
-    })
+    let mut spec = support::example();
+    spec.as_object_mut().expect("an object").remove("name");
+    spec
 }
 
 /// The example with the value at `pointer` (a JSON pointer into the spec)

@@ -1,12 +1,13 @@
 //! Users, sessions and personal access tokens.
 
-use crate::{Store, StoreError, from_millis, now, to_millis};
+use crate::{Backend, Store, StoreError, from_millis, now, to_millis};
 use berth_core::account::{DisplayName, Email, Role};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+/// A user as stored.
 #[derive(Debug, Clone)]
 pub struct UserRecord {
     pub id: Uuid,
@@ -18,6 +19,7 @@ pub struct UserRecord {
     pub password_hash: String,
 }
 
+/// A user to create.
 pub struct NewUser {
     pub email: Email,
     pub display_name: DisplayName,
@@ -25,12 +27,25 @@ pub struct NewUser {
     pub password_hash: String,
 }
 
+/// A change an admin makes to a user; `None` leaves a field as it is.
 #[derive(Debug, Default)]
 pub struct UserUpdate {
     pub role: Option<Role>,
     pub disabled: Option<bool>,
 }
 
+/// What became of a [`UserUpdate`].
+#[derive(Debug)]
+pub enum UserUpdated {
+    /// Changed; the user as they are now.
+    Done(UserRecord),
+    /// No user has that id.
+    NotFound,
+    /// Refused, because it would leave no enabled admin.
+    LastAdmin,
+}
+
+/// A personal access token as stored, without its secret.
 #[derive(Debug, Clone)]
 pub struct TokenRecord {
     pub id: Uuid,
@@ -41,6 +56,7 @@ pub struct TokenRecord {
     pub last_used_at: Option<OffsetDateTime>,
 }
 
+/// A personal access token to create; only its secret's hash is kept.
 pub struct NewToken {
     pub user_id: Uuid,
     pub name: String,
@@ -55,6 +71,7 @@ const TOKEN_COLUMNS: &str = "t.id AS token_id, t.user_id AS token_user_id, t.nam
      t.created_at AS token_created_at, t.expires_at AS token_expires_at, t.last_used_at AS token_last_used_at";
 
 impl Store {
+    /// Creates a user; `Conflict` on `users_email_key` when the email has one.
     pub async fn create_user(&self, new: NewUser) -> Result<UserRecord, StoreError> {
         let user = UserRecord {
             id: Uuid::now_v7(),
@@ -81,6 +98,7 @@ impl Store {
         Ok(user)
     }
 
+    /// How many users there are.
     pub async fn count_users(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
             .fetch_one(&self.pool)
@@ -88,6 +106,7 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 
+    /// The user with `email`, which is folded like every stored email.
     pub async fn user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.email = $1");
         let row = sqlx::query(&sql)
@@ -97,6 +116,7 @@ impl Store {
         row.as_ref().map(user_from_row).transpose()
     }
 
+    /// The user with `id`.
     pub async fn user_by_id(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
         let row = sqlx::query(&sql)
@@ -114,37 +134,61 @@ impl Store {
         rows.iter().map(user_from_row).collect()
     }
 
-    /// Changes role and disabled flag; disabling ends the user's sessions at once.
+    /// Changes role and disabled flag; disabling ends the user's sessions at
+    /// once. Refused when it would leave no enabled admin: the check and the
+    /// change are one statement, and on PostgreSQL the enabled admins' rows
+    /// are locked first, so that two admins demoting each other at the same
+    /// moment cannot both succeed (SQLite runs one writer at a time).
     pub async fn update_user(
         &self,
         id: Uuid,
         update: UserUpdate,
-    ) -> Result<Option<UserRecord>, StoreError> {
+    ) -> Result<UserUpdated, StoreError> {
         let mut tx = self.pool.begin().await?;
-        if let Some(role) = update.role {
-            sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
-                .bind(role.as_str())
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
+        if self.backend == Backend::Postgres {
+            // In id order, so that concurrent updates queue instead of deadlocking.
+            sqlx::query(
+                "SELECT id FROM users WHERE role = 'admin' AND disabled = 0 \
+                 ORDER BY id FOR NO KEY UPDATE",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
         }
-        if let Some(disabled) = update.disabled {
-            sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
-                .bind(i64::from(disabled))
+        let done = sqlx::query(
+            "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled) \
+             WHERE id = $1 AND ( \
+               (COALESCE($2, role) = 'admin' AND COALESCE($3, disabled) = 0) \
+               OR role <> 'admin' OR disabled <> 0 \
+               OR EXISTS (SELECT 1 FROM users other \
+                 WHERE other.role = 'admin' AND other.disabled = 0 AND other.id <> $1))",
+        )
+        .bind(id.to_string())
+        .bind(update.role.map(Role::as_str))
+        .bind(update.disabled.map(i64::from))
+        .execute(&mut *tx)
+        .await?;
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(user) = row.as_ref().map(user_from_row).transpose()? else {
+            return Ok(UserUpdated::NotFound);
+        };
+        if done.rows_affected() == 0 {
+            return Ok(UserUpdated::LastAdmin);
+        }
+        if update.disabled == Some(true) {
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
                 .bind(id.to_string())
                 .execute(&mut *tx)
                 .await?;
-            if disabled {
-                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                    .bind(id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-            }
         }
         tx.commit().await?;
-        self.user_by_id(id).await
+        Ok(UserUpdated::Done(user))
     }
 
+    /// Opens a session known by the hash of its secret.
     pub async fn create_session(
         &self,
         secret_hash: &str,
@@ -181,6 +225,7 @@ impl Store {
         row.as_ref().map(user_from_row).transpose()
     }
 
+    /// Ends a session.
     pub async fn delete_session(&self, secret_hash: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM sessions WHERE secret_hash = $1")
             .bind(secret_hash)
@@ -198,6 +243,7 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Stores a personal access token.
     pub async fn create_token(&self, new: NewToken) -> Result<TokenRecord, StoreError> {
         let token = TokenRecord {
             id: Uuid::now_v7(),
@@ -264,6 +310,7 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Records when a token was last used.
     pub async fn touch_token(&self, token_id: Uuid, at: OffsetDateTime) -> Result<(), StoreError> {
         sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
             .bind(to_millis(at))

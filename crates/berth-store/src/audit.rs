@@ -2,14 +2,16 @@
 
 use crate::platform::parse_json;
 use crate::{Store, StoreError, from_millis, now, to_millis};
+use berth_core::account::fold_email;
 use sqlx::Row;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+/// One recorded action.
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
     pub at: OffsetDateTime,
-    /// The actor's email, or `system`.
+    /// The actor's email (folded, as every stored email), or `system`.
     pub actor: String,
     pub action: String,
     pub target: String,
@@ -20,8 +22,10 @@ pub struct AuditEntry {
     pub details: serde_json::Value,
 }
 
+/// Which entries to read; every given field must match.
 #[derive(Debug, Default)]
 pub struct AuditFilter {
+    /// An email, in any spelling (it is folded before comparing), or `system`.
     pub actor: Option<String>,
     pub environment: Option<String>,
     pub since: Option<OffsetDateTime>,
@@ -29,9 +33,11 @@ pub struct AuditFilter {
 }
 
 impl Store {
-    /// Records `entry`; its time is set here.
+    /// Records `entry`; its time is set here, and its actor folded as emails
+    /// are, so that a filter finds it by any spelling.
     pub async fn append_audit(&self, mut entry: AuditEntry) -> Result<AuditEntry, StoreError> {
         entry.at = now();
+        entry.actor = fold_email(&entry.actor);
         sqlx::query(
             "INSERT INTO audit_log (id, at, actor, action, target, environment, outcome, request_id, details) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -57,7 +63,7 @@ impl Store {
              WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR environment = $2) AND at >= $3 \
              ORDER BY at DESC, id DESC LIMIT $4",
         )
-        .bind(filter.actor.as_deref())
+        .bind(filter.actor.as_deref().map(fold_email))
         .bind(filter.environment.as_deref())
         .bind(filter.since.map_or(0, to_millis))
         .bind(i64::from(filter.limit))

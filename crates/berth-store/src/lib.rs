@@ -12,7 +12,7 @@ mod platform;
 mod requests;
 pub mod testing;
 
-pub use accounts::{NewToken, NewUser, TokenRecord, UserRecord, UserUpdate};
+pub use accounts::{NewToken, NewUser, TokenRecord, UserRecord, UserUpdate, UserUpdated};
 pub use audit::{AuditEntry, AuditFilter};
 pub use decisions::{CreationLock, IDEMPOTENCY_WINDOW, KeyState};
 pub use error::StoreError;

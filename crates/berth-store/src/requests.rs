@@ -166,6 +166,38 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Takes back the approval of a request that could not be carried out:
+    /// pending again (`state` None) for an admin to decide anew, or closed as
+    /// `state` with `decision` for the requester. False when it was not
+    /// approved.
+    pub async fn reconsider_request(
+        &self,
+        id: Uuid,
+        state: Option<(RequestState, &str)>,
+    ) -> Result<bool, StoreError> {
+        let done = match state {
+            None => sqlx::query(
+                "UPDATE environment_requests SET state = 'pending', decided_by = NULL, decision = NULL, \
+                 decided_at = NULL WHERE id = $1 AND state = 'approved'",
+            )
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::unique(e, "environment_requests_pending_key"))?,
+            Some((state, decision)) => sqlx::query(
+                "UPDATE environment_requests SET state = $1, decision = $2 WHERE id = $3 AND state = 'approved'",
+            )
+            .bind(state.as_str())
+            .bind(decision)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?,
+        };
+        Ok(done.rows_affected() > 0)
+    }
+}
+
 fn request_from_row(row: &AnyRow) -> Result<RequestRecord, StoreError> {
     let parse_id = |column: &str| -> Result<Uuid, StoreError> {
         let raw: String = row.try_get(column)?;

@@ -2,6 +2,7 @@
 //! override an optional TOML file (`--config`), which overrides the defaults.
 
 use anyhow::Context;
+use berth_core::environment::{DEFAULT_INGRESS_NAMESPACE, ReservedNames};
 use clap::Args;
 use serde::Deserialize;
 use std::fmt;
@@ -47,6 +48,17 @@ pub struct ServeArgs {
     /// How long a downloaded kubeconfig's token works, e.g. `8h` (10m to 168h).
     #[arg(long, env = "BERTH_KUBECONFIG_TTL")]
     pub kubeconfig_ttl: Option<String>,
+    /// Namespace of the ingress controller: isolated environments accept
+    /// traffic from it, and no environment may take its name.
+    #[arg(long, env = "BERTH_INGRESS_NAMESPACE")]
+    pub ingress_namespace: Option<String>,
+    /// More names no environment may take, comma-separated (`ops-*` for a prefix).
+    #[arg(long, env = "BERTH_RESERVED_NAMES", value_delimiter = ',')]
+    pub reserved_names: Option<Vec<String>>,
+    /// CIDRs isolated environments may not send to, comma-separated, beyond
+    /// link-local (always blocked): say the nodes' network.
+    #[arg(long, env = "BERTH_BLOCKED_EGRESS_CIDRS", value_delimiter = ',')]
+    pub blocked_egress_cidrs: Option<Vec<String>>,
     /// Do not run the controller in this process (it runs as `berth controller`).
     #[arg(long, env = "BERTH_NO_CONTROLLER")]
     pub no_controller: bool,
@@ -65,6 +77,9 @@ struct FileConfig {
     public_url: Option<String>,
     ingress_domain: Option<String>,
     kubeconfig_ttl: Option<String>,
+    ingress_namespace: Option<String>,
+    reserved_names: Option<Vec<String>>,
+    blocked_egress_cidrs: Option<Vec<String>>,
     no_controller: Option<bool>,
 }
 
@@ -80,7 +95,72 @@ pub struct Config {
     pub public_url: Option<String>,
     pub ingress_domain: String,
     pub kubeconfig_ttl: Duration,
+    pub network: Network,
     pub no_controller: bool,
+}
+
+/// Where environments meet the rest of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    /// The ingress controller's namespace.
+    pub ingress_namespace: String,
+    /// Every name no environment may take, the platform's included.
+    pub reserved_names: ReservedNames,
+    /// CIDRs isolated environments may not send to, beyond link-local.
+    pub blocked_egress_cidrs: Vec<String>,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Self {
+            ingress_namespace: DEFAULT_INGRESS_NAMESPACE.to_owned(),
+            reserved_names: ReservedNames::default(),
+            blocked_egress_cidrs: Vec::new(),
+        }
+    }
+}
+
+impl Network {
+    /// Errors name the setting and the value refused.
+    pub fn new(
+        ingress_namespace: Option<String>,
+        reserved_names: Vec<String>,
+        blocked_egress_cidrs: Vec<String>,
+    ) -> anyhow::Result<Self> {
+        let ingress_namespace =
+            ingress_namespace.unwrap_or_else(|| DEFAULT_INGRESS_NAMESPACE.to_owned());
+        berth_core::environment::EnvironmentName::parse("ingress_namespace", &ingress_namespace)?;
+        for pattern in &reserved_names {
+            let name = pattern.strip_suffix('*').unwrap_or(pattern);
+            anyhow::ensure!(
+                !name.is_empty()
+                    && name.len() <= 63
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "reserved_names: {pattern:?} must be a name of lowercase letters, digits and '-', \
+                 optionally ending in '*' for a prefix"
+            );
+        }
+        for cidr in &blocked_egress_cidrs {
+            cidr.parse::<ipnet::IpNet>().map_err(|e| {
+                anyhow::anyhow!(
+                    "blocked_egress_cidrs: {cidr:?} is not a CIDR such as 10.0.0.0/8: {e}"
+                )
+            })?;
+        }
+        Ok(Self {
+            reserved_names: ReservedNames::new(&ingress_namespace, &reserved_names),
+            ingress_namespace,
+            blocked_egress_cidrs,
+        })
+    }
+
+    /// The builder's view of it.
+    pub fn apply_to(&self, build: &mut berth_manifests::BuildOptions) {
+        build.ingress_controller_namespace = self.ingress_namespace.clone();
+        build.blocked_egress_cidrs = self.blocked_egress_cidrs.clone();
+    }
 }
 
 impl Config {
@@ -123,6 +203,15 @@ impl Config {
                     .as_deref()
                     .unwrap_or(DEFAULT_KUBECONFIG_TTL),
             )?,
+            network: Network::new(
+                args.ingress_namespace.or(file.ingress_namespace),
+                args.reserved_names
+                    .or(file.reserved_names)
+                    .unwrap_or_default(),
+                args.blocked_egress_cidrs
+                    .or(file.blocked_egress_cidrs)
+                    .unwrap_or_default(),
+            )?,
             no_controller: args.no_controller || file.no_controller.unwrap_or(false),
         })
     }
@@ -153,6 +242,7 @@ impl fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("ingress_domain", &self.ingress_domain)
             .field("kubeconfig_ttl", &self.kubeconfig_ttl)
+            .field("network", &self.network)
             .field("no_controller", &self.no_controller)
             .finish()
     }
@@ -234,6 +324,28 @@ mod tests {
             };
             let error = Config::load(args, None).unwrap_err();
             assert!(format!("{error:#}").contains("kubeconfig_ttl"), "{error:#}");
+        }
+        std::fs::write(
+            &path,
+            "ingress_namespace = \"traefik\"\nreserved_names = [\"ops-*\"]\nblocked_egress_cidrs = [\"10.0.0.0/8\", \"fd00::/8\"]\n",
+        )
+        .unwrap();
+        let config = Config::load(ServeArgs::default(), Some(&path)).unwrap();
+        assert!(config.network.reserved_names.contains("traefik"));
+        assert!(config.network.reserved_names.contains("ops-1"));
+        assert!(!config.network.reserved_names.contains("ingress-nginx"));
+        assert_eq!(
+            config.network.blocked_egress_cidrs,
+            ["10.0.0.0/8", "fd00::/8"]
+        );
+        for (key, value) in [
+            ("blocked_egress_cidrs", "[\"10.0.0.0/33\"]"),
+            ("reserved_names", "[\"Ops\"]"),
+            ("ingress_namespace", "\"Not A Name\""),
+        ] {
+            std::fs::write(&path, format!("{key} = {value}\n")).unwrap();
+            let error = Config::load(ServeArgs::default(), Some(&path)).unwrap_err();
+            assert!(format!("{error:#}").contains(key), "{error:#}");
         }
         std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nunknown = 1\n").unwrap();
         assert!(Config::load(ServeArgs::default(), Some(&path)).is_err());

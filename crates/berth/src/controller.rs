@@ -49,6 +49,12 @@ pub struct ControllerArgs {
     /// Apps exposed by ingress are served at `<app>.<environment>.<domain>`.
     #[arg(long, env = "BERTH_INGRESS_DOMAIN", default_value = "berth.localhost")]
     ingress_domain: String,
+    /// Namespace of the ingress controller: isolated environments accept traffic from it.
+    #[arg(long, env = "BERTH_INGRESS_NAMESPACE")]
+    ingress_namespace: Option<String>,
+    /// CIDRs isolated environments may not send to, beyond link-local.
+    #[arg(long, env = "BERTH_BLOCKED_EGRESS_CIDRS", value_delimiter = ',')]
+    blocked_egress_cidrs: Vec<String>,
     /// Do not apply the CRD at start; it must then be installed (`berth crd`).
     #[arg(long)]
     no_install_crd: bool,
@@ -64,6 +70,12 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     options.lease.name = args.lease_name;
     options.selector = args.selector;
     options.build.ingress_domain = args.ingress_domain;
+    berth::config::Network::new(
+        args.ingress_namespace,
+        Vec::new(),
+        args.blocked_egress_cidrs,
+    )?
+    .apply_to(&mut options.build);
     options.install_crd = !args.no_install_crd;
 
     let mut registry = Registry::default();

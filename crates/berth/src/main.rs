@@ -32,15 +32,20 @@ enum Command {
     Crd,
     /// Print everything a cluster needs before Berth manages it, for
     /// `kubectl apply --server-side -f -`: the Environment and
-    /// EnvironmentPolicy CRDs, the tenant ClusterRoles, and the admission
+    /// EnvironmentPolicy CRDs, the tenant ClusterRoles, the admission
     /// policy that holds Environments written outside Berth to the admin
-    /// policy (which Berth publishes when it starts), with its binding.
+    /// policy (which Berth publishes when it starts), and the tenant
+    /// guardrails, with their bindings.
     InstallManifests {
         /// The username Berth runs as in the cluster (`kubectl auth whoami`
         /// with Berth's credentials): the one writer the admission policy
         /// lets through, as what Berth writes was judged by its API.
         #[arg(long)]
         berth_username: String,
+        /// Apps exposed by ingress are served at `<app>.<environment>.<domain>`:
+        /// the hosts tenants' Ingresses may use.
+        #[arg(long, env = "BERTH_INGRESS_DOMAIN", default_value = "berth.localhost")]
+        ingress_domain: String,
     },
 }
 
@@ -58,8 +63,18 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", berth_manifests::crd_yaml());
             Ok(())
         }
-        Command::InstallManifests { berth_username } => {
-            print!("{}", berth_manifests::install_manifests(&berth_username));
+        Command::InstallManifests {
+            berth_username,
+            ingress_domain,
+        } => {
+            let guardrails = berth_manifests::GuardrailOptions {
+                ingress_domain,
+                ..Default::default()
+            };
+            print!(
+                "{}",
+                berth_manifests::install_manifests(&berth_username, &guardrails)
+            );
             Ok(())
         }
     }

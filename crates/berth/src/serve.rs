@@ -6,6 +6,7 @@ use berth_api::{AppState, Cluster, HttpMetrics, Settings};
 use berth_auth::{Auth, AuthConfig, Secret};
 use berth_controller::{ControllerOptions, Metrics as ControllerMetrics};
 use berth_core::account::{Email, Password};
+use berth_core::environment::ReservedNames;
 use berth_store::Store;
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
@@ -28,6 +29,8 @@ pub struct Server {
     router: axum::Router,
     auth: Auth,
     cluster: Arc<Cluster>,
+    /// Published with the policy, for the apiserver's check of Environments.
+    reserved_names: ReservedNames,
     /// Present unless the controller runs elsewhere (`--no-controller`).
     controller: Option<(ControllerOptions, ControllerMetrics)>,
 }
@@ -45,6 +48,7 @@ impl Server {
         let controller = (!config.no_controller).then(|| {
             let mut options = ControllerOptions::new(crate::controller_identity());
             options.build.ingress_domain = config.ingress_domain.clone();
+            config.network.apply_to(&mut options.build);
             (options, ControllerMetrics::register(&mut registry))
         });
         let cluster = Arc::new(Cluster::new(config.kubeconfig.clone()));
@@ -54,6 +58,7 @@ impl Server {
             settings: Arc::new(Settings {
                 secure_cookies: config.secure_cookies(),
                 kubeconfig_ttl: config.kubeconfig_ttl,
+                reserved_names: config.network.reserved_names.clone(),
             }),
             http_metrics,
             registry: Arc::new(registry),
@@ -66,6 +71,7 @@ impl Server {
             router: berth_api::router(state),
             auth,
             cluster,
+            reserved_names: config.network.reserved_names.clone(),
             controller,
         })
     }
@@ -90,6 +96,7 @@ impl Server {
         let publish = tokio::spawn(berth_api::publish_policy_at_start(
             self.cluster.clone(),
             self.auth.store().clone(),
+            self.reserved_names.clone(),
         ));
         let controller = self.controller.map(|(options, metrics)| {
             let shutdown = stopping(stopped.clone());

@@ -485,3 +485,85 @@ async fn events_are_the_newest_whatever_the_namespace_holds() {
     );
     app.delete(&ann, &path(&name)).await;
 }
+
+/// An approval and a rejection at the same moment: one wins, and the
+/// cluster shows the winner's decision (a rejected request was carried
+/// out anyway, while its approval answered 409).
+#[tokio::test]
+async fn an_approval_racing_a_rejection_is_carried_out_only_if_it_won() {
+    let first = spawn_app_on_cluster().await;
+    let second = first.replica_on_cluster().await;
+    let admin = first.admin_token().await;
+    first.set_policy(&admin, &policy("always", 50, "8")).await;
+    let ann = first
+        .member_token(&format!("{}@example.com", unique("ann")))
+        .await;
+    for round in 0..8 {
+        let name = unique(&format!("race{round}"));
+        let response = first
+            .post(&ann, "/api/v1/environments", &json!({"name": name}))
+            .await;
+        let id = request_id(response).await;
+        let (approve, reject) = (
+            format!("/api/v1/admin/requests/{id}/approve"),
+            format!("/api/v1/admin/requests/{id}/reject"),
+        );
+        let no = json!({"reason": "no"});
+        let (approved, rejected) = tokio::join!(
+            first.call(Method::POST, &admin, &approve, None),
+            second.post(&admin, &reject, &no),
+        );
+        let (approved, rejected) = (approved.status(), rejected.status());
+        assert!(
+            (approved == StatusCode::OK) != (rejected == StatusCode::OK),
+            "exactly one decision wins: approve {approved}, reject {rejected}"
+        );
+        let exists = first.get(&ann, &path(&name)).await.status() == StatusCode::OK;
+        assert_eq!(exists, approved == StatusCode::OK, "round {round}");
+        if exists {
+            first.delete(&ann, &path(&name)).await;
+        }
+    }
+}
+
+/// Renewing restarts the clock; asking for another TTL is a change of
+/// bounds, for owners and the policy to decide (an editor stretched the TTL
+/// past `approval: always` with renew).
+#[tokio::test]
+async fn renew_restarts_the_clock_and_another_ttl_is_a_change_of_bounds() {
+    let app = spawn_app_on_cluster().await;
+    let admin = app.admin_token().await;
+    let ann = app
+        .member_token(&format!("{}@example.com", unique("ann")))
+        .await;
+    let bob_email = format!("{}@example.com", unique("bob"));
+    let bob = app.member_token(&bob_email).await;
+    let name = unique("renew");
+    let response = app
+        .post(
+            &ann,
+            "/api/v1/environments",
+            &json!({"name": name, "ttl": "24h",
+            "members": [{"email": bob_email, "role": "editor"}]}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    app.set_policy(&admin, &policy("always", 5, "8")).await;
+    let renew = format!("{}/renew", path(&name));
+
+    let response = app.post(&bob, &renew, &json!({"ttl": "24h"})).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "an editor restarts the clock"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert!(body["status"]["expiresAt"].is_string(), "{body}");
+    let response = app.post(&bob, &renew, &json!({"ttl": "700h"})).await;
+    expect_error(response, StatusCode::FORBIDDEN, "forbidden").await;
+    let response = app.post(&ann, &renew, &json!({"ttl": "700h"})).await;
+    request_id(response).await;
+    let env = app.get_json(&ann, &path(&name)).await;
+    assert_eq!(env["spec"]["ttl"], "24h", "held for an admin: {env}");
+    app.delete(&ann, &path(&name)).await;
+}

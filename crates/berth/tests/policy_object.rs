@@ -9,7 +9,7 @@
 mod support;
 
 use anyhow::{Result, bail};
-use berth_core::environment::Policy;
+use berth_core::environment::{Policy, ReservedNames};
 use berth_manifests::{EnvironmentPolicy, POLICY_OBJECT_NAME};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
@@ -55,7 +55,10 @@ async fn the_policy_is_published_when_changed_and_at_every_start() -> Result<()>
     api.patch(
         POLICY_OBJECT_NAME,
         &PatchParams::apply("berth").force(),
-        &Patch::Apply(&EnvironmentPolicy::for_policy(&Policy::default())),
+        &Patch::Apply(&EnvironmentPolicy::for_policy(
+            &Policy::default(),
+            &ReservedNames::default(),
+        )),
     )
     .await?;
     let replica = app.replica_on_cluster().await;

@@ -607,6 +607,17 @@ export interface components {
         NetworkInput: {
             isolation?: string | null;
         };
+        /** @description How many objects of each kind the namespace may hold, as they travel in JSON. */
+        ObjectCountsInput: {
+            /** Format: int64 */
+            configmaps?: number | null;
+            /** Format: int64 */
+            persistentVolumeClaims?: number | null;
+            /** Format: int64 */
+            secrets?: number | null;
+            /** Format: int64 */
+            services?: number | null;
+        };
         /** @description The policy as `GET/PUT /api/v1/admin/policy` carries it. */
         PolicyInput: {
             approval?: string | null;
@@ -619,7 +630,9 @@ export interface components {
         };
         QuotaInput: {
             cpu?: string | null;
+            ephemeralStorage?: string | null;
             memory?: string | null;
+            objects?: null | components["schemas"]["ObjectCountsInput"];
             /** Format: int64 */
             pods?: number | null;
             storage?: string | null;
@@ -634,7 +647,12 @@ export interface components {
             reason: string;
         };
         RenewRequest: {
-            /** @description Go-style duration from now, such as `72h`. */
+            /**
+             * @description Go-style duration from now, such as `72h`. The environment's own TTL
+             *     restarts its clock (any member but a viewer); another TTL also
+             *     changes it, which is a change of bounds (owners and admins, judged
+             *     by the policy).
+             */
             ttl: string;
         };
         RequestList: {
@@ -1099,7 +1117,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description An admin cannot demote or disable themselves */
+            /** @description An admin cannot demote or disable themselves, nor the last enabled admin */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1132,6 +1150,15 @@ export interface operations {
                     "application/json": components["schemas"]["UserView"];
                 };
             };
+            /** @description Invalid field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unknown email or wrong password, alike */
             401: {
                 headers: {
@@ -1141,8 +1168,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Too many failed attempts */
+            /** @description The account is disabled */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed attempts for this email from this client, for this email, or from this client; see Retry-After */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many passwords are being checked; see Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1221,6 +1266,24 @@ export interface operations {
             };
             /** @description The email has an account */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many registrations from this client; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many passwords are being checked; see Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1678,6 +1741,15 @@ export interface operations {
                     "application/json": components["schemas"]["EnvironmentView"];
                 };
             };
+            /** @description Another TTL than the environment's is a change of bounds that the policy holds for an admin: a request waits */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
             /** @description Invalid or over the policy's maximum TTL */
             400: {
                 headers: {
@@ -1687,7 +1759,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Viewers cannot renew */
+            /** @description Viewers cannot renew; only owners and admins change the TTL itself */
             403: {
                 headers: {
                     [name: string]: unknown;

@@ -298,6 +298,18 @@ pub fn refusal(violations: Vec<Violation>) -> ApiError {
 pub fn kube_error(error: kube::Error) -> ApiError {
     match error {
         kube::Error::Api(e) if e.code == 404 => ApiError::NotFound,
+        // The admission policy's parameters (the published policy) are
+        // missing: Berth publishes them again within a minute.
+        kube::Error::Api(e) if e.code == 422 && e.message.contains("no params found") => {
+            ApiError::Unavailable {
+                message:
+                    "the platform's policy is being restored in the cluster; try again shortly"
+                        .into(),
+                details: vec![],
+                retry_after: std::time::Duration::from_secs(30),
+            }
+            .logged(&e.message)
+        }
         kube::Error::Api(e) => {
             ApiError::Internal(format!("apiserver answered {}: {}", e.code, e.message))
         }

@@ -16,7 +16,7 @@ use berth_core::environment::{
     Decision, EnvironmentSpec, EnvironmentSpecInput, MemberRole, ResolvedSpec, resolve,
 };
 use berth_manifests::{Environment, EnvironmentCrdSpec, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
-use berth_store::{EnvironmentVersion, RequestKind, RequestRecord};
+use berth_store::{EnvironmentVersion, RequestKind, RequestRecord, RequestState};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
@@ -34,8 +34,8 @@ pub enum Outcome {
 ///
 /// The per-person limit is counted and the Environment created under the
 /// caller's creation lock in the store, so N parallel creates at limit k,
-/// through any number of replicas, make exactly k. Errors: 400 (the
-/// template is unknown, the policy denies), 409 (the name is taken or being
+/// through any number of replicas, make exactly k. Errors: 400 (a reserved
+/// name, the template is unknown, the policy denies), 409 (the name is taken or being
 /// deleted), 503 (the cluster is away).
 pub async fn create(
     state: &AppState,
@@ -43,6 +43,10 @@ pub async fn create(
     request_id: &RequestId,
     mut spec: EnvironmentSpec,
 ) -> Result<Outcome, ApiError> {
+    state
+        .settings
+        .reserved_names
+        .check("name", spec.name.as_str())?;
     spec.set_creator(caller.user.email.clone())?;
     let store = state.auth.store();
     let policy = crate::platform::policy(store).await?;
@@ -94,7 +98,8 @@ pub async fn create(
 }
 
 /// Changes `env` (the latest version, read by the caller's handler) to
-/// `after`, or files a request for the change, or refuses it. Only changes
+/// `after` (setting `annotations` too), or files a request for the change,
+/// or refuses it. Only changes
 /// of bounds are judged by the policy ([`Policy::decide_change`]); a
 /// template named anew fills the settings the patch leaves out, while a
 /// template kept is only a record and never looked up, so a template
@@ -109,6 +114,7 @@ pub async fn change(
     env: &Environment,
     after: EnvironmentSpecInput,
     expected_generation: Option<i64>,
+    annotations: &[(&str, String)],
 ) -> Result<Outcome, ApiError> {
     refuse_if_deleting(env)?;
     let name = env.metadata.name.clone().unwrap_or_default();
@@ -155,7 +161,8 @@ pub async fn change(
         Decision::Allow => {
             let connection = state.cluster.connection().await?;
             let spec = EnvironmentCrdSpec::from_input(after.to_input());
-            let updated = replace_spec(connection, env, spec, expected_generation, &[]).await;
+            let updated =
+                replace_spec(connection, env, spec, expected_generation, annotations).await;
             audit_write(
                 state,
                 caller,
@@ -170,12 +177,62 @@ pub async fn change(
     }
 }
 
+/// Approves `record` as `admin` and carries it out. The approval is claimed
+/// in the store first, so that of an approval and a rejection (or two
+/// approvals) racing, only the one that wins writes to the cluster. Should
+/// carrying it out fail, the approval is taken back: a request that can
+/// never apply (409: the environment changed, or the name was taken) is
+/// closed as rejected with the reason, one that may apply later goes back
+/// to pending. Errors: 409 (decided already, or the reason), 503.
+pub async fn approve(
+    state: &AppState,
+    admin: &Principal,
+    request_id: &RequestId,
+    record: &RequestRecord,
+) -> Result<(), ApiError> {
+    let store = state.auth.store();
+    if !store
+        .decide_request(record.id, RequestState::Approved, admin.user.id, None)
+        .await?
+    {
+        return Err(ApiError::Conflict(
+            "another admin decided this request first".into(),
+        ));
+    }
+    let outcome = carry_out(state, record).await;
+    let action = Action {
+        actor: admin.user.email.as_str(),
+        action: "request.approve",
+        target: format!("request/{}", record.id),
+        environment: Some(&record.environment),
+        details: json!({ "requester": record.requester_email }),
+    };
+    match &outcome {
+        Ok(()) => state.audit(action, "success", request_id).await,
+        Err(error) => {
+            let closed = match error {
+                ApiError::Conflict(reason) => {
+                    store
+                        .reconsider_request(record.id, Some((RequestState::Rejected, reason)))
+                        .await
+                }
+                _ => store.reconsider_request(record.id, None).await,
+            };
+            if let Err(e) = closed {
+                tracing::error!(error = %e, request = %record.id, "could not take an approval back");
+            }
+            state.audit(action, "failure", request_id).await;
+        }
+    }
+    outcome
+}
+
 /// Carries out an approved request: the spec stored with it was resolved
 /// when it was filed, so it is written as it is, even above the policy (the
 /// admin decided). A change applies only to the very version of the
-/// environment it was filed against. Errors: 409 with the reason (for a
-/// change, one it can never get past: the caller closes the request).
-pub async fn carry_out(state: &AppState, record: &RequestRecord) -> Result<(), ApiError> {
+/// environment it was filed against. Errors: 409 with the reason why it
+/// can never apply.
+async fn carry_out(state: &AppState, record: &RequestRecord) -> Result<(), ApiError> {
     let input = EnvironmentSpecInput::from_json(record.spec.clone())
         .map_err(|e| ApiError::Internal(format!("stored request spec: {e}")))?;
     let spec = EnvironmentSpec::parse(&input)

@@ -1,3 +1,4 @@
+use crate::audit::{Action, RequestId};
 use crate::error::ApiError;
 use crate::extract::{ClientAddr, CurrentUser, cleared_cookies, session_cookies};
 use crate::json::ApiJson;
@@ -6,12 +7,14 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use berth_auth::NewSession;
+use berth_auth::{AuthError, NewSession};
 use berth_core::account::{DisplayName, Email, Password, Role};
 use berth_core::environment::Registration;
 use berth_core::validation::ValidationErrors;
 use berth_store::UserRecord;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::net::IpAddr;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -61,9 +64,14 @@ pub struct LoginRequest {
     (status = 400, description = "Invalid field", body = crate::error::ErrorBody),
     (status = 403, description = "Registration is closed", body = crate::error::ErrorBody),
     (status = 409, description = "The email has an account", body = crate::error::ErrorBody),
+    (status = 429, description = "Too many registrations from this client; see Retry-After", body = crate::error::ErrorBody),
+    (status = 503, description = "Too many passwords are being checked; see Retry-After", body = crate::error::ErrorBody),
 ))]
+// Opens an account (throttled per client) and logs it in.
 pub async fn register(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    request_id: RequestId,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let mut errors = ValidationErrors::new();
@@ -83,18 +91,25 @@ pub async fn register(
         password,
         display_name,
     };
-    let session = state.auth.register(registration, open).await?;
+    let session = state.auth.register(registration, open, client).await?;
+    let action = account_action(&session.user.email, "auth.register", client);
+    state.audit(action, "success", &request_id).await;
     Ok(with_session(StatusCode::CREATED, &state, session))
 }
 
 #[utoipa::path(post, operation_id = "accounts_login", path = "/api/v1/auth/login", tag = "accounts", request_body = LoginRequest, responses(
     (status = 200, description = "Logged in; session cookies set", body = UserView),
+    (status = 400, description = "Invalid field", body = crate::error::ErrorBody),
     (status = 401, description = "Unknown email or wrong password, alike", body = crate::error::ErrorBody),
-    (status = 429, description = "Too many failed attempts", body = crate::error::ErrorBody),
+    (status = 403, description = "The account is disabled", body = crate::error::ErrorBody),
+    (status = 429, description = "Too many failed attempts for this email from this client, for this email, or from this client; see Retry-After", body = crate::error::ErrorBody),
+    (status = 503, description = "Too many passwords are being checked; see Retry-After", body = crate::error::ErrorBody),
 ))]
+// Logs in; every judged attempt, successful or not, is audited.
 pub async fn login(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
+    request_id: RequestId,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let mut errors = ValidationErrors::new();
@@ -103,8 +118,35 @@ pub async fn login(
     let (Some(email), Some(password)) = (email, password) else {
         return Err(errors.into());
     };
-    let session = state.auth.login(&email, &password, client).await?;
-    Ok(with_session(StatusCode::OK, &state, session))
+    let result = state.auth.login(&email, &password, client).await;
+    // Throttled and unjudged attempts are not recorded one by one: a flood
+    // of them would grow the log without bound. Judged ones are bounded by
+    // the throttle.
+    let judged = match &result {
+        Ok(_) => Some(("success", None)),
+        Err(AuthError::InvalidCredentials) => Some(("failure", Some("invalid_credentials"))),
+        Err(AuthError::Disabled) => Some(("failure", Some("disabled"))),
+        Err(_) => None,
+    };
+    if let Some((outcome, reason)) = judged {
+        let mut action = account_action(&email, "auth.login", client);
+        if let Some(reason) = reason {
+            action.details["reason"] = json!(reason);
+        }
+        state.audit(action, outcome, &request_id).await;
+    }
+    Ok(with_session(StatusCode::OK, &state, result?))
+}
+
+/// An audit entry of `email`'s own doing from `client`; never with a password.
+fn account_action<'a>(email: &'a Email, action: &'a str, client: Option<IpAddr>) -> Action<'a> {
+    Action {
+        actor: email.as_str(),
+        action,
+        target: format!("user/{email}"),
+        environment: None,
+        details: json!({ "client": client.map(|ip| ip.to_string()) }),
+    }
 }
 
 #[utoipa::path(post, operation_id = "accounts_logout", path = "/api/v1/auth/logout", tag = "accounts", responses(

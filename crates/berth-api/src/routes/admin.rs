@@ -1,12 +1,15 @@
+use crate::audit::{Action, RequestId};
 use crate::error::ApiError;
 use crate::extract::AdminUser;
 use crate::json::ApiJson;
 use crate::routes::UserView;
 use crate::state::AppState;
 use axum::extract::{Path, State};
+use berth_auth::AuthError;
 use berth_core::account::Role;
 use berth_store::UserUpdate;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use uuid::Uuid;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -39,11 +42,12 @@ pub async fn list_users(
     request_body = UpdateUserRequest, responses(
     (status = 200, description = "Updated; a disabled user's sessions and tokens stop working", body = UserView),
     (status = 404, description = "No such user, or not an admin", body = crate::error::ErrorBody),
-    (status = 409, description = "An admin cannot demote or disable themselves", body = crate::error::ErrorBody),
+    (status = 409, description = "An admin cannot demote or disable themselves, nor the last enabled admin", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
 pub async fn update_user(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
+    request_id: RequestId,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateUserRequest>,
 ) -> Result<ApiJson<UserView>, ApiError> {
@@ -58,11 +62,26 @@ pub async fn update_user(
         role: body.role,
         disabled: body.disabled,
     };
-    let user = state
-        .auth
-        .update_user(id, update)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let (outcome, target, user) = match state.auth.update_user(id, update).await {
+        Ok(Some(user)) => ("success", user.email.clone(), Ok(user)),
+        Ok(None) => return Err(ApiError::NotFound),
+        // Recorded too: two admins racing to demote each other is worth seeing.
+        Err(e @ AuthError::LastAdmin) => {
+            let user = state.auth.store().user_by_id(id).await?;
+            let target = user.ok_or(ApiError::NotFound)?.email;
+            ("refused", target, Err(e))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let action = Action {
+        actor: admin.user.email.as_str(),
+        action: "user.update",
+        target: format!("user/{target}"),
+        environment: None,
+        details: json!({ "id": id, "role": body.role, "disabled": body.disabled }),
+    };
+    state.audit(action, outcome, &request_id).await;
+    let user = user?;
     tracing::info!(user_id = %id, role = ?body.role, disabled = ?body.disabled, "user updated by admin");
     Ok(ApiJson(UserView::from(&user)))
 }

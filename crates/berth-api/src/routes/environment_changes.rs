@@ -12,7 +12,7 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use berth_core::account::Email;
-use berth_core::environment::{EnvironmentSpecInput, MemberInput};
+use berth_core::environment::{EnvironmentSpecInput, MemberInput, MemberRole};
 use berth_core::validation::ValidationErrors;
 use berth_manifests::Environment;
 use serde::Deserialize;
@@ -78,6 +78,7 @@ pub async fn patch(
         &env,
         after,
         if_match(&headers)?,
+        &[],
     )
     .await?;
     let (status, body) = answer(outcome, &caller);
@@ -152,6 +153,8 @@ pub async fn put_member(
     ApiJson(body): ApiJson<MemberBody>,
 ) -> Result<(StatusCode, ApiJson<EnvironmentView>), ApiError> {
     let email = Email::parse("email", &email)?;
+    // Named as the body names it, not as the member list would.
+    MemberRole::parse("role", &body.role)?;
     let connection = state.cluster.connection().await?;
     let (env, _) =
         envs::permitted_latest(connection, &name, &caller, Permission::ManageMembers).await?;
@@ -216,7 +219,7 @@ async fn member_change(
     env: &Environment,
     after: EnvironmentSpecInput,
 ) -> Result<EnvironmentView, ApiError> {
-    match service::change(state, caller, request_id, env, after, None).await? {
+    match service::change(state, caller, request_id, env, after, None, &[]).await? {
         Outcome::Created(env) | Outcome::Changed(env) => {
             Ok(envs::view(&env, envs::standing_of(&env, caller)))
         }

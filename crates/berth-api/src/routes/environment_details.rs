@@ -2,6 +2,7 @@
 //! for members; and kubeconfigs to reach it.
 
 use crate::audit::{Action, RequestId};
+use crate::cluster::Connection;
 use crate::environments::access::Permission;
 use crate::environments::{self as envs, kubeconfig};
 use crate::error::ApiError;
@@ -11,8 +12,9 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
+use berth_manifests::{Environment, is_environments_namespace};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Event, Pod, Service};
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
@@ -79,9 +81,13 @@ pub async fn events(
     Path(name): Path<String>,
 ) -> Result<ApiJson<EventList>, ApiError> {
     let connection = state.cluster.connection().await?;
-    envs::visible(connection, &name, &caller)?;
-    let in_namespace: Api<Event> = Api::namespaced(connection.client.clone(), &name);
-    let mut events = all_pages(&in_namespace, ListParams::default()).await?;
+    let (env, _) = envs::visible(connection, &name, &caller)?;
+    let mut events = if owns_namespace(connection, &env).await? {
+        let in_namespace: Api<Event> = Api::namespaced(connection.client.clone(), &name);
+        all_pages(&in_namespace, ListParams::default()).await?
+    } else {
+        Vec::new()
+    };
     // Events about the (cluster-scoped) Environment land in `default`.
     let about_environment: Api<Event> = Api::namespaced(connection.client.clone(), "default");
     let selector = format!("involvedObject.kind=Environment,involvedObject.name={name}");
@@ -89,6 +95,21 @@ pub async fn events(
     Ok(ApiJson(EventList {
         items: newest(events, MAX_EVENTS),
     }))
+}
+
+/// Whether the namespace named after `env` is its own. One of that name
+/// that Berth did not make for this very Environment (someone else's, the
+/// platform's, a predecessor's still going) is never read with Berth's
+/// credentials on a tenant's behalf.
+async fn owns_namespace(connection: &Connection, env: &Environment) -> Result<bool, ApiError> {
+    let name = env.metadata.name.as_deref().unwrap_or_default();
+    let uid = env.metadata.uid.as_deref().unwrap_or_default();
+    let namespaces: Api<Namespace> = Api::all(connection.client.clone());
+    Ok(namespaces
+        .get_opt(name)
+        .await
+        .map_err(envs::kube_error)?
+        .is_some_and(|ns| is_environments_namespace(&ns, name, uid)))
 }
 
 /// Most events one answer lists: the newest this many.
@@ -152,7 +173,7 @@ fn event_view(e: Event) -> EventView {
     }
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Workloads {
     deployments: Vec<serde_json::Value>,
@@ -170,7 +191,10 @@ pub async fn workloads(
     Path(name): Path<String>,
 ) -> Result<ApiJson<Workloads>, ApiError> {
     let connection = state.cluster.connection().await?;
-    envs::visible(connection, &name, &caller)?;
+    let (env, _) = envs::visible(connection, &name, &caller)?;
+    if !owns_namespace(connection, &env).await? {
+        return Ok(ApiJson(Workloads::default()));
+    }
     let client = connection.client.clone();
     let params = ListParams::default();
     let deployments = Api::<Deployment>::namespaced(client.clone(), &name);

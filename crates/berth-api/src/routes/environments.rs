@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_core::environment::{Decision, EnvironmentSpec, EnvironmentSpecInput, Ttl};
 use berth_core::validation::ValidationErrors;
-use berth_manifests::{BuildOptions, EnvironmentCrdSpec, Preview, preview};
+use berth_manifests::{BuildOptions, Preview, preview};
 use berth_store::KeyState;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -322,15 +322,19 @@ pub async fn delete(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenewRequest {
-    /// Go-style duration from now, such as `72h`.
+    /// Go-style duration from now, such as `72h`. The environment's own TTL
+    /// restarts its clock (any member but a viewer); another TTL also
+    /// changes it, which is a change of bounds (owners and admins, judged
+    /// by the policy).
     ttl: String,
 }
 
 #[utoipa::path(post, operation_id = "environments_renew", path = "/api/v1/environments/{name}/renew", tag = "environments", params(("name" = String, Path)),
     request_body = RenewRequest, responses(
     (status = 200, description = "Renewed; `status.expiresAt` is the new expiry", body = EnvironmentView),
+    (status = 202, description = "Another TTL than the environment's is a change of bounds that the policy holds for an admin: a request waits", body = Object),
     (status = 400, description = "Invalid or over the policy's maximum TTL", body = crate::error::ErrorBody),
-    (status = 403, description = "Viewers cannot renew", body = crate::error::ErrorBody),
+    (status = 403, description = "Viewers cannot renew; only owners and admins change the TTL itself", body = crate::error::ErrorBody),
     (status = 404, description = "Absent or not visible", body = crate::error::ErrorBody),
     (status = 409, description = "Being deleted", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
@@ -340,16 +344,8 @@ pub async fn renew(
     request_id: RequestId,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<RenewRequest>,
-) -> Result<ApiJson<EnvironmentView>, ApiError> {
+) -> Result<(StatusCode, ApiJson<serde_json::Value>), ApiError> {
     let ttl = Ttl::parse("ttl", &body.ttl)?;
-    let policy = crate::platform::policy(state.auth.store()).await?;
-    if let Some(max) = policy.max_ttl.filter(|max| ttl > *max) {
-        return Err(ValidationErrors::single(
-            "ttl",
-            format!("must be at most {max}, the policy's maximum"),
-        )
-        .into());
-    }
     let connection = state.cluster.connection().await?;
     let (env, standing) =
         envs::permitted_latest(connection, &name, &caller, Permission::Renew).await?;
@@ -357,26 +353,52 @@ pub async fn renew(
     let now = OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .expect("zero is a valid nanosecond");
-    let mut spec: EnvironmentCrdSpec = env.spec.clone();
-    spec.ttl = Some(ttl.to_string());
     let stamp = now
         .format(&Rfc3339)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let updated = envs::replace_spec(connection, &env, spec, None, &[(RENEWED_AT, stamp)]).await?;
-    let action = Action {
-        actor: caller.user.email.as_str(),
-        action: "environment.renew",
-        target: format!("environment/{name}"),
-        environment: Some(&name),
-        details: json!({ "ttl": ttl.to_string() }),
+    let renewed = [(RENEWED_AT, stamp)];
+    let current = env.resolved_spec().ok().and_then(|spec| spec.ttl);
+    let outcome = if current == Some(ttl) {
+        // The clock starts again; the TTL itself, a bound, stays. A policy
+        // lowered since still caps it.
+        let policy = crate::platform::policy(state.auth.store()).await?;
+        if let Some(max) = policy.max_ttl.filter(|max| ttl > *max) {
+            return Err(ValidationErrors::single(
+                "ttl",
+                format!("must be at most {max}, the policy's maximum"),
+            )
+            .into());
+        }
+        let updated =
+            envs::replace_spec(connection, &env, env.spec.clone(), None, &renewed).await?;
+        let action = Action {
+            actor: caller.user.email.as_str(),
+            action: "environment.renew",
+            target: format!("environment/{name}"),
+            environment: Some(&name),
+            details: json!({ "ttl": ttl.to_string() }),
+        };
+        state.audit(action, "success", &request_id).await;
+        Outcome::Changed(Box::new(updated))
+    } else {
+        // Another TTL is a change of bounds, judged as a PATCH of `ttl` is.
+        if !standing.allows(Permission::EditSettings) {
+            return Err(ApiError::Forbidden(
+                "only owners and admins change the TTL; renew with the environment's own TTL to restart it",
+            ));
+        }
+        let mut after = env.spec.to_input(&name);
+        after.ttl = Some(ttl.to_string());
+        service::change(&state, &caller, &request_id, &env, after, None, &renewed).await?
     };
-    state.audit(action, "success", &request_id).await;
-    let mut view = envs::view(&updated, standing);
-    let expires = (now + ttl.as_duration())
-        .format(&Rfc3339)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    view.status["expiresAt"] = json!(expires);
-    Ok(ApiJson(view))
+    let (status, mut body) = answer(outcome, &caller);
+    if status == StatusCode::OK {
+        let expires = (now + ttl.as_duration())
+            .format(&Rfc3339)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        body["status"]["expiresAt"] = json!(expires);
+    }
+    Ok((status, ApiJson(body)))
 }
 
 /// `If-Match: <generation>`: the version of the spec a change is based on.

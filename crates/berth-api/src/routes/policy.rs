@@ -37,7 +37,11 @@ pub async fn put(
 ) -> Result<ApiJson<PolicyInput>, ApiError> {
     let policy = Policy::parse(&body)?;
     platform::save_policy(state.auth.store(), &policy).await?;
-    policy_object::publish_in_background(state.cluster.clone(), state.auth.store().clone());
+    policy_object::publish_in_background(
+        state.cluster.clone(),
+        state.auth.store().clone(),
+        state.settings.reserved_names.clone(),
+    );
     let saved = policy.to_input();
     let action = Action {
         actor: admin.user.email.as_str(),

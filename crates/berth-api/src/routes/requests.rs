@@ -148,39 +148,8 @@ pub async fn approve(
     Path(id): Path<String>,
 ) -> Result<ApiJson<RequestView>, ApiError> {
     let record = pending(&state, &id).await?;
+    envs::service::approve(&state, &admin, &request_id, &record).await?;
     let store = state.auth.store();
-    if let Err(error) = envs::service::carry_out(&state, &record).await {
-        if let ApiError::Conflict(reason) = &error
-            && record.kind == RequestKind::Update
-        {
-            // It can never apply now: closed, with the reason for the requester.
-            store
-                .decide_request(
-                    record.id,
-                    RequestState::Rejected,
-                    admin.user.id,
-                    Some(reason),
-                )
-                .await?;
-        }
-        return Err(error);
-    }
-    if !store
-        .decide_request(record.id, RequestState::Approved, admin.user.id, None)
-        .await?
-    {
-        return Err(ApiError::Conflict(
-            "another admin decided this request first".into(),
-        ));
-    }
-    let action = Action {
-        actor: admin.user.email.as_str(),
-        action: "request.approve",
-        target: format!("request/{}", record.id),
-        environment: Some(&record.environment),
-        details: json!({ "requester": record.requester_email }),
-    };
-    state.audit(action, "success", &request_id).await;
     let decided = store.request(record.id).await?.ok_or(ApiError::NotFound)?;
     Ok(ApiJson(decided.into()))
 }

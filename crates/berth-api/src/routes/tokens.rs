@@ -1,3 +1,4 @@
+use crate::audit::{Action, RequestId};
 use crate::error::ApiError;
 use crate::extract::CurrentUser;
 use crate::json::ApiJson;
@@ -7,6 +8,7 @@ use axum::http::StatusCode;
 use berth_core::account::TokenName;
 use berth_store::TokenRecord;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -69,6 +71,7 @@ impl From<TokenRecord> for TokenView {
 pub async fn create(
     State(state): State<AppState>,
     CurrentUser(principal): CurrentUser,
+    request_id: RequestId,
     ApiJson(body): ApiJson<CreateTokenRequest>,
 ) -> Result<(StatusCode, ApiJson<CreatedToken>), ApiError> {
     let name = TokenName::parse("name", &body.name)?;
@@ -77,6 +80,18 @@ pub async fn create(
         .issue_token(principal.user.id, name, body.expires_in_days)
         .await?;
     tracing::info!(token_id = %issued.record.id, "token created");
+    let action = Action {
+        actor: principal.user.email.as_str(),
+        action: "token.create",
+        target: format!("token/{}", issued.record.id),
+        environment: None,
+        // Never the secret, nor its hash.
+        details: json!({
+            "name": issued.record.name,
+            "expiresAt": issued.record.expires_at.map(rfc3339),
+        }),
+    };
+    state.audit(action, "success", &request_id).await;
     Ok((
         StatusCode::CREATED,
         ApiJson(CreatedToken {
@@ -109,13 +124,28 @@ pub async fn list(
 pub async fn revoke(
     State(state): State<AppState>,
     CurrentUser(principal): CurrentUser,
+    request_id: RequestId,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
     if state.auth.revoke_token(principal.user.id, id).await? {
         tracing::info!(token_id = %id, "token revoked");
+        let action = Action {
+            actor: principal.user.email.as_str(),
+            action: "token.revoke",
+            target: format!("token/{id}"),
+            environment: None,
+            details: json!({}),
+        };
+        state.audit(action, "success", &request_id).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
     }
+}
+
+/// A time as the API writes it.
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

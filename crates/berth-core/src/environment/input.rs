@@ -99,6 +99,39 @@ pub struct QuotaInput {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
     pub pods: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = super::schema::byte_quantity)]
+    pub ephemeral_storage: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objects: Option<ObjectCountsInput>,
+}
+
+/// How many objects of each kind the namespace may hold, as they travel in JSON.
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectCountsInput {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub configmaps: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub secrets: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub services: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub persistent_volume_claims: Option<i64>,
 }
 
 #[derive(

@@ -21,6 +21,7 @@ mod member;
 mod name;
 mod policy;
 mod quantity;
+mod reserved;
 mod resolve;
 mod resolved;
 pub mod schema;
@@ -35,19 +36,21 @@ pub use app::{App, EnvVarName, Expose, Port, Replicas, ResolvedApp, Resources, R
 pub use duration::Ttl;
 pub use image::Image;
 pub use input::{
-    AppInput, EnvironmentSpecInput, LimitsInput, MemberInput, NetworkInput, QuotaInput,
-    ResourcesInput, TemplateInput, TemplateSpecInput,
+    AppInput, EnvironmentSpecInput, LimitsInput, MemberInput, NetworkInput, ObjectCountsInput,
+    QuotaInput, ResourcesInput, TemplateInput, TemplateSpecInput,
 };
 pub use member::{Member, MemberRole};
 pub use name::{AppName, EnvironmentName, TemplateName};
 pub use policy::{
     Approval, Decision, MaxQuota, MaxQuotaInput, Policy, PolicyInput, Registration, Violation,
 };
-pub use quantity::{ByteQuantity, CpuQuantity, PodCount};
+pub use quantity::{ByteQuantity, CpuQuantity, ObjectCount, PodCount};
+pub use reserved::{DEFAULT_INGRESS_NAMESPACE, PLATFORM_NAMES, ReservedNames};
 pub use resolve::resolve;
 pub use resolved::{Bounds, Defaults, ResolvedSpec};
 pub use settings::{
-    Description, Isolation, Limits, LimitsRequest, PodSecurity, Quota, QuotaRequest, Settings,
+    Description, Isolation, Limits, LimitsRequest, ObjectCounts, PodSecurity, Quota, QuotaRequest,
+    Settings,
 };
 pub use spec::EnvironmentSpec;
 pub use template::{Template, builtin_templates};

@@ -211,6 +211,7 @@ impl Policy {
             memory: builtin.quota.memory.min(max.memory),
             storage: builtin.quota.storage.min(max.storage),
             pods: builtin.quota.pods.min(max.pods),
+            ..builtin.quota
         };
         Defaults {
             quota,
@@ -284,13 +285,22 @@ impl Policy {
 
     /// Whether a change from `before` to `after` may be written now. Only a
     /// change of bounds (quota, limits, network, pod security, ttl) is judged,
-    /// and then as a create would be; apps, description and members never
-    /// need approval, even in an environment above a policy lowered since.
+    /// and then as a create would be, for the bounds it changes; apps,
+    /// description and members never need approval, even in an environment
+    /// above a policy lowered since.
     pub fn decide_change(&self, before: &ResolvedSpec, after: &ResolvedSpec) -> Decision {
         if before.bounds() == after.bounds() {
             return Decision::Allow;
         }
-        self.judge(self.check(after))
+        // A bound already over the policy (lowered since, or approved) that
+        // the change leaves as it was is not the change's doing.
+        let kept = self.check(before);
+        self.judge(
+            self.check(after)
+                .into_iter()
+                .filter(|v| !kept.contains(v))
+                .collect(),
+        )
     }
 
     fn judge(&self, violations: Vec<Violation>) -> Decision {

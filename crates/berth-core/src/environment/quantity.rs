@@ -123,6 +123,11 @@ pub struct ByteQuantity {
 impl ByteQuantity {
     /// One pebibyte: beyond any environment Berth is meant to host.
     pub const MAX_BYTES: u64 = 1 << 50;
+    /// One gibibyte.
+    pub const GIB: ByteQuantity = ByteQuantity {
+        bytes: 1 << 30,
+        notation: Notation::Binary,
+    };
     const RULE: &str = "must be a whole number of bytes such as 512Mi, 4Gi or 10G (suffixes k, M, G, T, P, Ki, Mi, Gi, Ti, Pi; at most 1Pi)";
 
     pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationErrors> {
@@ -209,6 +214,32 @@ impl Serialize for ByteQuantity {
 pub struct PodCount(u32);
 
 impl PodCount {
+    pub const MAX: u32 = 1000;
+
+    pub fn parse(field: &str, raw: i64) -> Result<Self, ValidationErrors> {
+        u32::try_from(raw)
+            .ok()
+            .and_then(Self::new)
+            .ok_or_else(|| ValidationErrors::single(field, "must be a whole number from 1 to 1000"))
+    }
+
+    /// `None` outside `1..=MAX`.
+    pub fn new(count: u32) -> Option<Self> {
+        (1..=Self::MAX).contains(&count).then_some(Self(count))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// How many objects of one kind a namespace may hold (ConfigMaps, Secrets,
+/// Services, PersistentVolumeClaims): at least one, since Kubernetes itself
+/// puts a ConfigMap (`kube-root-ca.crt`) in every namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectCount(u32);
+
+impl ObjectCount {
     pub const MAX: u32 = 1000;
 
     pub fn parse(field: &str, raw: i64) -> Result<Self, ValidationErrors> {

@@ -60,6 +60,15 @@ fn fill(
         memory: s.quota.memory.unwrap_or(d.quota.memory),
         storage: s.quota.storage.unwrap_or(d.quota.storage),
         pods: s.quota.pods.unwrap_or(d.quota.pods),
+        ephemeral_storage: s
+            .quota
+            .ephemeral_storage
+            .unwrap_or(d.quota.ephemeral_storage),
+        objects: s
+            .quota
+            .objects
+            .zip(d.quota.objects)
+            .map(|_, (asked, default)| asked.unwrap_or(default)),
     };
     // Limit defaults that came from elsewhere shrink to a smaller quota the user
     // chose; ones the user wrote themselves are errors below instead.

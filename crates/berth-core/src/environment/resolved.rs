@@ -70,6 +70,8 @@ impl ResolvedSpec {
                 memory: Some(self.quota.memory),
                 storage: Some(self.quota.storage),
                 pods: Some(self.quota.pods),
+                ephemeral_storage: Some(self.quota.ephemeral_storage),
+                objects: self.quota.objects.map(|_, count| Some(count)),
             },
             limits: LimitsRequest {
                 default_cpu: Some(self.limits.default_cpu),
@@ -118,6 +120,14 @@ impl Defaults {
                 memory: small.quota.memory.expect("small sets every quota"),
                 storage: small.quota.storage.expect("small sets every quota"),
                 pods: small.quota.pods.expect("small sets every quota"),
+                ephemeral_storage: small
+                    .quota
+                    .ephemeral_storage
+                    .expect("small sets every quota"),
+                objects: small
+                    .quota
+                    .objects
+                    .map(|_, count| count.expect("small sets every quota")),
             },
             limits: Limits {
                 default_cpu: small.limits.default_cpu.expect("small sets limits"),

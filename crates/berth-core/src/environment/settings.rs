@@ -2,8 +2,8 @@
 
 use super::choice;
 use super::duration::Ttl;
-use super::input::{LimitsInput, NetworkInput, QuotaInput};
-use super::quantity::{ByteQuantity, CpuQuantity, PodCount};
+use super::input::{LimitsInput, NetworkInput, ObjectCountsInput, QuotaInput};
+use super::quantity::{ByteQuantity, CpuQuantity, ObjectCount, PodCount};
 use crate::validation::ValidationErrors;
 use serde::Serialize;
 
@@ -24,6 +24,9 @@ pub struct Quota {
     pub memory: ByteQuantity,
     pub storage: ByteQuantity,
     pub pods: PodCount,
+    /// Node-local scratch space (container writable layers, `emptyDir`).
+    pub ephemeral_storage: ByteQuantity,
+    pub objects: ObjectCounts,
 }
 
 /// The per-container defaults of an environment, every part set.
@@ -62,12 +65,49 @@ impl Description {
     }
 }
 
+/// Counts of the object kinds a namespace's quota bounds: `T` is an
+/// [`ObjectCount`] once resolved, an `Option` of one while asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ObjectCounts<T = ObjectCount> {
+    pub configmaps: T,
+    pub secrets: T,
+    pub services: T,
+    pub persistent_volume_claims: T,
+}
+
+impl<T> ObjectCounts<T> {
+    /// Each count through `f`, with the contract's name of its field.
+    pub fn map<U>(self, mut f: impl FnMut(&str, T) -> U) -> ObjectCounts<U> {
+        ObjectCounts {
+            configmaps: f("configmaps", self.configmaps),
+            secrets: f("secrets", self.secrets),
+            services: f("services", self.services),
+            persistent_volume_claims: f("persistentVolumeClaims", self.persistent_volume_claims),
+        }
+    }
+
+    /// Pairs each count with the one of `other`.
+    pub fn zip<U>(self, other: ObjectCounts<U>) -> ObjectCounts<(T, U)> {
+        ObjectCounts {
+            configmaps: (self.configmaps, other.configmaps),
+            secrets: (self.secrets, other.secrets),
+            services: (self.services, other.services),
+            persistent_volume_claims: (
+                self.persistent_volume_claims,
+                other.persistent_volume_claims,
+            ),
+        }
+    }
+}
+
 /// The quota asked for; what is left out comes from the template or policy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QuotaRequest {
     pub cpu: Option<CpuQuantity>,
     pub memory: Option<ByteQuantity>,
     pub storage: Option<ByteQuantity>,
+    pub ephemeral_storage: Option<ByteQuantity>,
+    pub objects: ObjectCounts<Option<ObjectCount>>,
     pub pods: Option<PodCount>,
 }
 
@@ -125,6 +165,28 @@ impl Settings {
                 .map(|v| PodCount::parse("quota.pods", v))
                 .transpose(),
         );
+        let ephemeral_storage = errors.collect(
+            quota
+                .ephemeral_storage
+                .as_deref()
+                .map(|v| ByteQuantity::parse("quota.ephemeralStorage", v))
+                .transpose(),
+        );
+        let counts = quota.objects.clone().unwrap_or_default();
+        let objects = ObjectCounts {
+            configmaps: counts.configmaps,
+            secrets: counts.secrets,
+            services: counts.services,
+            persistent_volume_claims: counts.persistent_volume_claims,
+        }
+        .map(|name, raw| {
+            errors
+                .collect(
+                    raw.map(|v| ObjectCount::parse(&format!("quota.objects.{name}"), v))
+                        .transpose(),
+                )
+                .flatten()
+        });
         let limits = limits.cloned().unwrap_or_default();
         let default_cpu = errors.collect(
             limits
@@ -158,6 +220,8 @@ impl Settings {
                 memory: memory.flatten(),
                 storage: storage.flatten(),
                 pods: pods.flatten(),
+                ephemeral_storage: ephemeral_storage.flatten(),
+                objects,
             },
             limits: LimitsRequest {
                 default_cpu: default_cpu.flatten(),
@@ -177,6 +241,15 @@ impl Settings {
                 memory: self.quota.memory.or(fallback.quota.memory),
                 storage: self.quota.storage.or(fallback.quota.storage),
                 pods: self.quota.pods.or(fallback.quota.pods),
+                ephemeral_storage: self
+                    .quota
+                    .ephemeral_storage
+                    .or(fallback.quota.ephemeral_storage),
+                objects: self
+                    .quota
+                    .objects
+                    .zip(fallback.quota.objects)
+                    .map(|_, (own, other)| own.or(other)),
             },
             limits: LimitsRequest {
                 default_cpu: self.limits.default_cpu.or(fallback.limits.default_cpu),
@@ -198,6 +271,17 @@ impl Settings {
             memory: q.memory.map(|v| v.to_string()),
             storage: q.storage.map(|v| v.to_string()),
             pods: q.pods.map(|v| i64::from(v.get())),
+            ephemeral_storage: q.ephemeral_storage.map(|v| v.to_string()),
+            objects: Some(ObjectCountsInput {
+                configmaps: q.objects.configmaps.map(|v| i64::from(v.get())),
+                secrets: q.objects.secrets.map(|v| i64::from(v.get())),
+                services: q.objects.services.map(|v| i64::from(v.get())),
+                persistent_volume_claims: q
+                    .objects
+                    .persistent_volume_claims
+                    .map(|v| i64::from(v.get())),
+            })
+            .filter(|o| *o != ObjectCountsInput::default()),
         };
         (input != QuotaInput::default()).then_some(input)
     }

@@ -71,15 +71,18 @@ impl Serialize for Template {
 /// They leave the TTL to the policy's default.
 const BUILTIN: &str = r#"[
   {"name": "small", "description": "A few small services: 2 CPUs, 4Gi memory, 10Gi storage, 20 pods",
-   "spec": {"quota": {"cpu": "2", "memory": "4Gi", "storage": "10Gi", "pods": 20},
+   "spec": {"quota": {"cpu": "2", "memory": "4Gi", "storage": "10Gi", "pods": 20, "ephemeralStorage": "20Gi",
+                      "objects": {"configmaps": 50, "secrets": 50, "services": 20, "persistentVolumeClaims": 20}},
             "limits": {"defaultCpu": "250m", "defaultMemory": "256Mi"},
             "network": {"isolation": "isolated"}, "podSecurity": "restricted"}},
   {"name": "medium", "description": "A team's services: 4 CPUs, 8Gi memory, 50Gi storage, 50 pods",
-   "spec": {"quota": {"cpu": "4", "memory": "8Gi", "storage": "50Gi", "pods": 50},
+   "spec": {"quota": {"cpu": "4", "memory": "8Gi", "storage": "50Gi", "pods": 50, "ephemeralStorage": "50Gi",
+                      "objects": {"configmaps": 100, "secrets": 100, "services": 50, "persistentVolumeClaims": 50}},
             "limits": {"defaultCpu": "250m", "defaultMemory": "256Mi"},
             "network": {"isolation": "isolated"}, "podSecurity": "restricted"}},
   {"name": "large", "description": "A full product stack: 8 CPUs, 16Gi memory, 100Gi storage, 100 pods",
-   "spec": {"quota": {"cpu": "8", "memory": "16Gi", "storage": "100Gi", "pods": 100},
+   "spec": {"quota": {"cpu": "8", "memory": "16Gi", "storage": "100Gi", "pods": 100, "ephemeralStorage": "100Gi",
+                      "objects": {"configmaps": 200, "secrets": 200, "services": 100, "persistentVolumeClaims": 100}},
             "limits": {"defaultCpu": "500m", "defaultMemory": "512Mi"},
             "network": {"isolation": "isolated"}, "podSecurity": "restricted"}}
 ]"#;

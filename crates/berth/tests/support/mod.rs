@@ -71,6 +71,7 @@ async fn spawn_on(
         public_url: None,
         ingress_domain: "berth.localhost".into(),
         kubeconfig_ttl: Duration::from_secs(8 * 3600),
+        network: berth::config::Network::default(),
         no_controller,
     };
     let server = Server::build(config).await.expect("the server starts");

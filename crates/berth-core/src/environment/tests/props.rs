@@ -110,6 +110,7 @@ fn spec() -> impl Strategy<Value = EnvironmentSpecInput> {
                         memory,
                         storage,
                         pods,
+                        ..QuotaInput::default()
                     }),
                     // Limits are left out: an arbitrary pair could exceed an arbitrary quota.
                     limits: None::<LimitsInput>,

@@ -70,6 +70,26 @@ fn each_bad_input_names_its_field() {
         (with("/quota/storage", json!("-1Gi")), "quota.storage"),
         (with("/quota/pods", json!(0)), "quota.pods"),
         (with("/quota/pods", json!(5000)), "quota.pods"),
+        (
+            with("/quota/ephemeralStorage", json!("lots")),
+            "quota.ephemeralStorage",
+        ),
+        (
+            with("/quota/objects", json!({"secrets": 0})),
+            "quota.objects.secrets",
+        ),
+        (
+            with("/quota/objects", json!({"configmaps": 1001})),
+            "quota.objects.configmaps",
+        ),
+        (
+            with("/quota/objects", json!({"services": -1})),
+            "quota.objects.services",
+        ),
+        (
+            with("/quota/objects", json!({"persistentVolumeClaims": "x"})),
+            "quota.objects.persistentVolumeClaims",
+        ),
         (with("/quota/gpus", json!(1)), "quota.gpus"),
         (with("/limits/defaultCpu", json!("4")), "limits.defaultCpu"),
         (
@@ -233,6 +253,23 @@ fn changes_of_bounds_are_judged_as_creates_and_nothing_else_is() {
         .cpu;
     baseline.pod_security = crate::environment::PodSecurity::Baseline;
     assert_eq!(policy.decide_change(&before, &baseline), Decision::Allow);
+    let mut more_memory = before.clone();
+    more_memory.quota.memory = resolved(json!({"name": "big-mem", "quota": {"memory": "8Gi"}}))
+        .quota
+        .memory;
+    assert_eq!(
+        policy.decide_change(&before, &more_memory),
+        Decision::Allow,
+        "the CPU above the policy is as it was; the memory asked is within it"
+    );
+    let mut more_cpu = before.clone();
+    more_cpu.quota.cpu = resolved(json!({"name": "big-cpu", "quota": {"cpu": "32"}}))
+        .quota
+        .cpu;
+    assert!(matches!(
+        policy.decide_change(&before, &more_cpu),
+        Decision::Deny(v) if v[0].field == "quota.cpu"
+    ));
     policy.approval = Approval::Always;
     assert!(matches!(
         policy.decide_change(&before, &baseline),
@@ -278,7 +315,10 @@ fn templates_list_as_the_contract_says() {
     assert_eq!(listed[0]["name"], "small");
     assert_eq!(
         listed[0]["spec"]["quota"],
-        json!({"cpu": "2", "memory": "4Gi", "storage": "10Gi", "pods": 20})
+        json!({"cpu": "2", "memory": "4Gi", "storage": "10Gi", "pods": 20,
+               "ephemeralStorage": "20Gi",
+               "objects": {"configmaps": 50, "secrets": 50, "services": 20, "persistentVolumeClaims": 20}}),
+        "the contract's example"
     );
     for template in builtin_templates() {
         assert_eq!(
