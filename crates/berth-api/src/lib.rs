@@ -6,6 +6,7 @@ mod cluster;
 mod environments;
 mod error;
 mod extract;
+mod identities;
 mod json;
 mod metrics;
 mod middleware;
@@ -18,6 +19,7 @@ mod state;
 
 pub use cluster::{Cluster, LOCAL_CLUSTER_KUBECONFIG};
 pub use error::ApiError;
+pub use identities::remove_disabled_at_start as remove_disabled_identities_at_start;
 pub use metrics::HttpMetrics;
 pub use openapi::openapi_json;
 pub use policy_object::publish_at_start as publish_policy_at_start;

@@ -20,6 +20,8 @@ pub enum Kind {
     ResourceQuota,
     LimitRange,
     NetworkPolicy,
+    /// Never built any more: watched so that the member ServiceAccounts
+    /// namespaces held before identities moved to `berth-users` are pruned.
     ServiceAccount,
     RoleBinding,
     Deployment,
@@ -48,7 +50,6 @@ impl Kind {
             Object::ResourceQuota(_) => Kind::ResourceQuota,
             Object::LimitRange(_) => Kind::LimitRange,
             Object::NetworkPolicy(_) => Kind::NetworkPolicy,
-            Object::ServiceAccount(_) => Kind::ServiceAccount,
             Object::RoleBinding(_) => Kind::RoleBinding,
             Object::Deployment(_) => Kind::Deployment,
             Object::Service(_) => Kind::Service,

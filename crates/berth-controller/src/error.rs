@@ -18,6 +18,8 @@ pub enum Error {
     NamespaceRace(String),
     #[error("the Environment CRD did not become established: {0}")]
     CrdNotEstablished(String),
+    #[error("the watch of users' identities stopped")]
+    IdentitiesGone,
     #[error("{kind} {name}: {}", plain(.source))]
     Apply {
         kind: &'static str,
@@ -72,6 +74,7 @@ impl Error {
             Error::NamespaceTerminating(_) => "namespace_terminating".to_owned(),
             Error::NamespaceRace(_) => "namespace_race".to_owned(),
             Error::CrdNotEstablished(_) => "crd".to_owned(),
+            Error::IdentitiesGone => "identities".to_owned(),
         }
     }
 

@@ -18,6 +18,7 @@ mod apply;
 mod autoscalers;
 mod children;
 mod error;
+mod identities;
 pub mod leader;
 mod metrics;
 mod reconcile;
@@ -31,9 +32,10 @@ pub use reconcile::FINALIZER;
 
 use autoscalers::Autoscalers;
 use berth_core::environment::ReservedNames;
-use berth_manifests::{Environment, GuardrailOptions, cluster_roles};
+use berth_manifests::{Environment, GuardrailOptions, cluster_roles, users_namespace};
 use children::Children;
 use futures::StreamExt;
+use identities::Identities;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Config, Controller};
@@ -119,6 +121,7 @@ async fn lead(client: Client, options: ControllerOptions, metrics: Metrics) -> R
         install_crd(&client).await?;
     }
     install_cluster_roles(&client).await?;
+    install_users_namespace(&client).await?;
     admission::install(
         &client,
         options.install_crd,
@@ -137,8 +140,10 @@ async fn lead(client: Client, options: ControllerOptions, metrics: Metrics) -> R
     }
     let (children, triggers) = Children::watch(&client);
     let (autoscalers, autoscaler_trigger) = Autoscalers::watch(&client);
+    let (identities, identity_trigger) = Identities::watch(&client);
     let writer = Writer::<Environment>::new(());
     let reader = writer.as_reader();
+    let listed = reader.clone();
     // Status writes (the controller's own) change neither generation nor
     // finalizers, so they wake nothing; spec changes, deletion (which bumps
     // a custom resource's generation) and finalizer changes do. Children of
@@ -162,6 +167,9 @@ async fn lead(client: Client, options: ControllerOptions, metrics: Metrics) -> R
         );
     }
     controller = controller.watches_stream(autoscaler_trigger, autoscalers::environment_of);
+    controller = controller.watches_stream(identity_trigger, move |account| {
+        identities::environments_of(&account, &listed)
+    });
     let context = Arc::new(reconcile::Context {
         recorder: Recorder::new(
             client.clone(),
@@ -174,6 +182,7 @@ async fn lead(client: Client, options: ControllerOptions, metrics: Metrics) -> R
         metrics,
         children,
         autoscalers,
+        identities,
         failures: Default::default(),
         ledgers: Default::default(),
         warned: Default::default(),
@@ -225,6 +234,23 @@ async fn install_crd(client: &Client) -> Result<(), Error> {
     .await
     .map_err(|_| Error::CrdNotEstablished(format!("{name} not established after 30 s")))?
     .map_err(|e| Error::CrdNotEstablished(e.to_string()))?;
+    Ok(())
+}
+
+/// Makes the namespace of users' identities, which the API fills; made here
+/// too so that the identities' watch has a namespace to watch from the start.
+async fn install_users_namespace(client: &Client) -> Result<(), Error> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let namespace = users_namespace();
+    let mut body = serde_json::to_value(&namespace).map_err(kube::Error::SerdeError)?;
+    body["apiVersion"] = "v1".into();
+    body["kind"] = "Namespace".into();
+    api.patch(
+        &namespace.name_any(),
+        &PatchParams::apply(apply::FIELD_MANAGER),
+        &Patch::Apply(&body),
+    )
+    .await?;
     Ok(())
 }
 

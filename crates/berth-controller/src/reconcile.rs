@@ -4,6 +4,7 @@
 use crate::apply::{self, FIELD_MANAGER, Failures, Ledger};
 use crate::autoscalers::{self, Autoscalers};
 use crate::children::{ChildKey, Children, Kind};
+use crate::identities::Identities;
 use crate::metrics::Metrics;
 use crate::status::{self, DeploymentState, Observation, Problem};
 use crate::ttl::{self, Due, Warning};
@@ -35,6 +36,7 @@ pub struct Context {
     pub metrics: Metrics,
     pub children: Children,
     pub autoscalers: Autoscalers,
+    pub identities: Identities,
     pub failures: Mutex<HashMap<String, u32>>,
     pub ledgers: Mutex<HashMap<String, Ledger>>,
     pub warned: Mutex<HashSet<(String, Warning)>>,
@@ -113,10 +115,15 @@ async fn apply(env: &Environment, ctx: &Context) -> Result<Action, Error> {
         }
     }
     let uid = env.uid().unwrap_or_default();
+    ctx.identities.ready().await?;
+    let identities = ctx
+        .identities
+        .of(resolved.members.iter().map(|m| m.email.as_str()));
     let mut objects = berth_manifests::build(
         &resolved,
         &berth_manifests::BuildOptions {
             owner_uid: Some(uid.clone()),
+            identities,
             ..ctx.options.build.clone()
         },
     );

@@ -3,7 +3,8 @@
 //! an Event naming who changed what, removed apps are pruned, deletion
 //! removes the namespace, and a namespace Berth did not make is never
 //! touched. A refused object stops nothing else and is reported in the
-//! apiserver's words; a changed role replaces the RoleBinding; an app
+//! apiserver's words; a changed role replaces the RoleBinding; members are
+//! bound when their identity appears and unbound when it goes; an app
 //! scaled by an autoscaler is left to it; the selector bounds what is
 //! reconciled; a deletion that waits says on what.
 
@@ -41,16 +42,19 @@ fn spec_with_apps(apps: &[&str]) -> serde_json::Value {
     })
 }
 
-/// What the builder makes for the Environment as it is in the cluster.
-fn built(env: &Environment) -> Vec<Object> {
+/// What the builder makes for the Environment as it is in the cluster, its
+/// members' identities included.
+async fn built(client: &kube::Client, env: &Environment) -> Result<Vec<Object>> {
     let resolved = env.resolved_spec().unwrap();
-    berth_manifests::build(
+    let emails: Vec<&str> = resolved.members.iter().map(|m| m.email.as_str()).collect();
+    Ok(berth_manifests::build(
         &resolved,
         &berth_manifests::BuildOptions {
             owner_uid: env.uid(),
+            identities: identities_of(client, &emails).await?,
             ..Default::default()
         },
-    )
+    ))
 }
 
 fn dynamic(client: &kube::Client, object: &Object) -> Api<DynamicObject> {
@@ -73,11 +77,24 @@ fn dynamic(client: &kube::Client, object: &Object) -> Api<DynamicObject> {
 async fn an_environment_becomes_ready_with_every_object_of_the_builder() -> Result<()> {
     let client = client().await;
     let name = berth_testkit::unique_name("ctl-ready");
-    apply_env(&client, &name, spec_with_apps(&["web", "api"])).await?;
+    let owner = format!("{name}@example.com");
+    let account = identity(&client, &owner).await?;
+    let mut spec = spec_with_apps(&["web", "api"]);
+    spec["members"] = json!([{"email": owner, "role": "owner"}]);
+    apply_env(&client, &name, spec).await?;
     let env = wait_phase(&client, &name, Phase::Ready, READY_WITHIN).await?;
 
-    let objects = built(&env);
-    assert!(objects.len() >= 12, "{} objects", objects.len());
+    let objects = built(&client, &env).await?;
+    assert!(objects.len() >= 11, "{} objects", objects.len());
+    // The owner is bound by their identity, which stays outside the namespace.
+    let binding = binding_of(&client, &name, &owner).await?;
+    let subjects = binding.subjects.unwrap_or_default();
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(subjects[0].name, account);
+    assert_eq!(
+        subjects[0].namespace.as_deref(),
+        Some(berth_manifests::USERS_NAMESPACE)
+    );
     for object in &objects {
         let found = dynamic(&client, object)
             .get_opt(object.name())
@@ -470,23 +487,25 @@ async fn binding_of(client: &kube::Client, namespace: &str, email: &str) -> Resu
 async fn a_changed_role_replaces_the_role_binding() -> Result<()> {
     let client = client().await;
     let name = berth_testkit::unique_name("ctl-role");
+    let bob = format!("bob-{name}@example.com");
+    identity(&client, &bob).await?;
     let spec = |role: &str| {
         json!({
             "template": "small",
             "members": [
                 {"email": "ada@example.com", "role": "owner"},
-                {"email": "bob@example.com", "role": role},
+                {"email": bob, "role": role},
             ],
         })
     };
     apply_env(&client, &name, spec("editor")).await?;
     let env = wait_phase(&client, &name, Phase::Ready, READY_WITHIN).await?;
-    let before = binding_of(&client, &name, "bob@example.com").await?;
+    let before = binding_of(&client, &name, &bob).await?;
     assert_eq!(before.role_ref.name, "berth-tenant-editor");
 
     apply_env(&client, &name, spec("viewer")).await?;
     berth_testkit::eventually(Duration::from_secs(15), || async {
-        let after = binding_of(&client, &name, "bob@example.com").await?;
+        let after = binding_of(&client, &name, &bob).await?;
         if after.role_ref.name == "berth-tenant-viewer" {
             Ok(())
         } else {
@@ -510,6 +529,47 @@ async fn a_changed_role_replaces_the_role_binding() -> Result<()> {
     );
 
     delete_env(&client, &name).await
+}
+
+/// A member's identity appearing binds them, its deletion (a disabled
+/// account) unbinds them, each within 5 s and without a spec change: the
+/// identities' watch wakes the environments listing the email.
+#[tokio::test]
+async fn an_identity_that_appears_or_goes_binds_or_unbinds_its_member() -> Result<()> {
+    let client = client().await;
+    let name = berth_testkit::unique_name("ctl-identity");
+    let carol = format!("carol-{name}@example.com");
+    let mut spec = spec_with_apps(&[]);
+    spec["members"] = json!([{"email": carol, "role": "editor"}]);
+    apply_env(&client, &name, spec).await?;
+    wait_phase(&client, &name, Phase::Ready, READY_WITHIN).await?;
+    ensure_no_binding(&client, &name, &carol).await?;
+
+    let account = identity(&client, &carol).await?;
+    let started = Instant::now();
+    berth_testkit::eventually(REPAIR_WITHIN, || binding_of(&client, &name, &carol)).await?;
+    println!("an identity was bound after {:?}", started.elapsed());
+
+    Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(
+        client.clone(),
+        berth_manifests::USERS_NAMESPACE,
+    )
+    .delete(&account, &DeleteParams::default())
+    .await?;
+    let started = Instant::now();
+    berth_testkit::eventually(REPAIR_WITHIN, || ensure_no_binding(&client, &name, &carol)).await?;
+    println!(
+        "a deleted identity was unbound after {:?}",
+        started.elapsed()
+    );
+    delete_env(&client, &name).await
+}
+
+async fn ensure_no_binding(client: &kube::Client, namespace: &str, email: &str) -> Result<()> {
+    match binding_of(client, namespace, email).await {
+        Ok(binding) => bail!("{email} is still bound: {:?}", binding.subjects),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Fault 11, without an autoscaler: `kubectl scale` is drift, repaired with

@@ -537,7 +537,11 @@ async fn services_reach_no_outside_address_and_no_token_secret_is_made() -> Resu
                 .into_iter()
                 .filter_map(|a| a.metadata.name)
                 .collect();
-        accounts.extend(["berth-member-0000".to_owned(), "member".to_owned()]);
+        accounts.extend([
+            "berth-member-0000".to_owned(),
+            "member".to_owned(),
+            "user-00000000-0000-7000-8000-000000000000".to_owned(),
+        ]);
         for account in &accounts {
             t.refused(
                 &format!("a service-account-token Secret for {account}"),
@@ -563,12 +567,17 @@ async fn pods_run_as_their_namespaces_accounts_on_ordinary_terms() -> Result<()>
         // A member identity living in the namespace, named as Berth names
         // them, and whatever other ServiceAccounts Berth keeps there.
         let member = "berth-member-0000";
-        Api::<ServiceAccount>::namespaced(t.admin.clone(), &t.env)
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": member}}))?,
-            )
-            .await?;
+        // And a decoy named as users' identities are (theirs live in
+        // `berth-users`, out of any pod's reach).
+        let decoy = "user-00000000-0000-7000-8000-000000000000";
+        for name in [member, decoy] {
+            Api::<ServiceAccount>::namespaced(t.admin.clone(), &t.env)
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(json!({"metadata": {"name": name}}))?,
+                )
+                .await?;
+        }
         let accounts: Vec<String> =
             Api::<ServiceAccount>::namespaced(t.admin.clone(), &t.env)
                 .list(&ListParams::default())
@@ -578,7 +587,10 @@ async fn pods_run_as_their_namespaces_accounts_on_ordinary_terms() -> Result<()>
                 .filter_map(|a| a.metadata.name)
                 .filter(|n| n != "default")
                 .collect();
-        ensure!(accounts.iter().any(|a| a == member), "{accounts:?}");
+        ensure!(
+            accounts.iter().any(|a| a == member) && accounts.iter().any(|a| a == decoy),
+            "{accounts:?}"
+        );
         let sa = ["spec.serviceAccountName"];
         for account in &accounts {
             t.refused(

@@ -68,10 +68,12 @@ const FORBIDDEN_ANNOTATION_PARTS: &[&str] = &["snippet", "auth-url", "auth-signi
 /// matched too.
 const CONTROLLER_ANNOTATION_PREFIXES: &[&str] = &["nginx.org", "haproxy.org"];
 
-/// ServiceAccount name prefixes a tenant's pod may not run as: Berth's
-/// member identities are `berth-member-*`, and `member-*` in namespaces made
-/// before they moved out of tenant namespaces.
-const BERTH_SERVICE_ACCOUNT_PREFIXES: &[&str] = &["berth-", "member-"];
+/// ServiceAccount name prefixes a tenant's pod may not run as: Berth's own
+/// (`berth-*`), its users' identities (`user-*`, which live in
+/// `berth-users`: a same-named account in a tenant namespace could only be
+/// a decoy), and `member-*`, the identities namespaces made before they
+/// moved out of tenant namespaces still hold until pruned.
+const BERTH_SERVICE_ACCOUNT_PREFIXES: &[&str] = &["berth-", "member-", "user-"];
 
 /// Taints of control-plane (and other dedicated) nodes.
 const NODE_ROLE_TAINT_PREFIX: &str = "node-role.kubernetes.io/";

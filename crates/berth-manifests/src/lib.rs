@@ -23,7 +23,7 @@ mod summary;
 
 use berth_core::environment::{EnvironmentName, ResolvedSpec};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -44,7 +44,10 @@ pub use guardrails::{
     Guardrail, GuardrailOptions, guardrails,
 };
 pub use namespace::is_environments_namespace;
-pub use rbac::{MEMBER_ANNOTATION, cluster_roles, service_account_name};
+pub use rbac::{
+    EMAIL_ANNOTATION, MEMBER_ANNOTATION, USERS_NAMESPACE, cluster_roles, user_service_account,
+    user_service_account_name, users_namespace,
+};
 pub use summary::{Preview, preview, summary, warnings};
 
 /// Label on every object Berth makes, so Berth can find (and prune) its own.
@@ -70,6 +73,13 @@ pub struct BuildOptions {
     /// (`169.254.0.0/16`, `fe80::/10`: cloud metadata), which is always
     /// blocked: say the nodes' and the control plane's networks.
     pub blocked_egress_cidrs: Vec<String>,
+    /// Members' identities: email (as stored) to the names of the
+    /// ServiceAccounts in [`USERS_NAMESPACE`] made for it, sorted. One per
+    /// email in a cluster served by one Berth; clusters shared by several
+    /// (test runs) may hold more, and each is bound. A member not here (no
+    /// account yet, or disabled) gets no RoleBinding; the preview passes
+    /// none, so it shows no bindings.
+    pub identities: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for BuildOptions {
@@ -80,6 +90,7 @@ impl Default for BuildOptions {
             ingress_class: None,
             ingress_controller_namespace: berth_core::environment::DEFAULT_INGRESS_NAMESPACE.into(),
             blocked_egress_cidrs: Vec::new(),
+            identities: BTreeMap::new(),
         }
     }
 }
@@ -96,7 +107,6 @@ pub enum Object {
     ResourceQuota(ResourceQuota),
     LimitRange(LimitRange),
     NetworkPolicy(NetworkPolicy),
-    ServiceAccount(ServiceAccount),
     RoleBinding(RoleBinding),
     ClusterRole(ClusterRole),
     Deployment(Deployment),
@@ -111,7 +121,6 @@ impl Object {
             Object::ResourceQuota(o) => &o.metadata,
             Object::LimitRange(o) => &o.metadata,
             Object::NetworkPolicy(o) => &o.metadata,
-            Object::ServiceAccount(o) => &o.metadata,
             Object::RoleBinding(o) => &o.metadata,
             Object::ClusterRole(o) => &o.metadata,
             Object::Deployment(o) => &o.metadata,
@@ -126,7 +135,6 @@ impl Object {
             Object::ResourceQuota(_) => "ResourceQuota",
             Object::LimitRange(_) => "LimitRange",
             Object::NetworkPolicy(_) => "NetworkPolicy",
-            Object::ServiceAccount(_) => "ServiceAccount",
             Object::RoleBinding(_) => "RoleBinding",
             Object::ClusterRole(_) => "ClusterRole",
             Object::Deployment(_) => "Deployment",
@@ -146,8 +154,8 @@ impl Object {
 }
 
 /// All the objects of one environment, in a fixed order: the namespace, its
-/// bounds (quota, limits, network policies), access (a ServiceAccount and a
-/// RoleBinding per member), then each app's Deployment, Service and Ingress.
+/// bounds (quota, limits, network policies), access (a RoleBinding per
+/// member with an identity), then each app's Deployment, Service and Ingress.
 pub fn build(spec: &ResolvedSpec, options: &BuildOptions) -> Vec<Object> {
     let ctx = Context { spec, options };
     let mut objects = vec![Object::Namespace(namespace::namespace(&ctx))];
@@ -158,7 +166,7 @@ pub fn build(spec: &ResolvedSpec, options: &BuildOptions) -> Vec<Object> {
             .into_iter()
             .map(Object::NetworkPolicy),
     );
-    objects.extend(rbac::member_objects(&ctx));
+    objects.extend(rbac::member_bindings(&ctx));
     objects.extend(apps::app_objects(&ctx));
     objects
 }

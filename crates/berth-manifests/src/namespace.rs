@@ -77,31 +77,6 @@ mod tests {
     ];
 
     #[test]
-    fn only_a_namespace_made_for_this_environment_is_environments_namespace() {
-        assert!(is_environments_namespace(
-            &namespace(&OURS, Some("u1")),
-            "team-a",
-            "u1"
-        ));
-        assert!(
-            !is_environments_namespace(&namespace(&[], None), "team-a", "u1"),
-            "unmanaged"
-        );
-        assert!(
-            !is_environments_namespace(&namespace(&OURS, None), "team-a", "u1"),
-            "labels alone"
-        );
-        assert!(
-            !is_environments_namespace(&namespace(&OURS, Some("u0")), "team-a", "u1"),
-            "an earlier environment of the name"
-        );
-        assert!(
-            !is_environments_namespace(&namespace(&OURS[..1], Some("u1")), "team-a", "u1"),
-            "no environment label"
-        );
-    }
-
-    #[test]
     fn only_a_namespace_made_for_this_environment_is_ours() {
         assert!(is_environments_namespace(
             &namespace(&OURS, Some("u1")),

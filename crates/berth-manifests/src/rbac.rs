@@ -1,18 +1,27 @@
-//! Access: a ServiceAccount per member, bound to one of the `berth-tenant-*`
-//! ClusterRoles in the environment's namespace, and those ClusterRoles.
+//! Access: each member's own identity (a ServiceAccount per Berth user in
+//! [`USERS_NAMESPACE`], which tenants cannot reach) bound in the
+//! environment's namespace to one of the `berth-tenant-*` ClusterRoles, and
+//! those ClusterRoles.
 
 use super::{Context, MANAGED_BY_LABEL, MANAGED_BY_VALUE, Object};
 use berth_core::account::Email;
 use berth_core::environment::MemberRole;
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use uuid::Uuid;
 
-/// Annotation holding the member's email on their ServiceAccount and RoleBinding.
+/// Annotation holding the member's email on their RoleBinding.
 pub const MEMBER_ANNOTATION: &str = "berth.dev/member";
-const MAX_READABLE_PART: usize = 40;
+/// Annotation holding the user's email (as stored: NFC, case-folded) on
+/// their ServiceAccount in [`USERS_NAMESPACE`]: how the controller finds a
+/// member's identity without reading Berth's store.
+pub const EMAIL_ANNOTATION: &str = "berth.dev/email";
+/// Berth's own namespace holding one ServiceAccount per user. Outside every
+/// tenant namespace (`berth*` names are reserved), so no member can mint a
+/// token for another's identity or run a pod as it.
+pub const USERS_NAMESPACE: &str = "berth-users";
 
 const READ: &[&str] = &["get", "list", "watch"];
 const WRITE: &[&str] = &[
@@ -26,49 +35,86 @@ const WRITE: &[&str] = &[
     "deletecollection",
 ];
 
-/// The ServiceAccount name of a member: readable, a valid DNS label, and
-/// distinct for distinct emails (a hash settles what sanitising merges).
-pub fn service_account_name(email: &Email) -> String {
-    let mut readable = String::with_capacity(MAX_READABLE_PART);
-    for c in email.as_str().chars() {
-        let c = if c.is_ascii_alphanumeric() {
-            c.to_ascii_lowercase()
-        } else {
-            '-'
-        };
-        if !(c == '-' && (readable.is_empty() || readable.ends_with('-'))) {
-            readable.push(c);
-        }
-        if readable.len() == MAX_READABLE_PART {
-            break;
-        }
+/// The name of a user's ServiceAccount in [`USERS_NAMESPACE`]: from the id,
+/// which never changes and never collides, unlike anything made of the email.
+pub fn user_service_account_name(id: Uuid) -> String {
+    format!("user-{id}")
+}
+
+fn managed_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([(MANAGED_BY_LABEL.to_owned(), MANAGED_BY_VALUE.to_owned())])
+}
+
+/// The namespace of users' identities, with the `restricted` pod security
+/// level: nothing is meant to run there.
+pub fn users_namespace() -> Namespace {
+    let mut labels = managed_labels();
+    for mode in ["enforce", "warn"] {
+        labels.insert(
+            format!("pod-security.kubernetes.io/{mode}"),
+            "restricted".to_owned(),
+        );
     }
-    let readable = readable.trim_end_matches('-');
-    let digest = Sha256::digest(email.as_str().as_bytes());
-    let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-    format!("member-{readable}-{hash}")
+    Namespace {
+        metadata: ObjectMeta {
+            name: Some(USERS_NAMESPACE.to_owned()),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    }
+}
+
+/// A user's identity in the cluster: kubeconfigs carry short-lived tokens of
+/// it, and deleting it ends every one of them at once.
+pub fn user_service_account(id: Uuid, email: &Email) -> ServiceAccount {
+    ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some(user_service_account_name(id)),
+            namespace: Some(USERS_NAMESPACE.to_owned()),
+            labels: Some(managed_labels()),
+            annotations: Some(BTreeMap::from([(
+                EMAIL_ANNOTATION.to_owned(),
+                email.to_string(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        // Tokens are requested per kubeconfig (TokenRequest), never mounted.
+        automount_service_account_token: Some(false),
+        ..ServiceAccount::default()
+    }
 }
 
 fn cluster_role_name(role: MemberRole) -> String {
     format!("berth-tenant-{role}")
 }
 
-pub(crate) fn member_objects(ctx: &Context<'_>) -> Vec<Object> {
-    let namespace = ctx.env().to_string();
-    let mut objects = Vec::with_capacity(ctx.spec.members.len() * 2);
+/// A RoleBinding per member whose identity is known
+/// ([`crate::BuildOptions::identities`]), named like the (first) identity,
+/// which no other member's can be; members without an account get none.
+pub(crate) fn member_bindings(ctx: &Context<'_>) -> Vec<Object> {
+    let mut objects = Vec::with_capacity(ctx.spec.members.len());
     for member in &ctx.spec.members {
-        let name = service_account_name(&member.email);
-        let mut meta = ctx.meta(&name, true);
+        let Some(accounts) = ctx.options.identities.get(member.email.as_str()) else {
+            continue;
+        };
+        let Some(first) = accounts.first() else {
+            continue;
+        };
+        let mut meta = ctx.meta(first, true);
         meta.annotations = Some(BTreeMap::from([(
             MEMBER_ANNOTATION.to_owned(),
             member.email.to_string(),
         )]));
-        objects.push(Object::ServiceAccount(ServiceAccount {
-            metadata: meta.clone(),
-            // Tokens are requested per kubeconfig (TokenRequest), never mounted.
-            automount_service_account_token: Some(false),
-            ..ServiceAccount::default()
-        }));
+        let subjects = accounts
+            .iter()
+            .map(|account| Subject {
+                kind: "ServiceAccount".to_owned(),
+                name: account.clone(),
+                namespace: Some(USERS_NAMESPACE.to_owned()),
+                ..Subject::default()
+            })
+            .collect();
         objects.push(Object::RoleBinding(RoleBinding {
             metadata: meta,
             role_ref: RoleRef {
@@ -76,12 +122,7 @@ pub(crate) fn member_objects(ctx: &Context<'_>) -> Vec<Object> {
                 kind: "ClusterRole".to_owned(),
                 name: cluster_role_name(member.role),
             },
-            subjects: Some(vec![Subject {
-                kind: "ServiceAccount".to_owned(),
-                name,
-                namespace: Some(namespace.clone()),
-                ..Subject::default()
-            }]),
+            subjects: Some(subjects),
         }));
     }
     objects
@@ -177,10 +218,7 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
     let role = |member: MemberRole, rules: Vec<PolicyRule>| ClusterRole {
         metadata: ObjectMeta {
             name: Some(cluster_role_name(member)),
-            labels: Some(BTreeMap::from([(
-                MANAGED_BY_LABEL.to_owned(),
-                MANAGED_BY_VALUE.to_owned(),
-            )])),
+            labels: Some(managed_labels()),
             ..ObjectMeta::default()
         },
         rules: Some(rules),

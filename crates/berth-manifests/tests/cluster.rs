@@ -16,7 +16,8 @@ use berth_core::environment::{
     Policy, QuotaInput, ResolvedSpec, ResourcesInput, builtin_templates, resolve,
 };
 use berth_manifests::{
-    BuildOptions, Environment, Object, build, cluster_roles, service_account_name,
+    BuildOptions, Environment, Object, USERS_NAMESPACE, build, cluster_roles, user_service_account,
+    user_service_account_name, users_namespace,
 };
 use berth_testkit::{Cluster, TestNamespace, api_status, eventually};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -52,7 +53,6 @@ fn api_for(client: &Client, object: &Object) -> Api<DynamicObject> {
         Object::ResourceQuota(_) => ApiResource::erase::<ResourceQuota>(&()),
         Object::LimitRange(_) => ApiResource::erase::<LimitRange>(&()),
         Object::NetworkPolicy(_) => ApiResource::erase::<NetworkPolicy>(&()),
-        Object::ServiceAccount(_) => ApiResource::erase::<ServiceAccount>(&()),
         Object::RoleBinding(_) => ApiResource::erase::<RoleBinding>(&()),
         Object::ClusterRole(_) => ApiResource::erase::<ClusterRole>(&()),
         Object::Deployment(_) => ApiResource::erase::<Deployment>(&()),
@@ -83,6 +83,34 @@ async fn apply(client: &Client, object: &Object, dry_run: bool) -> Result<()> {
                 serde_json::to_string_pretty(&object.to_json()).unwrap_or_default()
             )
         })
+}
+
+/// Server-side applies an object the builder does not make (a user's
+/// identity and its namespace, which the API makes).
+async fn apply_json(
+    client: &Client,
+    resource: &ApiResource,
+    namespace: Option<&str>,
+    mut body: Value,
+) -> Result<()> {
+    body["apiVersion"] = resource.api_version.clone().into();
+    body["kind"] = resource.kind.clone().into();
+    let name = body["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let api = match namespace {
+        Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, resource),
+        None => Api::all_with(client.clone(), resource),
+    };
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .with_context(|| format!("applying {} {name}", resource.kind))?;
+    Ok(())
 }
 
 /// The tenant ClusterRoles exist once per cluster, shipped with Berth; the
@@ -406,7 +434,29 @@ async fn confined_in(cluster: &Cluster, role: &str, home: &str, other: &str) -> 
         }))
         .map_err(|e| anyhow!("{e:?}"))?,
     )?;
-    let objects = build(&spec, &BuildOptions::default());
+    // The member's identity, as the API makes it, outside the namespace.
+    let id = uuid::Uuid::now_v7();
+    let account = user_service_account_name(id);
+    let parsed = Email::parse("email", &email).map_err(|e| anyhow!("{e:?}"))?;
+    apply_json(
+        &admin,
+        &ApiResource::erase::<Namespace>(&()),
+        None,
+        serde_json::to_value(users_namespace())?,
+    )
+    .await?;
+    apply_json(
+        &admin,
+        &ApiResource::erase::<ServiceAccount>(&()),
+        Some(USERS_NAMESPACE),
+        serde_json::to_value(user_service_account(id, &parsed))?,
+    )
+    .await?;
+    let options = BuildOptions {
+        identities: [(parsed.to_string(), vec![account.clone()])].into(),
+        ..BuildOptions::default()
+    };
+    let objects = build(&spec, &options);
     for object in &objects {
         apply(&admin, object, false).await?;
     }
@@ -421,8 +471,6 @@ async fn confined_in(cluster: &Cluster, role: &str, home: &str, other: &str) -> 
     let limits = object_named("LimitRange")?;
     let policy = object_named("NetworkPolicy")?;
 
-    let account =
-        service_account_name(&Email::parse("email", &email).map_err(|e| anyhow!("{e:?}"))?);
     let request = TokenRequest {
         spec: TokenRequestSpec {
             audiences: vec![],
@@ -431,10 +479,12 @@ async fn confined_in(cluster: &Cluster, role: &str, home: &str, other: &str) -> 
         },
         ..TokenRequest::default()
     };
-    let token = Api::<ServiceAccount>::namespaced(admin.clone(), home)
+    let token = Api::<ServiceAccount>::namespaced(admin.clone(), USERS_NAMESPACE)
         .create_token_request(&account, &PostParams::default(), &request)
         .await
-        .with_context(|| format!("requesting a token for ServiceAccount {home}/{account}"))?
+        .with_context(|| {
+            format!("requesting a token for ServiceAccount {USERS_NAMESPACE}/{account}")
+        })?
         .status
         .context("token request without status")?
         .token;
@@ -504,7 +554,7 @@ async fn confined_in(cluster: &Cluster, role: &str, home: &str, other: &str) -> 
     let escalation: RoleBinding = serde_json::from_value(json!({
         "metadata": {"name": "tenant-cluster-admin", "namespace": home},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": home}]
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": USERS_NAMESPACE}]
     }))?;
     expect_forbidden(
         "create a RoleBinding to cluster-admin",

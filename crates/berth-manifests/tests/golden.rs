@@ -73,9 +73,23 @@ fn open_baseline_with_ingress_and_every_role() {
             {"email": "auditor@example.org", "role": "viewer"}
         ]
     }));
+    // Every member but the viewer has an account: the viewer gets no binding.
     let options = BuildOptions {
         ingress_domain: "apps.example.com".into(),
         ingress_class: Some("nginx".into()),
+        identities: [
+            (
+                "carol.owner@example.com",
+                "user-00000000-0000-7000-8000-00000000000c",
+            ),
+            (
+                "dev+shop@example.com",
+                "user-00000000-0000-7000-8000-00000000000d",
+            ),
+        ]
+        .into_iter()
+        .map(|(email, account)| (email.to_owned(), vec![account.to_owned()]))
+        .collect(),
         ..owned()
     };
     check(&golden("open-baseline"), &to_yaml(&build(&spec, &options)));

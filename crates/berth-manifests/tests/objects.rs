@@ -90,23 +90,59 @@ fn deployments_meet_the_restricted_pod_security_standard() {
 }
 
 #[test]
-fn member_names_are_dns_labels_and_distinct() {
+fn members_are_bound_by_their_own_identity_outside_the_namespace() {
     use berth_core::account::Email;
-    use berth_manifests::service_account_name;
-    let a = service_account_name(&Email::parse("e", "a.b@example.com").unwrap());
-    let b = service_account_name(&Email::parse("e", "a-b@example.com").unwrap());
-    assert_ne!(a, b);
-    let long = service_account_name(
-        &Email::parse("e", &format!("{}@example.com", "x".repeat(60))).unwrap(),
+    use berth_manifests::{
+        EMAIL_ANNOTATION, USERS_NAMESPACE, user_service_account, user_service_account_name,
+    };
+    let (a, b) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let email = Email::parse("e", "Ada@Example.com").unwrap();
+    let account = user_service_account(a, &email);
+    assert_eq!(account.metadata.name, Some(format!("user-{a}")));
+    assert_eq!(account.metadata.namespace.as_deref(), Some(USERS_NAMESPACE));
+    assert_eq!(
+        account.metadata.annotations.unwrap()[EMAIL_ANNOTATION],
+        "ada@example.com"
     );
-    for name in [a, b, long] {
-        assert!(name.len() <= 63 && name.starts_with("member-"), "{name}");
-        assert!(
-            name.bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'),
-            "{name}"
+    assert_ne!(user_service_account_name(a), user_service_account_name(b));
+
+    let spec = support::resolved(json!({
+        "name": "team",
+        "members": [{"email": "ada@example.com", "role": "owner"},
+                    {"email": "bob@example.com", "role": "editor"},
+                    {"email": "nobody@example.com", "role": "viewer"}]
+    }));
+    let options = BuildOptions {
+        identities: [
+            (
+                "ada@example.com".to_owned(),
+                vec![user_service_account_name(a)],
+            ),
+            (
+                "bob@example.com".to_owned(),
+                vec![user_service_account_name(b)],
+            ),
+        ]
+        .into(),
+        ..owned()
+    };
+    let objects = build(&spec, &options);
+    assert!(objects.iter().all(|o| o.kind() != "ServiceAccount"));
+    let bindings: Vec<Value> = objects
+        .iter()
+        .filter(|o| o.kind() == "RoleBinding")
+        .map(Object::to_json)
+        .collect();
+    // The member without an account gets nothing; the others one binding each.
+    assert_eq!(bindings.len(), 2);
+    for (binding, id, role) in [(&bindings[0], a, "owner"), (&bindings[1], b, "editor")] {
+        assert_eq!(binding["metadata"]["name"], format!("user-{id}"));
+        assert_eq!(binding["metadata"]["namespace"], "team");
+        assert_eq!(binding["roleRef"]["name"], format!("berth-tenant-{role}"));
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": format!("user-{id}"), "namespace": USERS_NAMESPACE}])
         );
-        assert!(!name.ends_with('-') && !name.contains("--"), "{name}");
     }
 }
 
@@ -231,7 +267,9 @@ fn preview_explains_and_warns() {
             .any(|s| s.starts_with("Other namespaces cannot reach your pods"))
     );
     assert!(p.warnings.is_empty(), "{:?}", p.warnings);
-    assert_eq!(p.objects.len(), 11);
+    // No RoleBinding: the preview knows no member's identity.
+    assert_eq!(p.objects.len(), 9);
+    assert!(p.objects.iter().all(|o| o["kind"] != "RoleBinding"));
     assert_eq!(p.objects[0]["kind"], "Namespace");
     assert!(p.yaml.starts_with("---\napiVersion: v1\nkind: Namespace\n"));
     let answer = serde_json::to_value(&p).unwrap();
@@ -280,7 +318,11 @@ proptest! {
         value["podSecurity"] = json!(pod_security);
         value["members"] = Value::Array(emails.iter().map(|e| json!({"email": e, "role": "editor"})).collect());
         let spec = support::resolved(value);
-        let objects = build(&spec, &owned());
+        let options = BuildOptions {
+            identities: emails.iter().enumerate().map(|(i, e)| (e.clone(), vec![format!("user-{i}")])).collect(),
+            ..owned()
+        };
+        let objects = build(&spec, &options);
         let mut seen = std::collections::BTreeSet::new();
         for object in &objects {
             prop_assert!(is_dns_label(object.name()), "{}", object.name());

@@ -93,6 +93,10 @@ impl Server {
         };
         let sweeper = tokio::spawn(sweep(self.auth.clone()));
         let warm = tokio::spawn(connect_when_possible(self.cluster.clone()));
+        let mend = tokio::spawn(berth_api::remove_disabled_identities_at_start(
+            self.cluster.clone(),
+            self.auth.store().clone(),
+        ));
         let publish = tokio::spawn(berth_api::publish_policy_at_start(
             self.cluster.clone(),
             self.auth.store().clone(),
@@ -124,6 +128,7 @@ impl Server {
         sweeper.abort();
         warm.abort();
         publish.abort();
+        mend.abort();
         // In-flight requests have finished; let the store finish its writes too.
         self.auth.store().close().await;
         tracing::info!("stopped");

@@ -77,13 +77,53 @@ impl Drop for Replica {
     }
 }
 
+/// The five members of a run's environments.
+fn member_emails(run: &str) -> Vec<String> {
+    (0..5).map(|i| format!("m{i}-{run}@example.com")).collect()
+}
+
+/// Makes the identities of a run's members as the API would (the
+/// ServiceAccounts `user-<id>` in `berth-users`), so that each is bound.
+async fn make_identities(client: &Client, run: &str) -> Result<()> {
+    let params = PatchParams::apply("berth").force();
+    let mut namespace = serde_json::to_value(berth_manifests::users_namespace())?;
+    namespace["apiVersion"] = "v1".into();
+    namespace["kind"] = "Namespace".into();
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            berth_manifests::USERS_NAMESPACE,
+            &params,
+            &Patch::Apply(&namespace),
+        )
+        .await?;
+    let accounts =
+        Api::<ServiceAccount>::namespaced(client.clone(), berth_manifests::USERS_NAMESPACE);
+    for email in member_emails(run) {
+        let email = berth_core::account::Email::parse("email", &email)
+            .map_err(|e| anyhow!("{email}: {e:?}"))?;
+        let id = uuid::Uuid::now_v7();
+        let mut account = serde_json::to_value(berth_manifests::user_service_account(id, &email))?;
+        account["apiVersion"] = "v1".into();
+        account["kind"] = "ServiceAccount".into();
+        accounts
+            .patch(
+                &berth_manifests::user_service_account_name(id),
+                &params,
+                &Patch::Apply(&account),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 async fn apply_env(client: &Client, run: &str, name: &str, apps: usize) -> Result<()> {
     let apps: Vec<_> = (0..apps)
         .map(|i| json!({"name": format!("app{i}"), "image": "nginx:1.27", "replicas": 1, "port": 8080, "expose": "ingress",
                         "resources": {"cpu": "10m", "memory": "16Mi"}}))
         .collect();
-    let members: Vec<_> = (0..5)
-        .map(|i| json!({"email": format!("m{i}@example.com"), "role": "editor"}))
+    let members: Vec<_> = member_emails(run)
+        .iter()
+        .map(|email| json!({"email": email, "role": "editor"}))
         .collect();
     let body = json!({
         "apiVersion": "berth.dev/v1alpha1", "kind": "Environment",
@@ -181,6 +221,7 @@ async fn sigkill_mid_reconcile_then_restart_converges_without_duplicates() -> Re
         }
     })
     .await?;
+    make_identities(&client, &run).await?;
     apply_env(&client, &run, &name, 12).await?;
     // Kill it as soon as the namespace exists: objects are being applied.
     berth_testkit::eventually(Duration::from_secs(20), || async {
@@ -203,7 +244,9 @@ async fn sigkill_mid_reconcile_then_restart_converges_without_duplicates() -> Re
         v
     };
     assert_eq!(names::<Deployment>(&client, &name).await?, expected_apps);
-    assert_eq!(names::<ServiceAccount>(&client, &name).await?.len(), 5);
+    // Members' identities live in `berth-users`; the namespace holds only
+    // their bindings.
+    assert_eq!(names::<ServiceAccount>(&client, &name).await?.len(), 0);
     assert_eq!(names::<RoleBinding>(&client, &name).await?.len(), 5);
     let finalizers = env.finalizers();
     assert_eq!(

@@ -47,11 +47,16 @@ async fn register_create_ready_kubeconfig_use_delete() {
     let token = app.member_token(&email).await;
     let name = format!("journey-{suffix}");
     let other = format!("other-{suffix}");
+    // The other environment is a neighbour's: a kubeconfig carries its
+    // holder's identity, which reaches every environment they are a member of.
+    let neighbour = app
+        .member_token(&format!("neighbour-{suffix}@example.com"))
+        .await;
     let client = Client::new();
-    for env in [&name, &other] {
+    for (env, token) in [(&name, &token), (&other, &neighbour)] {
         let response = app
             .post(
-                &token,
+                token,
                 "/api/v1/environments",
                 &json!({"name": env, "template": "small"}),
             )
@@ -212,9 +217,9 @@ async fn register_create_ready_kubeconfig_use_delete() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    for env in [&name, &other] {
+    for (env, token) in [(&name, &token), (&other, &neighbour)] {
         let response = app
-            .delete(&token, &format!("/api/v1/environments/{env}"))
+            .delete(token, &format!("/api/v1/environments/{env}"))
             .await;
         assert_eq!(response.status(), StatusCode::ACCEPTED);
     }

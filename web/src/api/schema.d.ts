@@ -1604,7 +1604,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A kubeconfig for the caller, limited to the namespace and their role, expiring after the configured time (8 h by default) */
+            /** @description A kubeconfig carrying the caller's own identity, its context the environment's namespace; in each environment it does only what the caller's role there allows, and it expires after the configured time (8 h by default) */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -1,23 +1,73 @@
-//! Kubeconfigs for tenants: a short-lived token of the member's own
-//! ServiceAccount, so access ends when the membership or the token does.
+//! Kubeconfigs for tenants: a short-lived token of the member's own identity
+//! (their ServiceAccount in `berth-users`), bound by the controller in the
+//! environment's namespace to the member's role. Access follows the
+//! binding (a role change or removal reaches every kubeconfig at once) and
+//! the identity (disabling the user deletes it, ending every token).
 
 use crate::cluster::Connection;
 use crate::environments::kube_error;
 use crate::error::ApiError;
-use berth_core::account::Email;
+use crate::identities;
+use berth_manifests::{
+    MANAGED_BY_LABEL, MANAGED_BY_VALUE, USERS_NAMESPACE, user_service_account_name,
+};
+use berth_store::UserRecord;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
+
+/// How long issuing a kubeconfig waits for the controller to bind the
+/// caller's identity in the environment.
+const BINDING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether a RoleBinding in `environment` names `account` of `berth-users`.
+async fn is_bound(
+    connection: &Connection,
+    environment: &str,
+    account: &str,
+) -> Result<bool, ApiError> {
+    let bindings: Api<RoleBinding> = Api::namespaced(connection.client.clone(), environment);
+    let list = bindings
+        .list(&ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")))
+        .await
+        .map_err(kube_error)?;
+    Ok(list.items.iter().any(|binding| {
+        binding.subjects.iter().flatten().any(|subject| {
+            subject.kind == "ServiceAccount"
+                && subject.name == account
+                && subject.namespace.as_deref() == Some(USERS_NAMESPACE)
+        })
+    }))
+}
 
 pub async fn kubeconfig(
     connection: &Connection,
     environment: &str,
-    email: &Email,
+    user: &UserRecord,
     expires_in_seconds: u64,
 ) -> Result<String, ApiError> {
-    let account = berth_manifests::service_account_name(email);
-    let accounts: Api<ServiceAccount> = Api::namespaced(connection.client.clone(), environment);
+    let (id, email) = (user.id, &user.email);
+    identities::ensure(&connection.client, id, email)
+        .await
+        .map_err(kube_error)?;
+    let account = user_service_account_name(id);
+    // The controller binds an identity as soon as it sees it (made just now,
+    // for a user who had none); a token issued before that would only be
+    // refused, so the request waits a little for it, then says to retry.
+    let deadline = tokio::time::Instant::now() + BINDING_WAIT;
+    while !is_bound(connection, environment, &account).await? {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::Unavailable {
+                message: "your access to this environment is still being set up; try again in a few seconds".into(),
+                details: vec![],
+                retry_after: std::time::Duration::from_secs(2),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let accounts: Api<ServiceAccount> = Api::namespaced(connection.client.clone(), USERS_NAMESPACE);
     let request = TokenRequest {
         spec: TokenRequestSpec {
             audiences: vec![],
@@ -29,15 +79,7 @@ pub async fn kubeconfig(
     let issued: TokenRequest = accounts
         .create_subresource("token", &account, &PostParams::default(), &request)
         .await
-        .map_err(|e| match e {
-            // The controller makes the ServiceAccount; until it has, there is nothing to issue.
-            kube::Error::Api(e) if e.code == 404 => ApiError::Unavailable {
-                message: "your access to this environment is still being set up; try again in a few seconds".into(),
-                details: vec![],
-                retry_after: std::time::Duration::from_secs(2),
-            },
-            other => kube_error(other),
-        })?;
+        .map_err(kube_error)?;
     let token = issued.status.map(|s| s.token).unwrap_or_default();
     let context = format!(
         "{environment}-{}",

@@ -2,9 +2,12 @@
 //! approving and renewing an environment, made once, here, for every handler
 //! (and any later client: the CLI, a GitOps import). Handlers parse and
 //! translate; the rules themselves are plain functions of berth-core
-//! ([`Policy::decide_create`], [`Policy::decide_change`]); this module
-//! adds what needs the store and the apiserver: the per-person lock, the
-//! live count, the name check and the request's version check.
+//! ([`Policy::decide_create`], [`Policy::decide_change`]); this module adds
+//! what needs the store and the apiserver: the per-person lock, the live
+//! count, the name check and the request's version check.
+//!
+//! [`Policy::decide_create`]: berth_core::environment::Policy::decide_create
+//! [`Policy::decide_change`]: berth_core::environment::Policy::decide_change
 
 use super::{CREATED_BY, CREATOR_ID_LABEL, file_request, kube_error, refusal, replace_spec};
 use crate::audit::{Action, RequestId};
@@ -35,8 +38,8 @@ pub enum Outcome {
 /// The per-person limit is counted and the Environment created under the
 /// caller's creation lock in the store, so N parallel creates at limit k,
 /// through any number of replicas, make exactly k. Errors: 400 (a reserved
-/// name, the template is unknown, the policy denies), 409 (the name is taken or being
-/// deleted), 503 (the cluster is away).
+/// name, the template is unknown, the policy denies), 409 (the name is
+/// taken or being deleted), 503 (the cluster is away).
 pub async fn create(
     state: &AppState,
     caller: &Principal,
@@ -99,14 +102,15 @@ pub async fn create(
 
 /// Changes `env` (the latest version, read by the caller's handler) to
 /// `after` (setting `annotations` too), or files a request for the change,
-/// or refuses it. Only changes
-/// of bounds are judged by the policy ([`Policy::decide_change`]); a
-/// template named anew fills the settings the patch leaves out, while a
-/// template kept is only a record and never looked up, so a template
-/// deleted since changes nothing.
+/// or refuses it. Only changes of bounds are judged by the policy
+/// ([`Policy::decide_change`]); a template named anew fills the settings
+/// the patch leaves out, while a template kept is only a record and never
+/// looked up, so a template deleted since changes nothing.
 ///
 /// Errors: 400 (invalid, denied), 409 (deleting, no owner left, changed
-/// since `expected_generation`), 503.
+/// meanwhile), 412 (not at `expected_generation`), 503.
+///
+/// [`Policy::decide_change`]: berth_core::environment::Policy::decide_change
 pub async fn change(
     state: &AppState,
     caller: &Principal,

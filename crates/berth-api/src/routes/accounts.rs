@@ -92,6 +92,7 @@ pub async fn register(
         display_name,
     };
     let session = state.auth.register(registration, open, client).await?;
+    crate::identities::ensure_soon(&state, session.user.id, session.user.email.clone());
     let action = account_action(&session.user.email, "auth.register", client);
     state.audit(action, "success", &request_id).await;
     Ok(with_session(StatusCode::CREATED, &state, session))

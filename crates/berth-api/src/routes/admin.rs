@@ -1,6 +1,7 @@
 use crate::audit::{Action, RequestId};
 use crate::error::ApiError;
 use crate::extract::AdminUser;
+use crate::identities;
 use crate::json::ApiJson;
 use crate::routes::UserView;
 use crate::state::AppState;
@@ -82,6 +83,35 @@ pub async fn update_user(
     };
     state.audit(action, outcome, &request_id).await;
     let user = user?;
+    match body.disabled {
+        Some(true) => end_identity(&state, id).await?,
+        Some(false) => identities::ensure_soon(&state, id, user.email.clone()),
+        None => {}
+    }
     tracing::info!(user_id = %id, role = ?body.role, disabled = ?body.disabled, "user updated by admin");
     Ok(ApiJson(UserView::from(&user)))
+}
+
+/// Deletes a disabled user's identity, ending all of their kubeconfigs at
+/// once. Without any cluster connection (none configured, or never
+/// reached) the disable stands with a warning, and the identity goes once
+/// the cluster is reached (`identities::remove_disabled_at_start`); a
+/// cluster that fails the deletion gets a 503, so the admin sends the
+/// request again.
+async fn end_identity(state: &AppState, id: Uuid) -> Result<(), ApiError> {
+    let connection = match state.cluster.connection().await {
+        Ok(connection) => connection,
+        Err(error) => {
+            tracing::warn!(user_id = %id, %error, "a disabled user's identity could not be deleted: no cluster");
+            return Ok(());
+        }
+    };
+    identities::remove(&connection.client, id)
+        .await
+        .map_err(|e| ApiError::Unavailable {
+            message: "the account is disabled, but the cluster did not confirm that its kubeconfigs stopped working; send the request again".into(),
+            details: vec![],
+            retry_after: std::time::Duration::from_secs(2),
+        }
+        .logged(&e))
 }

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::json;
 
 #[utoipa::path(get, operation_id = "environment_details_get_kubeconfig", path = "/api/v1/environments/{name}/kubeconfig", tag = "environments", params(("name" = String, Path)), responses(
-    (status = 200, description = "A kubeconfig for the caller, limited to the namespace and their role, expiring after the configured time (8 h by default)", content_type = "application/yaml"),
+    (status = 200, description = "A kubeconfig carrying the caller's own identity, its context the environment's namespace; in each environment it does only what the caller's role there allows, and it expires after the configured time (8 h by default)", content_type = "application/yaml"),
     (status = 403, description = "Admins who are not members have no identity in the environment", body = crate::error::ErrorBody),
     (status = 404, description = "Absent or not visible", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
@@ -35,7 +35,7 @@ pub async fn get_kubeconfig(
     let connection = state.cluster.connection().await?;
     envs::permitted(connection, &name, &caller, Permission::Kubeconfig)?;
     let expires_in = state.settings.kubeconfig_ttl.as_secs();
-    let config = kubeconfig::kubeconfig(connection, &name, &caller.user.email, expires_in).await?;
+    let config = kubeconfig::kubeconfig(connection, &name, &caller.user, expires_in).await?;
     let action = Action {
         actor: caller.user.email.as_str(),
         action: "environment.kubeconfig",

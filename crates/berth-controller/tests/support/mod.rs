@@ -147,3 +147,62 @@ pub async fn delete_env(client: &Client, name: &str) -> Result<()> {
     })
     .await
 }
+
+/// Makes a user's identity for `email` as the API does (a ServiceAccount
+/// `user-<id>` in `berth-users`) and returns its name.
+pub async fn identity(client: &Client, email: &str) -> Result<String> {
+    let email = berth_core::account::Email::parse("email", email)
+        .map_err(|e| anyhow!("{email} is not an email: {e:?}"))?;
+    let id = uuid::Uuid::now_v7();
+    let params = PatchParams::apply("berth").force();
+    let mut namespace = serde_json::to_value(berth_manifests::users_namespace())?;
+    namespace["apiVersion"] = "v1".into();
+    namespace["kind"] = "Namespace".into();
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            berth_manifests::USERS_NAMESPACE,
+            &params,
+            &Patch::Apply(&namespace),
+        )
+        .await?;
+    let name = berth_manifests::user_service_account_name(id);
+    let mut account = serde_json::to_value(berth_manifests::user_service_account(id, &email))?;
+    account["apiVersion"] = "v1".into();
+    account["kind"] = "ServiceAccount".into();
+    Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(
+        client.clone(),
+        berth_manifests::USERS_NAMESPACE,
+    )
+    .patch(&name, &params, &Patch::Apply(&account))
+    .await
+    .context("making a user's identity")?;
+    Ok(name)
+}
+
+/// The identities of `emails` as the controller sees them in `berth-users`.
+pub async fn identities_of(
+    client: &Client,
+    emails: &[&str],
+) -> Result<std::collections::BTreeMap<String, Vec<String>>> {
+    let accounts = Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(
+        client.clone(),
+        berth_manifests::USERS_NAMESPACE,
+    )
+    .list(&ListParams::default())
+    .await?;
+    let mut found = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for account in accounts {
+        if let Some(email) = account.annotations().get(berth_manifests::EMAIL_ANNOTATION)
+            && emails.contains(&email.as_str())
+        {
+            found
+                .entry(email.clone())
+                .or_default()
+                .push(account.name_any());
+        }
+    }
+    for names in found.values_mut() {
+        names.sort();
+    }
+    Ok(found)
+}
