@@ -64,6 +64,9 @@ pub struct ControllerOptions {
     /// Environment watch's): for sharding, and so that test runs sharing a
     /// cluster stay apart.
     pub selector: Option<String>,
+    /// What the tenant guardrails allow beyond their fixed rules; their
+    /// ingress domain is always `build`'s.
+    pub guardrails: GuardrailOptions,
 }
 
 impl ControllerOptions {
@@ -73,6 +76,7 @@ impl ControllerOptions {
             lease: LeaseOptions::new(identity),
             concurrency: 32,
             install_crd: true,
+            guardrails: GuardrailOptions::default(),
             selector: None,
         }
     }
@@ -128,7 +132,7 @@ async fn lead(client: Client, options: ControllerOptions, metrics: Metrics) -> R
         &ReservedNames::new(&options.build.ingress_controller_namespace, &[]),
         &GuardrailOptions {
             ingress_domain: options.build.ingress_domain.clone(),
-            ..GuardrailOptions::default()
+            ..options.guardrails.clone()
         },
     )
     .await?;

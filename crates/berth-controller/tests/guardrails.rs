@@ -552,6 +552,20 @@ async fn services_reach_no_outside_address_and_no_token_secret_is_made() -> Resu
         }
         t.admitted("an Opaque Secret", secret("Opaque", "default"), false)
             .await?;
+        // The quota counts objects, not bytes: size is a guardrail's.
+        let big = "x".repeat(900 * 1024);
+        let mut large = secret("Opaque", "default");
+        large["stringData"] = json!({"blob": big});
+        t.refused("a 900 KB Secret", large, &["stringData", "512 KiB"])
+            .await?;
+        let config_map = |data: &str| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": unique_name("cm")}, "data": {"blob": data}})
+        };
+        t.refused("a 900 KB ConfigMap", config_map(&big), &["data", "512 KiB"])
+            .await?;
+        t.admitted("a 100 KB ConfigMap", config_map(&"x".repeat(100 * 1024)), false)
+            .await?;
         Ok(())
     }
     .await;
@@ -787,7 +801,12 @@ async fn the_guardrails_type_check() -> Result<()> {
                     .is_some_and(|n| n.starts_with(GUARDRAIL_POLICY_PREFIX))
             })
             .collect();
-        ensure!(policies.len() == 6, "{} guardrail policies", policies.len());
+        let expected = berth_manifests::guardrails("berth", &Default::default()).len();
+        ensure!(
+            policies.len() == expected,
+            "{} guardrail policies, not {expected}",
+            policies.len()
+        );
         for policy in policies {
             let status = policy.status.clone().unwrap_or_default();
             ensure!(

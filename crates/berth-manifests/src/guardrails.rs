@@ -169,6 +169,11 @@ pub fn guardrails(berth_username: &str, options: &GuardrailOptions) -> Vec<Guard
                 options,
             ),
         ),
+        make(
+            "configmaps",
+            vec![writes("", &["configmaps"])],
+            config_map_rules(),
+        ),
     ]
 }
 
@@ -356,14 +361,49 @@ fn service_rules() -> Rules {
     }
 }
 
-/// No ServiceAccount token Secrets.
+/// Most bytes of data one Secret or ConfigMap may hold. The quota counts
+/// objects, not bytes; without this, a tenant's count of Secrets times the
+/// apiserver's 1 MiB per object is etcd space every tenant shares. Half of
+/// that limit still holds a Helm release of a large chart.
+pub const MAX_DATA_BYTES: u64 = 512 * 1024;
+
+/// The check that the `fields` of the object (maps of strings or bytes)
+/// hold at most [`MAX_DATA_BYTES`] together.
+fn data_size(fields: &[&str]) -> Value {
+    let total = fields
+        .iter()
+        .map(|f| format!("object.?{f}.orValue({{}}).map(k, size(object.{f}[k])).sum()"))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    check(
+        &format!("{total} <= {MAX_DATA_BYTES}"),
+        &format!(
+            "'{}: holds more than {} KiB: keep large files in a volume'",
+            fields.join(", "),
+            MAX_DATA_BYTES / 1024
+        ),
+    )
+}
+
+/// No ServiceAccount token Secrets; no Secret over [`MAX_DATA_BYTES`].
 fn secret_rules() -> Rules {
     Rules {
         variables: vec![],
-        validations: vec![check(
-            "object.?type.orValue('') != 'kubernetes.io/service-account-token'",
-            "'type: kubernetes.io/service-account-token is not allowed: it would mint a lasting token for a ServiceAccount (' + object.metadata.?annotations[?'kubernetes.io/service-account.name'].orValue('unnamed') + '); request short-lived tokens through Berth instead'",
-        )],
+        validations: vec![
+            check(
+                "object.?type.orValue('') != 'kubernetes.io/service-account-token'",
+                "'type: kubernetes.io/service-account-token is not allowed: it would mint a lasting token for a ServiceAccount (' + object.metadata.?annotations[?'kubernetes.io/service-account.name'].orValue('unnamed') + '); request short-lived tokens through Berth instead'",
+            ),
+            data_size(&["data", "stringData"]),
+        ],
+    }
+}
+
+/// No ConfigMap over [`MAX_DATA_BYTES`].
+fn config_map_rules() -> Rules {
+    Rules {
+        variables: vec![],
+        validations: vec![data_size(&["data", "binaryData"])],
     }
 }
 
@@ -466,7 +506,8 @@ mod tests {
                 "secrets",
                 "pods",
                 "workloads",
-                "cronjobs"
+                "cronjobs",
+                "configmaps"
             ]
             .map(|n| format!("{GUARDRAIL_POLICY_PREFIX}{n}"))
         );
@@ -501,6 +542,7 @@ mod tests {
                     message.starts_with("'spec.")
                         || message.starts_with("\"spec.")
                         || message.starts_with("'type: ")
+                        || message.starts_with("'data, ")
                         || message.starts_with("'metadata.annotations["),
                     "{name}: {message}"
                 );

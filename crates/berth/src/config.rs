@@ -59,6 +59,13 @@ pub struct ServeArgs {
     /// link-local (always blocked): say the nodes' network.
     #[arg(long, env = "BERTH_BLOCKED_EGRESS_CIDRS", value_delimiter = ',')]
     pub blocked_egress_cidrs: Option<Vec<String>>,
+    /// Ingress controller annotations tenants' Ingresses may carry beyond
+    /// the default allow-list, comma-separated.
+    #[arg(long, env = "BERTH_INGRESS_ANNOTATIONS", value_delimiter = ',')]
+    pub ingress_annotations: Option<Vec<String>>,
+    /// Priority classes tenants' pods may name, comma-separated (default: none).
+    #[arg(long, env = "BERTH_PRIORITY_CLASSES", value_delimiter = ',')]
+    pub priority_classes: Option<Vec<String>>,
     /// Do not run the controller in this process (it runs as `berth controller`).
     #[arg(long, env = "BERTH_NO_CONTROLLER")]
     pub no_controller: bool,
@@ -80,6 +87,8 @@ struct FileConfig {
     ingress_namespace: Option<String>,
     reserved_names: Option<Vec<String>>,
     blocked_egress_cidrs: Option<Vec<String>>,
+    ingress_annotations: Option<Vec<String>>,
+    priority_classes: Option<Vec<String>>,
     no_controller: Option<bool>,
 }
 
@@ -108,6 +117,10 @@ pub struct Network {
     pub reserved_names: ReservedNames,
     /// CIDRs isolated environments may not send to, beyond link-local.
     pub blocked_egress_cidrs: Vec<String>,
+    /// Ingress annotations tenants may use beyond the default allow-list.
+    pub ingress_annotations: Vec<String>,
+    /// Priority classes tenants' pods may name.
+    pub priority_classes: Vec<String>,
 }
 
 impl Default for Network {
@@ -116,6 +129,8 @@ impl Default for Network {
             ingress_namespace: DEFAULT_INGRESS_NAMESPACE.to_owned(),
             reserved_names: ReservedNames::default(),
             blocked_egress_cidrs: Vec::new(),
+            ingress_annotations: Vec::new(),
+            priority_classes: Vec::new(),
         }
     }
 }
@@ -153,13 +168,47 @@ impl Network {
             reserved_names: ReservedNames::new(&ingress_namespace, &reserved_names),
             ingress_namespace,
             blocked_egress_cidrs,
+            ingress_annotations: Vec::new(),
+            priority_classes: Vec::new(),
         })
     }
 
-    /// The builder's view of it.
-    pub fn apply_to(&self, build: &mut berth_manifests::BuildOptions) {
-        build.ingress_controller_namespace = self.ingress_namespace.clone();
-        build.blocked_egress_cidrs = self.blocked_egress_cidrs.clone();
+    /// Names allowed to tenants beyond the guardrails' defaults: ingress
+    /// annotation keys and priority classes. Errors name the setting.
+    pub fn allowing(
+        mut self,
+        ingress_annotations: Vec<String>,
+        priority_classes: Vec<String>,
+    ) -> anyhow::Result<Self> {
+        for (setting, values) in [
+            ("ingress_annotations", &ingress_annotations),
+            ("priority_classes", &priority_classes),
+        ] {
+            for value in values {
+                anyhow::ensure!(
+                    !value.is_empty()
+                        && value.len() <= 253
+                        && value
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-._/".contains(&b)),
+                    "{setting}: {value:?} must be a Kubernetes name or annotation key"
+                );
+            }
+        }
+        self.ingress_annotations = ingress_annotations;
+        self.priority_classes = priority_classes;
+        Ok(self)
+    }
+
+    /// The controller's view of it: the builder's options and the guardrails'.
+    pub fn apply_to(&self, options: &mut berth_controller::ControllerOptions) {
+        options.build.ingress_controller_namespace = self.ingress_namespace.clone();
+        options.build.blocked_egress_cidrs = self.blocked_egress_cidrs.clone();
+        options
+            .guardrails
+            .ingress_annotations
+            .extend(self.ingress_annotations.iter().cloned());
+        options.guardrails.priority_classes = self.priority_classes.clone();
     }
 }
 
@@ -210,6 +259,14 @@ impl Config {
                     .unwrap_or_default(),
                 args.blocked_egress_cidrs
                     .or(file.blocked_egress_cidrs)
+                    .unwrap_or_default(),
+            )?
+            .allowing(
+                args.ingress_annotations
+                    .or(file.ingress_annotations)
+                    .unwrap_or_default(),
+                args.priority_classes
+                    .or(file.priority_classes)
                     .unwrap_or_default(),
             )?,
             no_controller: args.no_controller || file.no_controller.unwrap_or(false),
@@ -342,6 +399,7 @@ mod tests {
             ("blocked_egress_cidrs", "[\"10.0.0.0/33\"]"),
             ("reserved_names", "[\"Ops\"]"),
             ("ingress_namespace", "\"Not A Name\""),
+            ("priority_classes", "[\"a b\"]"),
         ] {
             std::fs::write(&path, format!("{key} = {value}\n")).unwrap();
             let error = Config::load(ServeArgs::default(), Some(&path)).unwrap_err();

@@ -55,6 +55,12 @@ pub struct ControllerArgs {
     /// CIDRs isolated environments may not send to, beyond link-local.
     #[arg(long, env = "BERTH_BLOCKED_EGRESS_CIDRS", value_delimiter = ',')]
     blocked_egress_cidrs: Vec<String>,
+    /// Ingress annotations tenants may use beyond the default allow-list.
+    #[arg(long, env = "BERTH_INGRESS_ANNOTATIONS", value_delimiter = ',')]
+    ingress_annotations: Vec<String>,
+    /// Priority classes tenants' pods may name (default: none).
+    #[arg(long, env = "BERTH_PRIORITY_CLASSES", value_delimiter = ',')]
+    priority_classes: Vec<String>,
     /// Do not apply the CRD at start; it must then be installed (`berth crd`).
     #[arg(long)]
     no_install_crd: bool,
@@ -75,7 +81,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         Vec::new(),
         args.blocked_egress_cidrs,
     )?
-    .apply_to(&mut options.build);
+    .allowing(args.ingress_annotations, args.priority_classes)?
+    .apply_to(&mut options);
     options.install_crd = !args.no_install_crd;
 
     let mut registry = Registry::default();

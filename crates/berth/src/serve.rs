@@ -48,7 +48,7 @@ impl Server {
         let controller = (!config.no_controller).then(|| {
             let mut options = ControllerOptions::new(crate::controller_identity());
             options.build.ingress_domain = config.ingress_domain.clone();
-            config.network.apply_to(&mut options.build);
+            config.network.apply_to(&mut options);
             (options, ControllerMetrics::register(&mut registry))
         });
         let cluster = Arc::new(Cluster::new(config.kubeconfig.clone()));
