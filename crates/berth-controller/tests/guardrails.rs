@@ -460,11 +460,46 @@ async fn ingresses_reach_only_the_environments_own_hosts() -> Result<()> {
             ingress(
                 &unique_name("ing"),
                 json!([rule(Some(&t.host("app")))]),
-                json!({"nginx.ingress.kubernetes.io/rewrite-target": "/",
+                json!({"nginx.ingress.kubernetes.io/rewrite-target": "/$2",
                        "nginx.ingress.kubernetes.io/proxy-body-size": "8m",
-                       "example.com/owner": "team-a"}),
+                       "example.com/owner": "team-a; anything {goes} here"}),
             ),
             false,
+        )
+        .await?;
+        // Allowed annotations and paths still may not smuggle configuration
+        // into the controller (ingress-nginx's CVE-2021-25742 kind).
+        for (attack, value) in [
+            (
+                "a directive in rewrite-target",
+                "/ last; } location /x { return 200 pwn; } #",
+            ),
+            ("an include in proxy-body-size", "1m; include /etc/passwd"),
+            ("a line break", "8m\nmore_set_headers x"),
+        ] {
+            let key = if attack.contains("rewrite") {
+                "nginx.ingress.kubernetes.io/rewrite-target"
+            } else {
+                "nginx.ingress.kubernetes.io/proxy-body-size"
+            };
+            t.refused(
+                attack,
+                ingress(
+                    &unique_name("ing"),
+                    json!([rule(Some(&t.host("app")))]),
+                    json!({key: value}),
+                ),
+                &["metadata.annotations", "braces"],
+            )
+            .await?;
+        }
+        let mut path_attack = rule(Some(&t.host("app")));
+        path_attack["http"]["paths"][0]["path"] = json!("/a { return 200 x; } location /b");
+        path_attack["http"]["paths"][0]["pathType"] = json!("ImplementationSpecific");
+        t.refused(
+            "a directive in a path",
+            ingress(&unique_name("ing"), json!([path_attack]), json!({})),
+            &["spec.rules[].http.paths[].path"],
         )
         .await?;
 
@@ -566,6 +601,23 @@ async fn services_reach_no_outside_address_and_no_token_secret_is_made() -> Resu
             .await?;
         t.admitted("a 100 KB ConfigMap", config_map(&"x".repeat(100 * 1024)), false)
             .await?;
+        // Counted in bytes, keys included: 340,000 euro signs are 1,020,000 bytes.
+        t.refused(
+            "a ConfigMap of multi-byte characters",
+            config_map(&"\u{20ac}".repeat(340_000)),
+            &["data", "512 KiB"],
+        )
+        .await?;
+        let many_keys: serde_json::Map<String, Value> = (0..3000)
+            .map(|i| (format!("{i:0>240}"), json!("")))
+            .collect();
+        t.refused(
+            "a ConfigMap of long keys",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": unique_name("cm")}, "data": many_keys}),
+            &["data", "512 KiB"],
+        )
+        .await?;
         Ok(())
     }
     .await;

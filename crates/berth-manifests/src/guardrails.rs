@@ -337,9 +337,27 @@ fn ingress_rules(options: &GuardrailOptions) -> Rules {
                     cel_string(&options.ingress_annotations.join(", "))
                 ),
             ),
+            // After the key checks, so that a forbidden key is named as such.
+            check(
+                &format!(
+                    "variables.rules.all(r, r.?http.?paths.orValue([]).all(p, !p.?path.orValue('').matches({UNSAFE_IN_CONFIG})))"
+                ),
+                "'spec.rules[].http.paths[].path: may not hold braces, semicolons, #, quotes, backslashes or line breaks: ingress controllers write paths into their configuration'",
+            ),
+            check(
+                &format!(
+                    "object.metadata.?annotations.orValue({{}}).all(k, !(k.lowerAscii().split('/')[0].endsWith('ingress.kubernetes.io') || k.lowerAscii().split('/')[0] in {prefixes}) || !object.metadata.annotations[k].matches({UNSAFE_IN_CONFIG}))"
+                ),
+                "'metadata.annotations: an ingress controller annotation may not hold braces, semicolons, #, quotes, backslashes or line breaks: its value is written into the controller\\'s configuration'",
+            ),
         ],
     }
 }
+
+/// Characters that end or comment out a directive in an ingress
+/// controller's generated configuration (ingress-nginx's CVE-2021-25742
+/// kind): a CEL raw string of an RE2 class, matched anywhere in a value.
+const UNSAFE_IN_CONFIG: &str = r#"r"[{};#'\\\r\n\x22]""#;
 
 /// No `externalIPs`, no `ExternalName` unless an admin allowed it.
 fn service_rules() -> Rules {
@@ -367,19 +385,34 @@ fn service_rules() -> Rules {
 /// that limit still holds a Helm release of a large chart.
 pub const MAX_DATA_BYTES: u64 = 512 * 1024;
 
-/// The check that the `fields` of the object (maps of strings or bytes)
-/// hold at most [`MAX_DATA_BYTES`] together.
-fn data_size(fields: &[&str]) -> Value {
+/// How a data field of a Secret or ConfigMap holds its values.
+#[derive(Clone, Copy)]
+enum Values {
+    Strings,
+    Bytes,
+}
+
+/// The check that the `fields` of the object hold at most
+/// [`MAX_DATA_BYTES`] together, keys included, counted in bytes (a string's
+/// `size` counts characters, and one character may take four bytes).
+fn data_size(fields: &[(&str, Values)]) -> Value {
     let total = fields
         .iter()
-        .map(|f| format!("object.?{f}.orValue({{}}).map(k, size(object.{f}[k])).sum()"))
+        .map(|(f, values)| {
+            let value = match values {
+                Values::Strings => format!("size(bytes(object.{f}[k]))"),
+                Values::Bytes => format!("size(object.{f}[k])"),
+            };
+            format!("object.?{f}.orValue({{}}).map(k, size(k) + {value}).sum()")
+        })
         .collect::<Vec<_>>()
         .join(" + ");
+    let names: Vec<&str> = fields.iter().map(|(f, _)| *f).collect();
     check(
         &format!("{total} <= {MAX_DATA_BYTES}"),
         &format!(
             "'{}: holds more than {} KiB: keep large files in a volume'",
-            fields.join(", "),
+            names.join(", "),
             MAX_DATA_BYTES / 1024
         ),
     )
@@ -394,7 +427,7 @@ fn secret_rules() -> Rules {
                 "object.?type.orValue('') != 'kubernetes.io/service-account-token'",
                 "'type: kubernetes.io/service-account-token is not allowed: it would mint a lasting token for a ServiceAccount (' + object.metadata.?annotations[?'kubernetes.io/service-account.name'].orValue('unnamed') + '); request short-lived tokens through Berth instead'",
             ),
-            data_size(&["data", "stringData"]),
+            data_size(&[("data", Values::Bytes), ("stringData", Values::Strings)]),
         ],
     }
 }
@@ -403,7 +436,10 @@ fn secret_rules() -> Rules {
 fn config_map_rules() -> Rules {
     Rules {
         variables: vec![],
-        validations: vec![data_size(&["data", "binaryData"])],
+        validations: vec![data_size(&[
+            ("data", Values::Strings),
+            ("binaryData", Values::Bytes),
+        ])],
     }
 }
 
@@ -543,6 +579,7 @@ mod tests {
                         || message.starts_with("\"spec.")
                         || message.starts_with("'type: ")
                         || message.starts_with("'data, ")
+                        || message.starts_with("'metadata.annotations: ")
                         || message.starts_with("'metadata.annotations["),
                     "{name}: {message}"
                 );
