@@ -19,7 +19,6 @@ use berth_manifests::{
 };
 use berth_testkit::{TestNamespace, api_status, eventually, unique_name};
 use k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy;
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -75,21 +74,9 @@ impl Outsider {
         let account: ServiceAccount =
             serde_json::from_value(json!({"metadata": {"name": "writer"}}))?;
         accounts.create(&PostParams::default(), &account).await?;
-        let request = TokenRequest {
-            spec: TokenRequestSpec {
-                audiences: vec![],
-                expiration_seconds: Some(600),
-                ..TokenRequestSpec::default()
-            },
-            ..TokenRequest::default()
-        };
-        let token = accounts
-            .create_token_request("writer", &PostParams::default(), &request)
-            .await?
-            .status
-            .context("a token request without status")?
-            .token;
-        let client = cluster.client_with_token(&token).await?;
+        let client = cluster
+            .service_account_client(namespace.name(), "writer")
+            .await?;
         let environments = Api::<Environment>::all(client.clone());
         eventually(PROPAGATION, || async {
             environments.list(&ListParams::default().limit(1)).await?;

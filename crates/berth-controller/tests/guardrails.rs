@@ -23,7 +23,6 @@ use berth_manifests::{
 };
 use berth_testkit::{TestNamespace, api_status, eventually, unique_name};
 use k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy;
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::RoleBinding;
@@ -212,21 +211,9 @@ async fn bind(
     Api::<RoleBinding>::namespaced(admin.clone(), env)
         .create(&PostParams::default(), &binding)
         .await?;
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec![],
-            expiration_seconds: Some(600),
-            ..TokenRequestSpec::default()
-        },
-        ..TokenRequest::default()
-    };
-    let token = accounts
-        .create_token_request("member", &PostParams::default(), &request)
-        .await?
-        .status
-        .context("a token request without status")?
-        .token;
-    let client = cluster.client_with_token(&token).await?;
+    let client = cluster
+        .service_account_client(home.name(), "member")
+        .await?;
     let pods = Api::<Pod>::namespaced(client.clone(), env);
     eventually(PROPAGATION, || async {
         pods.list(&ListParams::default().limit(1)).await?;

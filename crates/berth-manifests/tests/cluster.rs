@@ -21,7 +21,6 @@ use berth_manifests::{
 };
 use berth_testkit::{Cluster, TestNamespace, api_status, eventually};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{
     LimitRange, Namespace, Pod, ResourceQuota, Secret, Service, ServiceAccount,
 };
@@ -471,24 +470,9 @@ async fn confined_in(cluster: &Cluster, role: &str, home: &str, other: &str) -> 
     let limits = object_named("LimitRange")?;
     let policy = object_named("NetworkPolicy")?;
 
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec![],
-            expiration_seconds: Some(600),
-            ..TokenRequestSpec::default()
-        },
-        ..TokenRequest::default()
-    };
-    let token = Api::<ServiceAccount>::namespaced(admin.clone(), USERS_NAMESPACE)
-        .create_token_request(&account, &PostParams::default(), &request)
-        .await
-        .with_context(|| {
-            format!("requesting a token for ServiceAccount {USERS_NAMESPACE}/{account}")
-        })?
-        .status
-        .context("token request without status")?
-        .token;
-    let tenant = cluster.client_with_token(&token).await?;
+    let tenant = cluster
+        .service_account_client(USERS_NAMESPACE, &account)
+        .await?;
 
     // Allowed: creating a workload that meets the restricted level.
     let deployments = Api::<Deployment>::namespaced(tenant.clone(), home);

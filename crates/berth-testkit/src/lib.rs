@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, PostParams};
 use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
@@ -78,6 +79,26 @@ impl Cluster {
     /// certificate.
     pub async fn client_with_token(&self, token: &str) -> Result<Client> {
         client_from_kubeconfig(&self.kubeconfig(), Some(token)).await
+    }
+
+    /// A client acting as the ServiceAccount `namespace/name`, with a token
+    /// from a TokenRequest that works for ten minutes (the default audience).
+    pub async fn service_account_client(&self, namespace: &str, name: &str) -> Result<Client> {
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                expiration_seconds: Some(600),
+                ..TokenRequestSpec::default()
+            },
+            ..TokenRequest::default()
+        };
+        let token = Api::<ServiceAccount>::namespaced(self.client(), namespace)
+            .create_token_request(name, &PostParams::default(), &request)
+            .await
+            .with_context(|| format!("requesting a token for ServiceAccount {namespace}/{name}"))?
+            .status
+            .context("a token request without status")?
+            .token;
+        self.client_with_token(&token).await
     }
 
     /// The value of `key` exactly as the apiserver stored it in etcd, so that

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use berth_testkit::{TestNamespace, api_status, cluster, eventually};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, Pod, ResourceQuota, Secret, ServiceAccount,
 };
@@ -327,20 +327,9 @@ async fn service_account_token_authenticates_and_rbac_confines_it() -> Result<()
         )
         .await?;
 
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            expiration_seconds: Some(600),
-            ..TokenRequestSpec::default()
-        },
-        ..TokenRequest::default()
-    };
-    let token = accounts
-        .create_token_request("reader", &PostParams::default(), &request)
-        .await?
-        .status
-        .context("token request without status")?
-        .token;
-    let as_reader = cluster.client_with_token(&token).await?;
+    let as_reader = cluster
+        .service_account_client(home.name(), "reader")
+        .await?;
 
     let review = Api::<SelfSubjectReview>::all(as_reader.clone())
         .create(&PostParams::default(), &SelfSubjectReview::default())
