@@ -18,9 +18,23 @@ if [ -z "${BERTH_ADMIN_PASSWORD:-}" ]; then
 fi
 
 listen=${BERTH_LISTEN:-127.0.0.1:8080}
+
+# Prometheus, kept running between runs (scripts/prometheus.sh stop .berth/prometheus
+# ends it), scraping this Berth and the cluster's kubelets; 9090 when that is free.
+if [ -z "${BERTH_PROMETHEUS_URL:-}" ]; then
+  prom_port=9090
+  curl -s -o /dev/null "http://127.0.0.1:$prom_port" && prom_port=
+  BERTH_PROMETHEUS_URL=$(scripts/prometheus.sh status .berth/prometheus 2>/dev/null \
+    || scripts/prometheus.sh start .berth/prometheus $prom_port)
+  export BERTH_PROMETHEUS_URL
+  printf '[{"targets": ["%s"], "labels": {"job": "berth"}}]\n' "${listen/0.0.0.0/127.0.0.1}" \
+    >.berth/prometheus/targets/berth.json
+fi
+
 cat <<MSG
 
   Berth is starting at http://$listen
+  Prometheus: $BERTH_PROMETHEUS_URL
   Admin login: $BERTH_ADMIN_EMAIL / $BERTH_ADMIN_PASSWORD
   (the password applies when this store is created; it is kept in $creds)
 

@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 step() { printf '\n== %s\n' "$*"; }
 
 pg_dir=$(mktemp -d /tmp/berth-pg.XXXXXX)
+prom_dir=$(mktemp -d /tmp/berth-prometheus.XXXXXX)
 started_cluster=false
 cleanup() {
   scripts/postgres.sh stop "$pg_dir"
+  scripts/prometheus.sh stop "$prom_dir"
   if $started_cluster; then scripts/localcluster.sh down; fi
 }
 trap cleanup EXIT
@@ -30,6 +32,11 @@ scripts/localcluster.sh up
 step "PostgreSQL (throwaway cluster)"
 pg_url=$(scripts/postgres.sh start "$pg_dir")
 echo "$pg_url"
+
+step "Prometheus (shared by the metrics tests; they add their targets to its file_sd directory)"
+BERTH_TEST_PROMETHEUS_URL=$(PROMETHEUS_SCRAPE_INTERVAL=1s scripts/prometheus.sh start "$prom_dir")
+export BERTH_TEST_PROMETHEUS_URL BERTH_TEST_PROMETHEUS_TARGETS=$prom_dir/targets
+echo "$BERTH_TEST_PROMETHEUS_URL"
 
 step "tests on SQLite"
 cargo test --workspace --locked --no-fail-fast --lib --bins --tests
