@@ -23,7 +23,9 @@ use berth_manifests::{
 };
 use berth_testkit::{TestNamespace, api_status, eventually, unique_name};
 use k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy;
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    Namespace, PersistentVolume, PersistentVolumeClaim, Pod, ServiceAccount,
+};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{
@@ -300,6 +302,17 @@ fn pod_spec(extra: Value) -> Value {
 fn pod(extra: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": unique_name("pod")},
            "spec": pod_spec(extra)})
+}
+
+/// A claim of 1 GiB, with `extra` fields merged into its spec.
+fn claim(extra: Value) -> Value {
+    let mut spec =
+        json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}});
+    for (key, value) in extra.as_object().into_iter().flatten() {
+        spec[key] = value.clone();
+    }
+    json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+           "metadata": {"name": unique_name("claim")}, "spec": spec})
 }
 
 fn deployment(extra: Value) -> Value {
@@ -692,6 +705,37 @@ async fn pods_run_as_their_namespaces_accounts_on_ordinary_terms() -> Result<()>
             )
             .await?;
         }
+        t.refused(
+            "a pod tolerating not-ready nodes for a day",
+            pod(json!({"tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 86400}]})),
+            &["spec.tolerations", "3600"],
+        )
+        .await?;
+        // Naming a node or another scheduler skips the taints altogether.
+        t.refused(
+            "a pod naming its node",
+            pod(json!({"nodeName": "berth-node-0"})),
+            &["spec.nodeName"],
+        )
+        .await?;
+        t.refused(
+            "a pod naming another scheduler",
+            pod(json!({"schedulerName": "my-scheduler"})),
+            &["spec.schedulerName"],
+        )
+        .await?;
+        t.refused(
+            "a Deployment whose pods would name their node",
+            deployment(json!({"nodeName": "berth-node-0"})),
+            &["spec.template.spec.nodeName"],
+        )
+        .await?;
+        t.refused(
+            "a CronJob whose pods would name another scheduler",
+            cron_job(json!({"schedulerName": "my-scheduler"})),
+            &["spec.jobTemplate.spec.template.spec.schedulerName"],
+        )
+        .await?;
         // Workloads are judged at once, not only when their pods are made.
         t.refused(
             "a Deployment whose pods would be system-node-critical",
@@ -735,6 +779,13 @@ async fn pods_run_as_their_namespaces_accounts_on_ordinary_terms() -> Result<()>
         .await?;
         t.admitted("a CronJob of the default account", cron_job(json!({})), false)
             .await?;
+        t.admitted(
+            "a pod choosing nodes by label, through the default scheduler",
+            pod(json!({"schedulerName": "default-scheduler",
+                       "nodeSelector": {"kubernetes.io/os": "linux"}})),
+            false,
+        )
+        .await?;
 
         // The pods of Berth's own app are made by the ReplicaSet controller,
         // which the guardrails judge too, and admit.
@@ -748,7 +799,118 @@ async fn pods_run_as_their_namespaces_accounts_on_ordinary_terms() -> Result<()>
         })
         .await
         .context("the ReplicaSet controller made no pod of Berth's app")?;
+        // Once scheduled, a pod holds its node: changing anything else of
+        // it (a member's label, a controller's adoption) stays allowed.
+        let scheduled = eventually(READY_WITHIN, || async {
+            let list = pods
+                .list(&ListParams::default().labels(&format!("{APP_LABEL}=web")))
+                .await?;
+            list.items
+                .into_iter()
+                .find(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
+                .and_then(|p| p.metadata.name)
+                .ok_or_else(|| anyhow!("no pod of the app web is scheduled yet"))
+        })
+        .await?;
+        Api::<Pod>::namespaced(t.client.clone(), &t.env)
+            .patch(
+                &scheduled,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"checked": "yes"}}})),
+            )
+            .await
+            .context("a member could not label a scheduled pod")?;
         Ok(())
+    }
+    .await;
+    let cleaned = tenant.cleanup().await;
+    outcome.and(cleaned)
+}
+
+#[tokio::test]
+async fn claims_get_only_volumes_made_for_them() -> Result<()> {
+    let tenant = Tenant::new("bc-gr-pvc", "editor").await?;
+    let outcome = async {
+        let t = &tenant;
+        t.refused(
+            "a claim of an existing volume by name",
+            claim(json!({"volumeName": "pv-of-another-environment"})),
+            &["spec.volumeName"],
+        )
+        .await?;
+        let mut stateful_set = json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": unique_name("sts")},
+            "spec": {"replicas": 0, "serviceName": "db", "selector": {"matchLabels": {"test": "sts"}},
+                     "template": {"metadata": {"labels": {"test": "sts"}}, "spec": pod_spec(json!({}))},
+                     "volumeClaimTemplates": [claim(json!({"volumeName": "pv-of-another-environment"}))]}});
+        t.refused(
+            "a StatefulSet claiming an existing volume by name",
+            stateful_set.clone(),
+            &["spec.volumeClaimTemplates[].spec", "volumeName"],
+        )
+        .await?;
+        stateful_set["spec"]["volumeClaimTemplates"] = json!([claim(json!({}))]);
+        t.admitted("a StatefulSet with ordinary claims", stateful_set, false)
+            .await?;
+        // With the CrossNamespaceVolumeDataSource feature off (its default),
+        // the apiserver drops the namespace before admission; with it on,
+        // the guardrail refuses. Either way the claim stays home.
+        let foreign_source = claim(json!({"dataSourceRef": {
+            "apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot",
+            "name": "snap", "namespace": "kube-system"}}));
+        let api = t.api(&t.client, &foreign_source);
+        let dry_run = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
+        match api
+            .create(&dry_run, &serde_json::from_value(foreign_source)?)
+            .await
+        {
+            Ok(made) => ensure!(
+                made.data["spec"]["dataSourceRef"]["namespace"].is_null(),
+                "a claim kept a data source in another namespace: {:?}",
+                made.data["spec"]
+            ),
+            Err(e) => {
+                refusal(Err(e), &["spec.dataSourceRef.namespace"])?;
+            }
+        }
+
+        // The cluster's binder may still bind a claim to the volume made
+        // for it: an admin's volume reserved for the claim gets Bound.
+        let name = unique_name("claim");
+        let volume: PersistentVolume =
+            serde_json::from_value(json!({
+                "metadata": {"name": format!("{}-{name}", t.env)},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                         "storageClassName": "", "hostPath": {"path": "/tmp/berth-test"},
+                         "claimRef": {"namespace": t.env, "name": name}},
+            }))?;
+        let volumes = Api::<PersistentVolume>::all(t.admin.clone());
+        volumes.create(&PostParams::default(), &volume).await?;
+        let outcome = async {
+            let mut ordinary = claim(json!({"storageClassName": ""}));
+            ordinary["metadata"]["name"] = json!(name);
+            t.admitted("an ordinary claim", ordinary, true).await?;
+            let claims = Api::<PersistentVolumeClaim>::namespaced(
+                t.admin.clone(),
+                &t.env,
+            );
+            eventually(READY_WITHIN, || async {
+                let c = claims.get(&name).await?;
+                let phase = c.status.and_then(|s| s.phase).unwrap_or_default();
+                ensure!(phase == "Bound", "the claim is {phase:?}, not Bound");
+                Ok(())
+            })
+            .await
+            .context("the binder could not bind the claim to its volume")
+        }
+        .await;
+        volumes
+            .delete(&volume.metadata.name.clone().unwrap_or_default(), &Default::default())
+            .await?;
+        outcome
     }
     .await;
     let cleaned = tenant.cleanup().await;

@@ -13,7 +13,10 @@
 //!   a token for any ServiceAccount of the namespace;
 //! - pods, and the pod templates of workloads, running as a Berth member
 //!   identity or another namespace's ServiceAccount, with a priority class
-//!   outside an allow-list, or tolerating control-plane or critical taints.
+//!   outside an allow-list, tolerating control-plane or critical taints,
+//!   naming their node or another scheduler (either skips the taints);
+//! - PersistentVolumeClaims naming a volume or a data source in another
+//!   namespace.
 //!
 //! Each policy lets Berth's own identity through: what it writes (its apps'
 //! Deployments, Services and Ingresses) it built from a spec its API
@@ -91,6 +94,19 @@ const CRITICAL_TAINT_KEYS: &[&str] = &[
 const TIMED_TOLERATIONS: &[&str] = &[
     "node.kubernetes.io/not-ready",
     "node.kubernetes.io/unreachable",
+];
+/// Longest a pod may stay on a node in trouble, in seconds: the apiserver's
+/// default is 300 (`DefaultTolerationSeconds`); an hour lets a tenant ride
+/// out a short outage without pinning pods to a dead node for good.
+pub const MAX_TOLERATION_SECONDS: i64 = 3600;
+/// The one scheduler tenants' pods may name: the cluster's own, which keeps
+/// pods off control-plane and tainted nodes.
+const DEFAULT_SCHEDULER: &str = "default-scheduler";
+/// The identities that bind a claim to a volume: the controller-manager's
+/// persistent-volume binder (with per-controller credentials, and without).
+const VOLUME_BINDERS: &[&str] = &[
+    "system:serviceaccount:kube-system:persistent-volume-binder",
+    "system:kube-controller-manager",
 ];
 
 /// What the guardrails allow beyond their fixed rules.
@@ -173,6 +189,24 @@ pub fn guardrails(berth_username: &str, options: &GuardrailOptions) -> Vec<Guard
             "configmaps",
             vec![writes("", &["configmaps"])],
             config_map_rules(),
+        ),
+        make(
+            "persistentvolumeclaims",
+            vec![writes("", &["persistentvolumeclaims"])],
+            claim_rules(),
+        ),
+        // A StatefulSet's claims are made by its controller; judged here
+        // too, its writer hears of a refusal at once.
+        make(
+            "statefulsets",
+            vec![writes("apps", &["statefulsets"])],
+            Rules {
+                variables: vec![],
+                validations: vec![check(
+                    "object.spec.?volumeClaimTemplates.orValue([]).all(c, c.spec.?volumeName.orValue('') == '' && c.spec.?dataSourceRef.?namespace.orValue('') == '')",
+                    "'spec.volumeClaimTemplates[].spec: volumeName and a dataSourceRef namespace are not allowed: claims get volumes the cluster provisions for them, filled only from their own namespace'",
+                )],
+            },
         ),
     ]
 }
@@ -454,12 +488,23 @@ fn pod_rules(spec: &str, path: &str, options: &GuardrailOptions) -> Rules {
         format!("only {} are", options.priority_classes.join(", "))
     };
     let tolerations = format!(
-        "{spec}.?tolerations.orValue([]).filter(t, t.?key.orValue('') == '' || t.key.startsWith({role}) || t.key in {critical} || (t.key.startsWith({condition}) && !(t.key in {timed} && t.?effect.orValue('') == 'NoExecute' && has(t.tolerationSeconds))))",
+        "{spec}.?tolerations.orValue([]).filter(t, t.?key.orValue('') == '' || t.key.startsWith({role}) || t.key in {critical} || (t.key.startsWith({condition}) && !(t.key in {timed} && t.?effect.orValue('') == 'NoExecute' && t.?tolerationSeconds.orValue({max} + 1) <= {max})))",
         role = cel_string(NODE_ROLE_TAINT_PREFIX),
         critical = cel_strings(CRITICAL_TAINT_KEYS),
         condition = cel_string(NODE_CONDITION_TAINT_PREFIX),
         timed = cel_strings(TIMED_TOLERATIONS),
+        max = MAX_TOLERATION_SECONDS,
     );
+    // On UPDATE the apiserver keeps a pod's placement as it was (the
+    // scheduler binds through `pods/binding`, which no guardrail matches);
+    // only a placement newly written is judged, so that controllers may
+    // still label or adopt a scheduled pod.
+    let old_spec = spec.replacen("object", "oldObject", 1);
+    let unchanged = |field: &str| {
+        format!(
+            "(request.operation == 'UPDATE' && {old_spec}.?{field}.orValue('') == {spec}.?{field}.orValue(''))"
+        )
+    };
     Rules {
         variables: vec![
             // The deprecated `serviceAccount` is an alias the apiserver
@@ -505,11 +550,53 @@ fn pod_rules(spec: &str, path: &str, options: &GuardrailOptions) -> Rules {
                     "{} + (variables.badTolerations[0].?key.orValue('') == '' ? 'a toleration without a key tolerates every taint' : variables.badTolerations[0].key + ' is a control-plane, critical or node-condition taint') + {}",
                     cel_string(&format!("{path}.tolerations: ")),
                     cel_string(&format!(
-                        "; tolerations must name a key, none of {NODE_ROLE_TAINT_PREFIX}*, {} or {NODE_CONDITION_TAINT_PREFIX}* (but {} with NoExecute and a tolerationSeconds)",
+                        "; tolerations must name a key, none of {NODE_ROLE_TAINT_PREFIX}*, {} or {NODE_CONDITION_TAINT_PREFIX}* (but {} with NoExecute and a tolerationSeconds of at most {MAX_TOLERATION_SECONDS})",
                         CRITICAL_TAINT_KEYS.join(", "),
                         TIMED_TOLERATIONS.join(" or "),
                     )),
                 ),
+            ),
+            check(
+                &format!(
+                    "{spec}.?nodeName.orValue('') == '' || {}",
+                    unchanged("nodeName")
+                ),
+                &cel_string(&format!(
+                    "{path}.nodeName: is not allowed: a pod naming its node skips the scheduler, and with it the taints that keep tenants off control-plane and reserved nodes; use nodeSelector or affinity"
+                )),
+            ),
+            check(
+                &format!(
+                    "{spec}.?schedulerName.orValue({default}) == {default} || {}",
+                    unchanged("schedulerName"),
+                    default = cel_string(DEFAULT_SCHEDULER),
+                ),
+                &cel_string(&format!(
+                    "{path}.schedulerName: only {DEFAULT_SCHEDULER} is allowed: another scheduler need not respect the taints that keep tenants off control-plane and reserved nodes"
+                )),
+            ),
+        ],
+    }
+}
+
+/// Claims only for volumes the cluster provisions for them: no binding to
+/// a volume by name (a pre-provisioned volume may hold another tenant's
+/// data, and a released one does), no data source in another namespace.
+/// The binder's own write of `volumeName` is let through.
+fn claim_rules() -> Rules {
+    Rules {
+        variables: vec![],
+        validations: vec![
+            check(
+                &format!(
+                    "object.spec.?volumeName.orValue('') == '' || (request.operation == 'UPDATE' && oldObject.spec.?volumeName.orValue('') == object.spec.volumeName) || request.userInfo.username in {}",
+                    cel_strings(VOLUME_BINDERS)
+                ),
+                "'spec.volumeName: is not allowed: claims get volumes the cluster provisions for them, never an existing volume by name, which may hold another environment\\'s data'",
+            ),
+            check(
+                "object.spec.?dataSourceRef.?namespace.orValue(request.namespace) == request.namespace",
+                "'spec.dataSourceRef.namespace: is not allowed: a claim may only be filled from its own namespace'",
             ),
         ],
     }
@@ -543,7 +630,9 @@ mod tests {
                 "pods",
                 "workloads",
                 "cronjobs",
-                "configmaps"
+                "configmaps",
+                "persistentvolumeclaims",
+                "statefulsets"
             ]
             .map(|n| format!("{GUARDRAIL_POLICY_PREFIX}{n}"))
         );
