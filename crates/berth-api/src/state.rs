@@ -1,5 +1,6 @@
 use crate::cluster::Cluster;
 use crate::metrics::HttpMetrics;
+use crate::metrics_query::Prometheus;
 use berth_auth::Auth;
 use berth_core::environment::ReservedNames;
 use prometheus_client::registry::Registry;
@@ -24,4 +25,6 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub http_metrics: HttpMetrics,
     pub registry: Arc<Registry>,
+    /// Where environments' metrics are queried; `None` answers 503.
+    pub prometheus: Option<Prometheus>,
 }

@@ -27,6 +27,9 @@ use promql_parser::parser::token::T_COUNT_VALUES;
 use promql_parser::parser::{Expr, VectorSelector};
 use thiserror::Error;
 
+/// Reads a PromQL duration such as `30s`, `1m` or `1h30m`; `Err` says why not.
+pub use promql_parser::util::parse_duration;
+
 /// The label that names a series' namespace, as the kubelet, kube-state-metrics
 /// and Berth's own `/metrics` write it.
 pub const NAMESPACE_LABEL: &str = "namespace";

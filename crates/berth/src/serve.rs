@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use anyhow::Context;
-use berth_api::{AppState, Cluster, HttpMetrics, Settings};
+use berth_api::{AppState, Cluster, HttpMetrics, Prometheus, Settings};
 use berth_auth::{Auth, AuthConfig, Secret};
 use berth_controller::{ControllerOptions, Metrics as ControllerMetrics};
 use berth_core::account::{Email, Password};
@@ -62,6 +62,12 @@ impl Server {
             }),
             http_metrics,
             registry: Arc::new(registry),
+            prometheus: config
+                .prometheus_url
+                .as_deref()
+                .map(Prometheus::new)
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

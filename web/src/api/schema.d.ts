@@ -280,6 +280,91 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/environments/{name}/metrics/label/{label}/values": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Prometheus' values of one label (`/api/v1/label/<label>/values`) among the environment's series; selectors as for `labels`. */
+        get: operations["environment_metrics_label_values"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/environments/{name}/metrics/labels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Prometheus' label names (`/api/v1/labels`) of the environment's series; each selector confined like a query's, none meaning all the namespace's series. */
+        get: operations["environment_metrics_labels"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/environments/{name}/metrics/query": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Prometheus' instant query (`/api/v1/query`) over the environment's namespace: every vector and matrix selector gets `namespace="<name>"`. A query may leave the namespace out or write exactly `namespace="<name>"`; any other matcher on `namespace` (another value, `!=`, `=~`, `!~`) is refused, as are `label_replace`/`label_join`/`count_values` writing the `namespace` label and `info()`. */
+        get: operations["environment_metrics_query"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/environments/{name}/metrics/query_range": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Prometheus' range query (`/api/v1/query_range`), confined like `query`. `(end - start) / step + 1` may be at most 11000 points; the range at most 31 days. */
+        get: operations["environment_metrics_query_range"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/environments/{name}/metrics/series": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Prometheus' series look-up (`/api/v1/series`), each selector confined like a query's. */
+        get: operations["environment_metrics_series"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/environments/{name}/renew": {
         parameters: {
             query?: never;
@@ -1708,6 +1793,342 @@ export interface operations {
             };
             /** @description The last owner cannot be removed */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    environment_metrics_label_values: {
+        parameters: {
+            query?: {
+                /** @description Series selectors, at most 20, each at most 4096 bytes */
+                "match[]"?: string[];
+                /** @description RFC 3339 or Unix seconds; default 31 days before end */
+                start?: string;
+                /** @description RFC 3339 or Unix seconds; default now; at most 31 days after start */
+                end?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The environment */
+                name: string;
+                /** @description A label name */
+                label: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus' answer as it sent it: `{"status":"success","data":...}` (and `warnings` when it has some) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description A parameter is invalid, over a limit, or could select another namespace's series; `details` names it (`query`, `time`, `start`, `end`, `step`, `timeout`, `match[]`, `label`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Absent, or the caller is neither a member nor an admin */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No Prometheus is configured (BERTH_PROMETHEUS_URL), Prometheus or the cluster cannot be reached; with Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    environment_metrics_labels: {
+        parameters: {
+            query?: {
+                /** @description Series selectors, at most 20, each at most 4096 bytes */
+                "match[]"?: string[];
+                /** @description RFC 3339 or Unix seconds; default 31 days before end */
+                start?: string;
+                /** @description RFC 3339 or Unix seconds; default now; at most 31 days after start */
+                end?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The environment */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus' answer as it sent it: `{"status":"success","data":...}` (and `warnings` when it has some) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description A parameter is invalid, over a limit, or could select another namespace's series; `details` names it (`query`, `time`, `start`, `end`, `step`, `timeout`, `match[]`, `label`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Absent, or the caller is neither a member nor an admin */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No Prometheus is configured (BERTH_PROMETHEUS_URL), Prometheus or the cluster cannot be reached; with Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    environment_metrics_query: {
+        parameters: {
+            query: {
+                /** @description PromQL expression, at most 4096 bytes */
+                query: string;
+                /** @description Evaluation time: RFC 3339 or Unix seconds; default now */
+                time?: string;
+                /** @description Evaluation timeout: seconds or a duration such as 10s; at most 30s, the default */
+                timeout?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The environment */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus' answer as it sent it: `{"status":"success","data":...}` (and `warnings` when it has some) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description A parameter is invalid, over a limit, or could select another namespace's series; `details` names it (`query`, `time`, `start`, `end`, `step`, `timeout`, `match[]`, `label`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Absent, or the caller is neither a member nor an admin */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No Prometheus is configured (BERTH_PROMETHEUS_URL), Prometheus or the cluster cannot be reached; with Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    environment_metrics_query_range: {
+        parameters: {
+            query: {
+                /** @description PromQL expression, at most 4096 bytes */
+                query: string;
+                /** @description RFC 3339 or Unix seconds */
+                start: string;
+                /** @description RFC 3339 or Unix seconds; not before start, at most 31 days after it */
+                end: string;
+                /** @description Resolution: seconds or a duration such as 1m; positive, and large enough for at most 11000 points */
+                step: string;
+                /** @description Evaluation timeout: seconds or a duration such as 10s; at most 30s, the default */
+                timeout?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The environment */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus' answer as it sent it: `{"status":"success","data":...}` (and `warnings` when it has some) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description A parameter is invalid, over a limit, or could select another namespace's series; `details` names it (`query`, `time`, `start`, `end`, `step`, `timeout`, `match[]`, `label`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Absent, or the caller is neither a member nor an admin */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No Prometheus is configured (BERTH_PROMETHEUS_URL), Prometheus or the cluster cannot be reached; with Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    environment_metrics_series: {
+        parameters: {
+            query: {
+                /** @description Series selectors, 1 to 20, each at most 4096 bytes */
+                "match[]": string[];
+                /** @description RFC 3339 or Unix seconds; default 31 days before end */
+                start?: string;
+                /** @description RFC 3339 or Unix seconds; default now; at most 31 days after start */
+                end?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The environment */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus' answer as it sent it: `{"status":"success","data":...}` (and `warnings` when it has some) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description A parameter is invalid, over a limit, or could select another namespace's series; `details` names it (`query`, `time`, `start`, `end`, `step`, `timeout`, `match[]`, `label`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Absent, or the caller is neither a member nor an admin */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No Prometheus is configured (BERTH_PROMETHEUS_URL), Prometheus or the cluster cannot be reached; with Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

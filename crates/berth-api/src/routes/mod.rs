@@ -65,6 +65,26 @@ pub fn api_routes() -> Router<AppState> {
             get(environment_details::workloads),
         )
         .route(
+            "/api/v1/environments/{name}/metrics/query",
+            get(crate::metrics_query::query),
+        )
+        .route(
+            "/api/v1/environments/{name}/metrics/query_range",
+            get(crate::metrics_query::query_range),
+        )
+        .route(
+            "/api/v1/environments/{name}/metrics/series",
+            get(crate::metrics_query::series),
+        )
+        .route(
+            "/api/v1/environments/{name}/metrics/labels",
+            get(crate::metrics_query::labels),
+        )
+        .route(
+            "/api/v1/environments/{name}/metrics/label/{label}/values",
+            get(crate::metrics_query::label_values),
+        )
+        .route(
             "/api/v1/environments/{name}/members/{email}",
             put(environment_changes::put_member).delete(environment_changes::delete_member),
         )

@@ -43,6 +43,15 @@ pub async fn spawn_app_with_controller() -> TestApp {
     spawn_with(TempDir::new(), local_cluster_kubeconfig().await, false).await
 }
 
+/// `berth serve` on the shared local cluster, controller included, asking
+/// the Prometheus at `prometheus_url` (if any) for environments' metrics.
+pub async fn spawn_app_with_prometheus(prometheus_url: Option<String>) -> TestApp {
+    let dir = TempDir::new();
+    let database_url = berth_store::testing::fresh_database_url(&dir.0).await;
+    let kubeconfig = local_cluster_kubeconfig().await;
+    spawn_configured(dir, database_url, kubeconfig, false, prometheus_url).await
+}
+
 async fn local_cluster_kubeconfig() -> PathBuf {
     berth_testkit::cluster()
         .await
@@ -61,13 +70,23 @@ async fn spawn_on(
     kubeconfig: PathBuf,
     no_controller: bool,
 ) -> TestApp {
+    spawn_configured(dir, database_url, kubeconfig, no_controller, None).await
+}
+
+async fn spawn_configured(
+    dir: TempDir,
+    database_url: String,
+    kubeconfig: PathBuf,
+    no_controller: bool,
+    prometheus_url: Option<String>,
+) -> TestApp {
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: database_url.clone(),
         kubeconfig: Some(kubeconfig),
         admin_email: Some(ADMIN_EMAIL.into()),
         admin_password: Some(ADMIN_PASSWORD.into()),
-        prometheus_url: None,
+        prometheus_url,
         public_url: None,
         ingress_domain: "berth.localhost".into(),
         kubeconfig_ttl: Duration::from_secs(8 * 3600),
