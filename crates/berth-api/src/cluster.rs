@@ -62,6 +62,11 @@ impl Cluster {
             })
     }
 
+    /// The connection if it is made, without waiting for one.
+    pub fn connected(&self) -> Option<&Connection> {
+        self.connection.get()
+    }
+
     /// `Err` says, for a person, why the cluster cannot be reached.
     pub async fn check(&self) -> Result<(), String> {
         let connection = match self.connection().await {

@@ -3,6 +3,7 @@
 
 mod audit;
 mod cluster;
+mod environment_metrics;
 mod environments;
 mod error;
 mod extract;
@@ -19,6 +20,7 @@ mod routes;
 mod state;
 
 pub use cluster::{Cluster, LOCAL_CLUSTER_KUBECONFIG};
+pub use environment_metrics::EnvironmentMetrics;
 pub use error::ApiError;
 pub use identities::remove_disabled_at_start as remove_disabled_identities_at_start;
 pub use metrics::HttpMetrics;

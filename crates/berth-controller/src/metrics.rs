@@ -16,6 +16,14 @@ struct ReasonLabels {
     reason: String,
 }
 
+/// An environment and its namespace (named after it), as tenants' queries
+/// find them.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EnvironmentLabels {
+    environment: String,
+    namespace: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
     phase: String,
@@ -26,6 +34,7 @@ struct PhaseLabels {
 pub struct Metrics {
     reconciles: Counter,
     errors: Family<ReasonLabels, Counter>,
+    environment_errors: Family<EnvironmentLabels, Counter>,
     duration: Histogram,
     in_flight: Gauge,
     by_phase: Family<PhaseLabels, Gauge>,
@@ -39,12 +48,18 @@ impl Metrics {
         let metrics = Self {
             reconciles: Counter::default(),
             errors: Family::default(),
+            environment_errors: Family::default(),
             duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             in_flight: Gauge::default(),
             by_phase: Family::default(),
             leader: Gauge::default(),
             phases: Arc::default(),
         };
+        registry.register(
+            "berth_environment_reconcile_errors",
+            "Failed reconciles of the environment while this process led",
+            metrics.environment_errors.clone(),
+        );
         let r = registry.sub_registry_with_prefix("berth_controller");
         r.register(
             "reconciles",
@@ -90,8 +105,15 @@ impl Metrics {
         }
     }
 
-    pub fn error(&self, reason: String) {
+    /// Counts a failed reconcile of `environment`.
+    pub fn error(&self, environment: &str, reason: String) {
         self.errors.get_or_create(&ReasonLabels { reason }).inc();
+        self.environment_errors
+            .get_or_create(&EnvironmentLabels {
+                environment: environment.to_owned(),
+                namespace: environment.to_owned(),
+            })
+            .inc();
     }
 
     pub fn set_leader(&self, leader: bool) {
@@ -99,6 +121,7 @@ impl Metrics {
         if !leader {
             self.phases.lock().expect("phases lock").clear();
             self.by_phase.clear();
+            self.environment_errors.clear();
         }
     }
 
@@ -106,7 +129,14 @@ impl Metrics {
         let mut phases = self.phases.lock().expect("phases lock");
         match phase {
             Some(p) => phases.insert(environment.to_owned(), p),
-            None => phases.remove(environment),
+            None => {
+                // A gone environment's series go with it.
+                self.environment_errors.remove(&EnvironmentLabels {
+                    environment: environment.to_owned(),
+                    namespace: environment.to_owned(),
+                });
+                phases.remove(environment)
+            }
         };
         let mut counts: HashMap<String, i64> = HashMap::new();
         for p in phases.values() {
@@ -146,7 +176,7 @@ mod tests {
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
         drop(metrics.reconcile_started());
-        metrics.error("api_500".into());
+        metrics.error("a", "api_500".into());
         metrics.set_phase("a", Some(Phase::Ready));
         metrics.set_phase("b", Some(Phase::Ready));
         metrics.set_phase("b", None);
@@ -162,6 +192,12 @@ mod tests {
         );
         assert!(
             text.contains("berth_controller_environments{phase=\"Ready\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "berth_environment_reconcile_errors_total{environment=\"a\",namespace=\"a\"} 1"
+            ),
             "{text}"
         );
         assert!(

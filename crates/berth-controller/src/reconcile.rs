@@ -65,7 +65,7 @@ pub fn error_policy(env: Arc<Environment>, error: &Error, ctx: Arc<Context>) -> 
     if error.is_waiting() {
         return Action::requeue(Duration::from_secs(2));
     }
-    ctx.metrics.error(error.reason());
+    ctx.metrics.error(&env.name_any(), error.reason());
     let failures = {
         let mut map = ctx.failures.lock().expect("failures lock");
         let n = map.entry(env.name_any()).or_default();
@@ -149,7 +149,7 @@ async fn apply(env: &Environment, ctx: &Context) -> Result<Action, Error> {
         retry => retry,
     };
     if !refused.is_empty() {
-        ctx.metrics.error("refused".to_owned());
+        ctx.metrics.error(&name, "refused".to_owned());
     }
     let problem = (!refused.is_empty()).then(|| {
         let sentences: Vec<String> = refused.iter().map(ToString::to_string).collect();

@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use anyhow::Context;
-use berth_api::{AppState, Cluster, HttpMetrics, Prometheus, Settings};
+use berth_api::{AppState, Cluster, EnvironmentMetrics, HttpMetrics, Prometheus, Settings};
 use berth_auth::{Auth, AuthConfig, Secret};
 use berth_controller::{ControllerOptions, Metrics as ControllerMetrics};
 use berth_core::account::{Email, Password};
@@ -31,6 +31,8 @@ pub struct Server {
     cluster: Arc<Cluster>,
     /// Published with the policy, for the apiserver's check of Environments.
     reserved_names: ReservedNames,
+    /// The per-environment series of `/metrics`, whose watches start with the server.
+    environment_metrics: EnvironmentMetrics,
     /// Present unless the controller runs elsewhere (`--no-controller`).
     controller: Option<(ControllerOptions, ControllerMetrics)>,
 }
@@ -52,6 +54,7 @@ impl Server {
             (options, ControllerMetrics::register(&mut registry))
         });
         let cluster = Arc::new(Cluster::new(config.kubeconfig.clone()));
+        let environment_metrics = EnvironmentMetrics::register(&mut registry, cluster.clone());
         let state = AppState {
             auth: auth.clone(),
             cluster: cluster.clone(),
@@ -78,6 +81,7 @@ impl Server {
             auth,
             cluster,
             reserved_names: config.network.reserved_names.clone(),
+            environment_metrics,
             controller,
         })
     }
@@ -99,6 +103,7 @@ impl Server {
         };
         let sweeper = tokio::spawn(sweep(self.auth.clone()));
         let warm = tokio::spawn(connect_when_possible(self.cluster.clone()));
+        let workloads = tokio::spawn(self.environment_metrics.watch());
         let mend = tokio::spawn(berth_api::remove_disabled_identities_at_start(
             self.cluster.clone(),
             self.auth.store().clone(),
@@ -133,6 +138,7 @@ impl Server {
         }
         sweeper.abort();
         warm.abort();
+        workloads.abort();
         publish.abort();
         mend.abort();
         // In-flight requests have finished; let the store finish its writes too.

@@ -179,6 +179,8 @@ async fn members_see_their_namespace_and_nothing_else() {
 
     let exporter = serve_exporter(exposition(&own, &other)).await;
     let _exporter = Target::add(&targets, &unique("tenant-exporter"), &exporter);
+    let berth = app.base.trim_start_matches("http://");
+    let _berth = Target::add(&targets, &unique("berth"), berth);
     // Both environments' data is there to be leaked, with a few scrapes of history.
     until_scraped(
         &prometheus_url,
@@ -416,6 +418,56 @@ async fn members_see_their_namespace_and_nothing_else() {
             Expect::Refused(_) => unreachable!("answered above"),
         }
     }
+
+    // Berth's own per-environment series, from its watch caches: the own
+    // environment's quota once the controller has written it, nobody else's.
+    let quota = format!(
+        "{base}/query?query={}",
+        encode(r#"berth_environment_quota_hard{resource="requests.cpu"}"#)
+    );
+    let answer = app
+        .eventually(&ann, &quota, Duration::from_secs(60), |status, body| {
+            status == StatusCode::OK && !body["data"]["result"].as_array().unwrap().is_empty()
+        })
+        .await;
+    let series = samples(&answer);
+    assert_eq!(series.len(), 1, "{answer}");
+    assert_eq!(series[0].0["environment"], own.as_str(), "{answer}");
+    assert_eq!(series[0].0["namespace"], own.as_str(), "{answer}");
+    assert_eq!(series[0].1, 2.0, "the small template's CPU: {answer}");
+    let phases = format!(
+        "{base}/query?query={}",
+        encode("berth_environment_phase == 1")
+    );
+    let answer = app
+        .eventually(&ann, &phases, Duration::from_secs(30), |status, body| {
+            status == StatusCode::OK && body["data"]["result"][0]["metric"]["phase"] == "Ready"
+        })
+        .await;
+    assert_eq!(samples(&answer).len(), 1, "one phase at a time: {answer}");
+    let pods = app
+        .get_json(
+            &ann,
+            &format!(
+                "{base}/query?query={}",
+                encode("sum(berth_environment_pods)")
+            ),
+        )
+        .await;
+    assert_eq!(samples(&pods)[0].1, 0.0, "no pods yet: {pods}");
+    let everything = app
+        .get(
+            &ann,
+            &format!("{base}/query?query={}", encode(r#"{__name__=~"berth_.+"}"#)),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        everything.contains(own.as_str()) && !everything.contains(other.as_str()),
+        "{everything}"
+    );
 
     // A range query: every point is the own environment's.
     let end = time::OffsetDateTime::now_utc().unix_timestamp();
