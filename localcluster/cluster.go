@@ -21,13 +21,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 )
 
 // defaultClusterDir is relative to the repository root, where the scripts run.
 const defaultClusterDir = ".berth/cluster"
 
 // components in start order; they are stopped in reverse.
-var components = []string{"etcd", "apiserver", "controller-manager", "scheduler", "nodes"}
+var components = []string{"etcd", "apiserver", "controller-manager", "scheduler", "nodes", "metrics-server"}
 
 // clusterConfig is what `up` decides before the supervisor starts, kept in
 // the state directory so that every later command reads the same values.
@@ -36,7 +37,13 @@ type clusterConfig struct {
 	EtcdPeer   string `json:"etcdPeer"`
 	APIServer  string `json:"apiServer"`
 	Nodes      int    `json:"nodes"`
+	// MetricsServer is metrics-server's address on 127.0.0.1.
+	MetricsServer string `json:"metricsServer"`
 }
+
+// egressSocket is the apiserver's way to the cluster network (egress.go),
+// served by the fake nodes, relative to the state directory.
+const egressSocket = "egress.sock"
 
 func clusterPath(dir string, parts ...string) string {
 	return filepath.Join(append([]string{dir}, parts...)...)
@@ -199,13 +206,13 @@ func prepare(dir string, nodes int) error {
 		}
 	}
 	cfg := clusterConfig{Nodes: nodes}
-	for _, p := range []*string{&cfg.EtcdClient, &cfg.EtcdPeer, &cfg.APIServer} {
+	for _, p := range []*string{&cfg.EtcdClient, &cfg.EtcdPeer, &cfg.APIServer, &cfg.MetricsServer} {
 		if *p, err = freePort(); err != nil {
 			return err
 		}
 	}
 	pki := clusterPath(dir, "pki")
-	ca, err := newCA()
+	ca, err := newCA("berth-local-ca")
 	if err != nil {
 		return err
 	}
@@ -221,11 +228,15 @@ func prepare(dir string, nodes int) error {
 	if err := serving.write(filepath.Join(pki, "apiserver.crt"), filepath.Join(pki, "apiserver.key")); err != nil {
 		return err
 	}
+	if err := prepareAggregationAndKubelets(dir, ca, nodes); err != nil {
+		return err
+	}
 	server := "https://" + cfg.APIServer
 	clients := map[string][2]string{
 		"admin":              {"berth-admin", "system:masters"},
 		"controller-manager": {"system:kube-controller-manager", ""},
 		"scheduler":          {"system:kube-scheduler", ""},
+		"metrics-server":     {metricsServerUser, ""},
 	}
 	for i := 0; i < nodes; i++ {
 		clients[nodeName(i)] = [2]string{"system:node:" + nodeName(i), "system:nodes"}
@@ -249,6 +260,9 @@ func prepare(dir string, nodes int) error {
 	if err := writeEncryptionConfig(filepath.Join(pki, "encryption-config.yaml")); err != nil {
 		return err
 	}
+	if err := os.WriteFile(clusterPath(dir, "egress-selector.yaml"), []byte(egressConfig(clusterPath(dir, egressSocket))), 0o644); err != nil {
+		return err
+	}
 	raw, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return err
@@ -257,6 +271,52 @@ func prepare(dir string, nodes int) error {
 		return err
 	}
 	return os.WriteFile(clusterPath(dir, "etcd-endpoint"), []byte("http://"+cfg.EtcdClient+"\n"), 0o644)
+}
+
+// prepareAggregationAndKubelets writes the certificates of the aggregation
+// layer (a front-proxy CA of its own, whose client the apiserver presents to
+// aggregated APIs), the apiserver's client certificate towards kubelets,
+// each fake kubelet's serving certificate, and metrics-server's.
+func prepareAggregationAndKubelets(dir string, ca *keyPair, nodes int) error {
+	pki := func(name string) string { return clusterPath(dir, "pki", name) }
+	frontProxyCA, err := newCA("berth-front-proxy-ca")
+	if err != nil {
+		return err
+	}
+	if err := frontProxyCA.write(pki("front-proxy-ca.crt"), pki("front-proxy-ca.key")); err != nil {
+		return err
+	}
+	frontProxyClient, err := frontProxyCA.issue("front-proxy-client", nil, nil, nil)
+	if err != nil {
+		return err
+	}
+	if err := frontProxyClient.write(pki("front-proxy-client.crt"), pki("front-proxy-client.key")); err != nil {
+		return err
+	}
+	kubeletClient, err := ca.issue(kubeletClientUser, nil, nil, nil)
+	if err != nil {
+		return err
+	}
+	if err := kubeletClient.write(pki("apiserver-kubelet-client.crt"), pki("apiserver-kubelet-client.key")); err != nil {
+		return err
+	}
+	for i := 0; i < nodes; i++ {
+		serving, err := ca.issue(nodeName(i), nil,
+			[]net.IP{net.ParseIP(nodeInternalIP(i)), net.ParseIP(nodeExternalIP(i))}, []string{nodeName(i)})
+		if err != nil {
+			return err
+		}
+		certFile, keyFile := kubeletCertFiles(dir, i)
+		if err := serving.write(certFile, keyFile); err != nil {
+			return err
+		}
+	}
+	metricsServing, err := ca.issue(metricsServerService, nil,
+		[]net.IP{net.ParseIP("127.0.0.1")}, []string{metricsServerDNSName, "localhost"})
+	if err != nil {
+		return err
+	}
+	return metricsServing.write(pki("metrics-server.crt"), pki("metrics-server.key"))
 }
 
 // startSupervisor starts `berth-cluster supervise` detached from the caller's
@@ -332,6 +392,15 @@ func waitHealthy(dir string, timeout time.Duration) error {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+func aggregatorFor(kubeconfig string) (*aggregator.Clientset, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Timeout = 5 * time.Second
+	return aggregator.NewForConfig(cfg)
 }
 
 func clientFor(kubeconfig string) (*kubernetes.Clientset, error) {
@@ -607,6 +676,22 @@ func (s *supervisor) bringUp(ctx context.Context) error {
 		// The only address is loopback, which an Endpoints object may not hold.
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
+		// Kubelets: the apiserver authenticates to them with a client
+		// certificate, verifies theirs against the cluster CA, and reaches
+		// them at their ExternalIP through the egress proxy (egress.go).
+		"--kubelet-client-certificate="+pki("apiserver-kubelet-client.crt"),
+		"--kubelet-client-key="+pki("apiserver-kubelet-client.key"),
+		"--kubelet-certificate-authority="+pki("ca.crt"),
+		"--kubelet-preferred-address-types=ExternalIP",
+		"--egress-selector-config-file="+clusterPath(dir, "egress-selector.yaml"),
+		// The aggregation layer, for metrics.k8s.io.
+		"--requestheader-client-ca-file="+pki("front-proxy-ca.crt"),
+		"--requestheader-allowed-names=front-proxy-client",
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file="+pki("front-proxy-client.crt"),
+		"--proxy-client-key-file="+pki("front-proxy-client.key"),
 	); err != nil {
 		return err
 	}
@@ -621,6 +706,27 @@ func (s *supervisor) bringUp(ctx context.Context) error {
 		return err
 	}
 	logStep("apiserver ready")
+	caPEM, err := os.ReadFile(pki("ca.crt"))
+	if err != nil {
+		return err
+	}
+	agg, err := aggregatorFor(kubeconfig("admin"))
+	if err != nil {
+		return err
+	}
+	_, metricsPort, err := net.SplitHostPort(cfg.MetricsServer)
+	if err != nil {
+		return err
+	}
+	metricsPortNumber, err := strconv.Atoi(metricsPort)
+	if err != nil {
+		return err
+	}
+	if err := s.waitFor(ctx, "the bootstrap objects", 30*time.Second, func(ctx context.Context) error {
+		return bootstrapObjects(ctx, admin, metricsPortNumber)
+	}); err != nil {
+		return err
+	}
 
 	if err := s.start("controller-manager",
 		"--kubeconfig="+kubeconfig("controller-manager"),
@@ -653,6 +759,20 @@ func (s *supervisor) bringUp(ctx context.Context) error {
 		return err
 	}
 	logStep("nodes ready")
+	if err := s.start("metrics-server", metricsServerArgs(dir, metricsPortNumber)...); err != nil {
+		return err
+	}
+	if err := s.waitFor(ctx, "metrics-server", 60*time.Second, func(ctx context.Context) error {
+		return serving(ctx, "https://"+cfg.MetricsServer+"/livez", caPEM)
+	}); err != nil {
+		return err
+	}
+	if err := s.waitFor(ctx, "the metrics API's registration", 30*time.Second, func(ctx context.Context) error {
+		return registerMetricsAPI(ctx, agg, caPEM, metricsPortNumber)
+	}); err != nil {
+		return err
+	}
+	logStep("metrics-server serving")
 	if err := s.waitFor(ctx, "the default ServiceAccount", 60*time.Second, func(ctx context.Context) error {
 		_, err := admin.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err
@@ -660,6 +780,15 @@ func (s *supervisor) bringUp(ctx context.Context) error {
 		return err
 	}
 	logStep("default ServiceAccount present")
+	// Until the aggregator reaches metrics-server, API discovery reports
+	// metrics.k8s.io as failing, which holds up namespace deletion; serving
+	// metrics needs a scrape more, which happens in the background.
+	if err := s.waitFor(ctx, "the metrics.k8s.io API", 60*time.Second, func(ctx context.Context) error {
+		return metricsAPIAvailable(ctx, agg)
+	}); err != nil {
+		return err
+	}
+	logStep("metrics API available")
 
 	// The admin kubeconfig appears at its well-known place only now, so that
 	// its presence means a cluster that was ready.

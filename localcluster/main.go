@@ -1,6 +1,7 @@
 // Command berth-cluster is a multi-call binary holding a whole local
 // Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
-// kube-scheduler, kubectl and fake nodes) for Berth's development and tests.
+// kube-scheduler, metrics-server, kubectl and fake nodes) for Berth's
+// development and tests.
 package main
 
 import (
@@ -37,6 +38,8 @@ func dispatch(argv []string) int {
 		return runEtcdGet(args)
 	case "nodes":
 		return runNodes(args)
+	case "metrics-server":
+		return runMetricsServer(args)
 	case "up":
 		return runUp(args)
 	case "supervise":
@@ -56,6 +59,6 @@ const usage = `usage: berth-cluster COMMAND [ARGS]
 cluster lifecycle (state in --dir, default .berth/cluster):
   up, down, status, etcdget KEY
 components (normally started by up):
-  etcd, apiserver, controller-manager, scheduler, nodes, supervise
+  etcd, apiserver, controller-manager, scheduler, nodes, metrics-server, supervise
 client:
   kubectl (also when invoked through a link named kubectl)`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -34,7 +35,7 @@ import (
 // finishing the deletion of pods that are terminating. Each node talks to the
 // apiserver with its own system:node credentials, so the Node authorizer and
 // the NodeRestriction admission plugin confine it exactly as they would a
-// kubelet.
+// kubelet. Each node also serves the kubelet's HTTPS API (kubelet.go).
 
 const (
 	leaseDuration   = 40 * time.Second
@@ -42,6 +43,9 @@ const (
 	// The node lifecycle controller only needs the Lease to see a node as
 	// alive; status is refreshed now and then as the kubelet does.
 	statusEvery = time.Minute
+
+	nodeCPUCores    = 32
+	nodeMemoryBytes = 256 << 30
 )
 
 func nodeName(i int) string { return fmt.Sprintf("berth-node-%d", i) }
@@ -55,8 +59,21 @@ func runNodes(args []string) int {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
 
+	caPEM, err := os.ReadFile(filepath.Join(*dir, "pki", "ca.crt"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nodes:", err)
+		return 1
+	}
 	var wg sync.WaitGroup
-	errs := make(chan error, *count)
+	errs := make(chan error, *count+1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := serveEgress(ctx, filepath.Join(*dir, egressSocket)); err != nil {
+			errs <- fmt.Errorf("egress proxy: %w", err)
+			cancel()
+		}
+	}()
 	for i := 0; i < *count; i++ {
 		kubeconfig := filepath.Join(*dir, "kubeconfigs", nodeName(i)+".kubeconfig")
 		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
@@ -71,6 +88,18 @@ func runNodes(args []string) int {
 			return 1
 		}
 		n := &fakeNode{name: nodeName(i), index: i, client: client}
+		n.cpu.at = time.Now()
+		n.kubelet, err = newKubeletServer(n, client, caPEM)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "nodes:", err)
+			return 1
+		}
+		certFile, keyFile := kubeletCertFiles(*dir, i)
+		n.listener, err = n.kubelet.listen(certFile, keyFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "nodes:", n.name, err)
+			return 1
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -91,19 +120,28 @@ func runNodes(args []string) int {
 }
 
 type fakeNode struct {
-	name   string
-	index  int
-	client kubernetes.Interface
+	name     string
+	index    int
+	client   kubernetes.Interface
+	kubelet  *kubeletServer
+	listener net.Listener
+	// pods holds the pods bound to the node, from its informer.
+	pods cache.Indexer
+	cpu  nodeCPU
 
 	mu     sync.Mutex
 	nextIP int
 	podIPs map[string]string
 }
 
-// nodeIP is on the loopback range on purpose: anything that does try to
-// reach a fake node (kubectl logs, exec) fails locally instead of sending
-// traffic elsewhere.
-func (n *fakeNode) nodeIP() string { return fmt.Sprintf("127.0.1.%d", n.index+1) }
+// internalIP is on the loopback range on purpose: whatever reaches a fake
+// node stays on the machine. The apiserver reaches it through its ExternalIP
+// and the egress proxy (egress.go).
+func (n *fakeNode) internalIP() string { return nodeInternalIP(n.index) }
+
+func (n *fakeNode) kubeletPort() int32 {
+	return int32(n.listener.Addr().(*net.TCPAddr).Port)
+}
 
 // podIP hands out addresses from the node's pod CIDR; they are bookkeeping
 // only, since no pod really runs.
@@ -127,6 +165,13 @@ func (n *fakeNode) forgetPod(uid string) {
 
 func (n *fakeNode) run(ctx context.Context) error {
 	n.podIPs = map[string]string{}
+	factory := informers.NewSharedInformerFactoryWithOptions(n.client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", n.name).String()
+		}))
+	informer := factory.Core().V1().Pods().Informer()
+	n.pods = informer.GetIndexer()
+	go n.kubelet.serve(ctx, n.listener)
 	if err := n.register(ctx); err != nil {
 		return err
 	}
@@ -136,7 +181,7 @@ func (n *fakeNode) run(ctx context.Context) error {
 			klog.ErrorS(err, "updating node status", "node", n.name)
 		}
 	}, statusEvery)
-	n.runPods(ctx)
+	n.runPods(ctx, factory, informer)
 	return nil
 }
 
@@ -200,10 +245,11 @@ func (n *fakeNode) updateStatus(ctx context.Context) error {
 			condition(corev1.NodePIDPressure, corev1.ConditionFalse, "KubeletHasSufficientPID", "fake node"),
 		},
 		Addresses: []corev1.NodeAddress{
-			{Type: corev1.NodeInternalIP, Address: n.nodeIP()},
+			{Type: corev1.NodeInternalIP, Address: n.internalIP()},
+			{Type: corev1.NodeExternalIP, Address: nodeExternalIP(n.index)},
 			{Type: corev1.NodeHostName, Address: n.name},
 		},
-		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: n.kubeletPort()}},
 		NodeInfo: corev1.NodeSystemInfo{
 			MachineID:               n.name,
 			SystemUUID:              n.name,
@@ -262,12 +308,7 @@ func (n *fakeNode) renewLease(ctx context.Context) {
 
 // runPods watches the pods bound to this node and drives each one through a
 // work queue, so that a failed update is retried with back-off.
-func (n *fakeNode) runPods(ctx context.Context) {
-	factory := informers.NewSharedInformerFactoryWithOptions(n.client, 0,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", n.name).String()
-		}))
-	informer := factory.Core().V1().Pods().Informer()
+func (n *fakeNode) runPods(ctx context.Context, factory informers.SharedInformerFactory, informer cache.SharedIndexInformer) {
 	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
 	defer queue.ShutDown()
 	enqueue := func(obj any) {
@@ -353,15 +394,15 @@ func (n *fakeNode) runningStatus(pod *corev1.Pod) corev1.PodStatus {
 	now := metav1.Now()
 	ip := n.podIP(string(pod.UID))
 	if pod.Spec.HostNetwork {
-		ip = n.nodeIP()
+		ip = n.internalIP()
 	}
 	containerID := func(name string) string {
-		return fmt.Sprintf("berth-fake://%s-%s", pod.UID, name)
+		return "berth-fake://" + fakeContainerID(pod, name)
 	}
 	status := corev1.PodStatus{
 		Phase:     corev1.PodRunning,
-		HostIP:    n.nodeIP(),
-		HostIPs:   []corev1.HostIP{{IP: n.nodeIP()}},
+		HostIP:    n.internalIP(),
+		HostIPs:   []corev1.HostIP{{IP: n.internalIP()}},
 		PodIP:     ip,
 		PodIPs:    []corev1.PodIP{{IP: ip}},
 		StartTime: &now,
@@ -399,4 +440,15 @@ func (n *fakeNode) runningStatus(pod *corev1.Pod) corev1.PodStatus {
 		})
 	}
 	return status
+}
+
+// fakeContainerID is the runtime's ID of a container, without the scheme.
+func fakeContainerID(pod *corev1.Pod, container string) string {
+	return fmt.Sprintf("%s-%s", pod.UID, container)
+}
+
+// kubeletCertFiles are the node's kubelet serving certificate and key,
+// written by `up`.
+func kubeletCertFiles(dir string, i int) (string, string) {
+	return filepath.Join(dir, "pki", nodeName(i)+"-kubelet.crt"), filepath.Join(dir, "pki", nodeName(i)+"-kubelet.key")
 }

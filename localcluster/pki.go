@@ -51,7 +51,7 @@ func serial() *big.Int {
 	return n
 }
 
-func newCA() (*keyPair, error) {
+func newCA(cn string) (*keyPair, error) {
 	key, keyPEM, err := newKey()
 	if err != nil {
 		return nil, err
@@ -59,7 +59,7 @@ func newCA() (*keyPair, error) {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "berth-local-ca"},
+		Subject:               pkix.Name{CommonName: cn},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(certValidity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,

@@ -25,6 +25,15 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "Go: gofmt and go vet (localcluster)"
+unformatted=$(cd localcluster && PATH="/usr/local/go/bin:$PATH" gofmt -l .)
+if [[ -n $unformatted ]]; then
+  echo "gofmt would reformat: $unformatted" >&2
+  exit 1
+fi
+# -trimpath as in scripts/localcluster.sh, so vet reuses that build's cache.
+(cd localcluster && PATH="/usr/local/go/bin:$PATH" go vet -trimpath ./...)
+
 step "local Kubernetes cluster (shared by every test)"
 scripts/localcluster.sh status >/dev/null 2>&1 || started_cluster=true
 scripts/localcluster.sh up
