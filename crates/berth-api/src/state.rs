@@ -16,6 +16,9 @@ pub struct Settings {
     pub kubeconfig_ttl: Duration,
     /// Names no environment may take.
     pub reserved_names: ReservedNames,
+    /// Apps answer at `<app>.<environment>.<ingress_domain>`: no exception
+    /// may grant a host under it.
+    pub ingress_domain: String,
 }
 
 #[derive(Clone)]

@@ -280,7 +280,13 @@ async fn claim_namespace(
                 field_manager: Some(FIELD_MANAGER.to_owned()),
                 ..PostParams::default()
             };
-            match api.create(&params, ns).await {
+            // Fields a create sets stay owned by that (non-apply) write
+            // forever, so server-side apply could never remove them: the
+            // annotations (granted exceptions, which an admin may take
+            // back) are left to the apply that follows.
+            let mut ns = ns.clone();
+            ns.metadata.annotations = None;
+            match api.create(&params, &ns).await {
                 Ok(_) => Ok(None),
                 Err(kube::Error::Api(e)) if e.code == 409 => Err(Error::NamespaceRace(name)),
                 Err(e) => Err(e.into()),

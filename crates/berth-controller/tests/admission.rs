@@ -277,6 +277,16 @@ async fn relaxed_pod_security_or_network_is_refused() -> Result<()> {
                 "spec.network.isolation",
             )
             .await?;
+        let mut excepted = within_policy();
+        excepted["exceptions"] = json!({"ingressHosts": ["shop.example.com"]});
+        outsider
+            .refused(
+                &unique_name("bc-vap-exc"),
+                excepted,
+                json!({}),
+                "spec.exceptions",
+            )
+            .await?;
         Ok(())
     }
     .await;
@@ -375,6 +385,7 @@ async fn berth_may_exceed_the_policy_and_outsiders_edit_what_leaves_bounds_alone
         let mut above = with("/quota/cpu", json!("9000"));
         above["podSecurity"] = json!("baseline");
         above["network"]["isolation"] = json!("open");
+        above["exceptions"] = json!({"ingressHosts": ["shop.example.com"], "externalName": true});
         let environment = environment(
             &name,
             above,
@@ -405,6 +416,19 @@ async fn berth_may_exceed_the_policy_and_outsiders_edit_what_leaves_bounds_alone
             }
         })
         .await?;
+        for exceptions in [
+            json!({"ingressHosts": ["shop.example.com", "*.example.org"], "externalName": true}),
+            json!(null),
+        ] {
+            match patch(json!({"spec": {"exceptions": exceptions}})).await {
+                Ok(()) => bail!("an outsider changed the exceptions to {exceptions}"),
+                Err(e) => ensure!(
+                    api_status(&e)
+                        .is_some_and(|(code, _, m)| code == 422 && m.contains("spec.exceptions")),
+                    "refused, but not naming spec.exceptions: {e}"
+                ),
+            }
+        }
         let forged = json!({"metadata": {"annotations": {Environment::CREATED_BY_ANNOTATION: "mallory@example.com"}}});
         match patch(forged).await {
             Ok(()) => bail!("an outsider changed the creator annotation"),

@@ -135,6 +135,8 @@ fn check(expression: &str, message_expression: &str) -> Value {
 /// - no `baseline` pod security, no `open` network: only an admin, through
 ///   Berth, relaxes them;
 /// - a name not in `reservedNames`;
+/// - `exceptions` to the guardrails absent on CREATE and unchanged on
+///   UPDATE: only an admin grants them, through Berth;
 /// - the bookkeeping annotations (`berth.dev/created-by`,
 ///   `berth.dev/renewed-at`) and label (`berth.dev/creator-id`) absent on
 ///   CREATE and unchanged on UPDATE.
@@ -196,6 +198,10 @@ pub fn admission_policy(berth_username: &str) -> ValidatingAdmissionPolicy {
     validations.push(check(
         "!variables.isolationChanged || variables.isolation != 'open'",
         "'spec.network.isolation: open lets any namespace reach the environment; only a Berth admin may allow it'",
+    ));
+    validations.push(check(
+        "request.operation == 'UPDATE' ? oldObject.spec.?exceptions == object.spec.?exceptions : !object.spec.?exceptions.hasValue()",
+        "'spec.exceptions: exceptions to the tenant guardrails are granted only by a Berth admin, through Berth'",
     ));
     // A name cannot change after CREATE.
     validations.push(check(

@@ -5,8 +5,8 @@
 
 use berth_core::environment::schema;
 use berth_core::environment::{
-    AppInput, Defaults, EnvironmentName, EnvironmentSpec, EnvironmentSpecInput, LimitsInput,
-    MemberInput, NetworkInput, QuotaInput, ResolvedSpec,
+    AppInput, Defaults, EnvironmentName, EnvironmentSpec, EnvironmentSpecInput, ExceptionsInput,
+    LimitsInput, MemberInput, NetworkInput, QuotaInput, ResolvedSpec,
 };
 use berth_core::validation::ValidationErrors;
 use kube::core::{Message, Rule};
@@ -70,6 +70,8 @@ pub struct EnvironmentCrdSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 100), transform = schema::unique_member_emails)]
     pub members: Option<Vec<MemberInput>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exceptions: Option<ExceptionsInput>,
 }
 
 /// The object's name is the environment's (`EnvironmentName::parse`): a DNS
@@ -139,6 +141,7 @@ impl EnvironmentCrdSpec {
             ttl: input.ttl,
             apps: input.apps,
             members: input.members,
+            exceptions: input.exceptions,
         }
     }
 
@@ -154,6 +157,7 @@ impl EnvironmentCrdSpec {
             ttl: self.ttl.clone(),
             apps: self.apps.clone(),
             members: self.members.clone(),
+            exceptions: self.exceptions.clone(),
         }
     }
 }

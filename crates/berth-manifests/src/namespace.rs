@@ -1,6 +1,8 @@
-//! The environment's namespace, with Pod Security Admission at the spec's level.
+//! The environment's namespace, with Pod Security Admission at the spec's
+//! level and the exceptions an admin granted, where the guardrails read them.
 
 use super::{Context, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use crate::{ALLOW_EXTERNAL_NAME_ANNOTATION, ALLOWED_INGRESS_HOSTS_ANNOTATION};
 use k8s_openapi::api::core::v1::Namespace;
 
 pub(crate) fn namespace(ctx: &Context<'_>) -> Namespace {
@@ -18,6 +20,24 @@ pub(crate) fn namespace(ctx: &Context<'_>) -> Namespace {
             format!("pod-security.kubernetes.io/{mode}-version"),
             "latest".to_owned(),
         );
+    }
+    // Written only when granted: server-side apply then removes what a
+    // change of the spec takes back, since Berth's field manager owned it.
+    let exceptions = &ctx.spec.exceptions;
+    if !exceptions.ingress_hosts.is_empty() {
+        let hosts: Vec<&str> = exceptions
+            .ingress_hosts
+            .iter()
+            .map(|h| h.as_str())
+            .collect();
+        meta.annotations
+            .get_or_insert_default()
+            .insert(ALLOWED_INGRESS_HOSTS_ANNOTATION.to_owned(), hosts.join(","));
+    }
+    if exceptions.external_name {
+        meta.annotations
+            .get_or_insert_default()
+            .insert(ALLOW_EXTERNAL_NAME_ANNOTATION.to_owned(), "true".to_owned());
     }
     Namespace {
         metadata: meta,

@@ -268,6 +268,7 @@ fn accepted_spec() -> impl Strategy<Value = EnvironmentSpecInput> {
                     ttl,
                     apps: Some(apps),
                     members: Some(members),
+                    exceptions: None,
                 }
             },
         )

@@ -422,3 +422,35 @@ fn isolated_egress_skips_link_local_and_the_blocked_networks() {
         "no rule lets everything out"
     );
 }
+
+#[test]
+fn granted_exceptions_reach_the_namespace_where_the_guardrails_read_them() {
+    use berth_manifests::{ALLOW_EXTERNAL_NAME_ANNOTATION, ALLOWED_INGRESS_HOSTS_ANNOTATION};
+    let annotations = |value: Value| {
+        build(&support::resolved(value), &owned())
+            .into_iter()
+            .find_map(|o| match o {
+                Object::Namespace(ns) => Some(ns.metadata.annotations.unwrap_or_default()),
+                _ => None,
+            })
+            .expect("a namespace")
+    };
+    let mut spec = support::example();
+    let none = annotations(spec.clone());
+    assert!(
+        !none.contains_key(ALLOWED_INGRESS_HOSTS_ANNOTATION),
+        "{none:?}"
+    );
+    assert!(
+        !none.contains_key(ALLOW_EXTERNAL_NAME_ANNOTATION),
+        "{none:?}"
+    );
+    spec["exceptions"] =
+        json!({"ingressHosts": ["Shop.Example.com.", "*.bücher.example"], "externalName": true});
+    let granted = annotations(spec);
+    assert_eq!(
+        granted[ALLOWED_INGRESS_HOSTS_ANNOTATION],
+        "shop.example.com,*.xn--bcher-kva.example"
+    );
+    assert_eq!(granted[ALLOW_EXTERNAL_NAME_ANNOTATION], "true");
+}

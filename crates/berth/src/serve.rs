@@ -62,6 +62,7 @@ impl Server {
                 secure_cookies: config.secure_cookies(),
                 kubeconfig_ttl: config.kubeconfig_ttl,
                 reserved_names: config.network.reserved_names.clone(),
+                ingress_domain: config.ingress_domain.clone(),
             }),
             http_metrics,
             registry: Arc::new(registry),

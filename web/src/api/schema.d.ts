@@ -606,6 +606,7 @@ export interface components {
         EnvironmentSpecInput: {
             apps?: components["schemas"]["AppInput"][] | null;
             description?: string | null;
+            exceptions?: null | components["schemas"]["ExceptionsInput"];
             limits?: null | components["schemas"]["LimitsInput"];
             members?: components["schemas"]["MemberInput"][] | null;
             name?: string | null;
@@ -659,6 +660,22 @@ export interface components {
             object: string;
             reason: string;
             type: string;
+        };
+        /**
+         * @description Exceptions to the tenant guardrails for one environment, as they travel
+         *     in JSON. Anyone may ask; only an admin grants them (asked by anyone else,
+         *     a create or change waits for an admin's approval, whatever the policy).
+         */
+        ExceptionsInput: {
+            /** @description Whether the environment's Services may be of type `ExternalName`. */
+            externalName?: boolean | null;
+            /**
+             * @description More hosts the environment's Ingresses may serve, beyond
+             *     `*.<environment>.<ingress domain>`: DNS names (IDNs allowed, stored in
+             *     punycode), `*.example.com` for every name under `example.com`; never
+             *     under the ingress domain, and never another environment's.
+             */
+            ingressHosts?: string[] | null;
         };
         /** @description One rejected field: its path in the request and what is allowed instead. */
         FieldError: {

@@ -15,9 +15,12 @@ use crate::cluster::{Connection, FIELD_MANAGER};
 use crate::error::ApiError;
 use crate::state::AppState;
 use berth_auth::Principal;
+use berth_core::account::Role;
 use berth_core::environment::{
-    Decision, EnvironmentSpec, EnvironmentSpecInput, MemberRole, ResolvedSpec, resolve,
+    Decision, EnvironmentSpec, EnvironmentSpecInput, Exceptions, MemberRole, ResolvedSpec,
+    Violation, resolve,
 };
+use berth_core::validation::{FieldError, ValidationErrors};
 use berth_manifests::{Environment, EnvironmentCrdSpec, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use berth_store::{EnvironmentVersion, RequestKind, RequestRecord, RequestState};
 use k8s_openapi::api::core::v1::Namespace;
@@ -61,7 +64,14 @@ pub async fn create(
 
     let lock = store.lock_creations(caller.user.id).await?;
     let owned = owned_by(connection, caller.user.id).await?;
-    match policy.decide_create(&spec, owned) {
+    let decision = judge_exceptions(
+        state,
+        caller,
+        &Exceptions::default(),
+        &spec,
+        policy.decide_create(&spec, owned),
+    )?;
+    match decision {
         Decision::Deny(violations) => Err(refusal(violations)),
         Decision::NeedsApproval(reasons) => {
             lock.release().await?;
@@ -141,11 +151,12 @@ pub async fn change(
     } else {
         ResolvedSpec::stored(spec)?
     };
-    let decision = match env.resolved_spec() {
-        Ok(before) => policy.decide_change(&before, &after),
+    let (decision, granted) = match env.resolved_spec() {
+        Ok(before) => (policy.decide_change(&before, &after), before.exceptions),
         // A hand-broken spec has no bounds to keep: judge the new one whole.
-        Err(_) => policy.decide_create(&after, 0),
+        Err(_) => (policy.decide_create(&after, 0), Exceptions::default()),
     };
+    let decision = judge_exceptions(state, caller, &granted, &after, decision)?;
     match decision {
         Decision::Deny(violations) => Err(refusal(violations)),
         Decision::NeedsApproval(reasons) => {
@@ -243,6 +254,11 @@ async fn carry_out(state: &AppState, record: &RequestRecord) -> Result<(), ApiEr
         .and_then(ResolvedSpec::stored)
         .map_err(|e| ApiError::Internal(format!("stored request spec: {e}")))?;
     let connection = state.cluster.connection().await?;
+    if let Err(errors) = check_exceptions_free(connection, &spec) {
+        return Err(ApiError::Conflict(format!(
+            "{errors}; the requester can ask again"
+        )));
+    }
     match record.kind {
         RequestKind::Create => {
             ensure_name_free(connection, &record.environment).await?;
@@ -274,6 +290,74 @@ async fn carry_out(state: &AppState, record: &RequestRecord) -> Result<(), ApiEr
         }
     }
     Ok(())
+}
+
+/// Exceptions to the guardrails are an admin's to grant. When `after`
+/// changes what was `granted`, its hosts must stay out of the ingress domain
+/// (400, each under its field); an admin's grant must not overlap another
+/// environment's (400 naming the host and the environment); anyone else's
+/// waits for an admin whatever the policy, so `decision` becomes a request
+/// (a refusal stays one).
+fn judge_exceptions(
+    state: &AppState,
+    caller: &Principal,
+    granted: &Exceptions,
+    after: &ResolvedSpec,
+    decision: Decision,
+) -> Result<Decision, ApiError> {
+    if &after.exceptions == granted {
+        return Ok(decision);
+    }
+    after
+        .exceptions
+        .check_domain(&state.settings.ingress_domain)?;
+    if caller.user.role == Role::Admin {
+        if let Some(connection) = state.cluster.connected() {
+            check_exceptions_free(connection, after)?;
+        }
+        return Ok(decision);
+    }
+    let reason = Violation {
+        field: "exceptions".into(),
+        message: "asks for exceptions to the tenant guardrails, which only an admin grants".into(),
+    };
+    Ok(match decision {
+        Decision::Allow => Decision::NeedsApproval(vec![reason]),
+        Decision::NeedsApproval(mut reasons) => {
+            reasons.push(reason);
+            Decision::NeedsApproval(reasons)
+        }
+        deny @ Decision::Deny(_) => deny,
+    })
+}
+
+/// Errors for each host of `spec`'s exceptions that overlaps one granted to
+/// another environment (from the watch cache): two environments serving one
+/// name would take each other's traffic.
+fn check_exceptions_free(
+    connection: &Connection,
+    spec: &ResolvedSpec,
+) -> Result<(), ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    if spec.exceptions.ingress_hosts.is_empty() {
+        return Ok(());
+    }
+    for other in connection.environments.state() {
+        let name = other.metadata.name.as_deref().unwrap_or_default();
+        if name == spec.name.as_str() {
+            continue;
+        }
+        let Ok(theirs) = other.resolved_spec() else {
+            continue;
+        };
+        for (i, host) in spec.exceptions.overlapping(&theirs.exceptions) {
+            errors.push(FieldError::new(
+                format!("exceptions.ingressHosts[{i}]"),
+                format!("{host} overlaps a host granted to environment {name}"),
+            ));
+        }
+    }
+    errors.finish(|| ())
 }
 
 /// 409 for an environment whose deletion has begun: nothing may change it.
@@ -445,7 +529,13 @@ pub async fn preview(
     let store = state.auth.store();
     let policy = crate::platform::policy(store).await?;
     let spec = resolve(spec, &crate::platform::templates(store).await?, &policy)?;
-    let decision = policy.decide_create(&spec, 0);
+    let decision = judge_exceptions(
+        state,
+        caller,
+        &Exceptions::default(),
+        &spec,
+        policy.decide_create(&spec, 0),
+    )?;
     Ok((spec, decision))
 }
 

@@ -60,6 +60,37 @@ pub struct EnvironmentSpecInput {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 100), transform = super::schema::unique_member_emails)]
     pub members: Option<Vec<MemberInput>>,
+    /// Exceptions to the tenant guardrails; granted by an admin only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exceptions: Option<ExceptionsInput>,
+}
+
+/// Exceptions to the tenant guardrails for one environment, as they travel
+/// in JSON. Anyone may ask; only an admin grants them (asked by anyone else,
+/// a create or change waits for an admin's approval, whatever the policy).
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExceptionsInput {
+    /// More hosts the environment's Ingresses may serve, beyond
+    /// `*.<environment>.<ingress domain>`: DNS names (IDNs allowed, stored in
+    /// punycode), `*.example.com` for every name under `example.com`; never
+    /// under the ingress domain, and never another environment's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 20))]
+    pub ingress_hosts: Option<Vec<String>>,
+    /// Whether the environment's Services may be of type `ExternalName`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_name: Option<bool>,
 }
 
 impl EnvironmentSpecInput {

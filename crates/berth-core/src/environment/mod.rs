@@ -10,11 +10,12 @@
 //!
 //! Modules depend one way only: `input` (wire forms) and the value types
 //! (`name`, `quantity`, `duration`, `image`) at the bottom; `settings`,
-//! `app`, `member`, `spec` and `template` on them; `resolved` on those;
+//! `app`, `member`, `exceptions`, `spec` and `template` on them; `resolved` on those;
 //! `policy` on `resolved`; `resolve` on everything.
 
 mod app;
 mod duration;
+mod exceptions;
 mod image;
 mod input;
 mod member;
@@ -34,10 +35,11 @@ mod tests;
 
 pub use app::{App, EnvVarName, Expose, Port, Replicas, ResolvedApp, Resources, ResourcesRequest};
 pub use duration::Ttl;
+pub use exceptions::{Exceptions, IngressHost, MAX_INGRESS_HOSTS};
 pub use image::Image;
 pub use input::{
-    AppInput, EnvironmentSpecInput, LimitsInput, MemberInput, NetworkInput, ObjectCountsInput,
-    QuotaInput, ResourcesInput, TemplateInput, TemplateSpecInput,
+    AppInput, EnvironmentSpecInput, ExceptionsInput, LimitsInput, MemberInput, NetworkInput,
+    ObjectCountsInput, QuotaInput, ResourcesInput, TemplateInput, TemplateSpecInput,
 };
 pub use member::{Member, MemberRole};
 pub use name::{AppName, EnvironmentName, TemplateName};

@@ -116,5 +116,6 @@ fn fill(
             .map(|a: App| a.resolve(&limits))
             .collect(),
         members: spec.members,
+        exceptions: spec.exceptions,
     })
 }

@@ -3,6 +3,7 @@
 
 use super::app::ResolvedApp;
 use super::duration::Ttl;
+use super::exceptions::Exceptions;
 use super::input::EnvironmentSpecInput;
 use super::member::Member;
 use super::name::{EnvironmentName, TemplateName};
@@ -37,6 +38,8 @@ pub struct ResolvedSpec {
     pub ttl: Option<Ttl>,
     pub apps: Vec<ResolvedApp>,
     pub members: Vec<Member>,
+    /// What an admin granted beyond the guardrails.
+    pub exceptions: Exceptions,
 }
 
 /// The settings of a resolved spec that bound what it may use: what a
@@ -95,6 +98,7 @@ impl ResolvedSpec {
                 .then(|| self.apps.iter().map(ResolvedApp::to_input).collect()),
             members: (!self.members.is_empty())
                 .then(|| self.members.iter().map(Member::to_input).collect()),
+            exceptions: self.exceptions.to_input(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The environment spec: its wire form (the contract's JSON) and the parsed form.
 
 use super::app::App;
+use super::exceptions::Exceptions;
 use super::input::{AppInput, EnvironmentSpecInput, MemberInput, required};
 use super::member::{Member, MemberRole};
 use super::name::{EnvironmentName, TemplateName};
@@ -20,6 +21,7 @@ pub struct EnvironmentSpec {
     pub settings: Settings,
     pub apps: Vec<App>,
     pub members: Vec<Member>,
+    pub exceptions: Exceptions,
 }
 
 impl EnvironmentSpec {
@@ -52,6 +54,7 @@ impl EnvironmentSpec {
         ));
         let apps = errors.collect(parse_apps(input.apps.as_deref().unwrap_or_default()));
         let members = errors.collect(parse_members(input.members.as_deref().unwrap_or_default()));
+        let exceptions = errors.collect(Exceptions::parse(input.exceptions.as_ref()));
         errors.finish(|| EnvironmentSpec {
             name: name.expect("checked"),
             description: description.expect("checked"),
@@ -59,6 +62,7 @@ impl EnvironmentSpec {
             settings: settings.expect("checked"),
             apps: apps.expect("checked"),
             members: members.expect("checked"),
+            exceptions: exceptions.expect("checked"),
         })
     }
 
@@ -98,6 +102,7 @@ impl EnvironmentSpec {
             apps: (!self.apps.is_empty()).then(|| self.apps.iter().map(|a| a.to_input()).collect()),
             members: (!self.members.is_empty())
                 .then(|| self.members.iter().map(Member::to_input).collect()),
+            exceptions: self.exceptions.to_input(),
         }
     }
 }

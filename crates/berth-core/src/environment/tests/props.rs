@@ -121,6 +121,7 @@ fn spec() -> impl Strategy<Value = EnvironmentSpecInput> {
                     ttl,
                     apps: Some(apps),
                     members: Some(members),
+                    exceptions: None,
                 }
             },
         )
