@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local Kubernetes control plane for development and tests: a real
-# kube-apiserver, controller-manager, scheduler and etcd built from the
-# published Go modules (localcluster/), plus fake nodes.
+# kube-apiserver, controller-manager, scheduler, etcd and metrics-server built
+# from the published Go modules (localcluster/), plus fake nodes that serve
+# the kubelet's API (container logs, metrics).
 #
 #   scripts/localcluster.sh build   compile berth-cluster (cached) into .berth/bin/
 #   scripts/localcluster.sh up      start the cluster in the background, return once ready
