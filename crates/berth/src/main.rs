@@ -1,10 +1,11 @@
 //! `berth`: the one binary. It only wires the parts together; each part lives
-//! in its own crate.
+//! in its own crate. Besides the server it is the client of one
+//! (`berth login`, `berth env ...`, `berth admin ...`: `berth-cli`).
 
 mod controller;
 
 use berth::{config, serve};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -47,12 +48,19 @@ enum Command {
         #[arg(long, env = "BERTH_INGRESS_DOMAIN", default_value = "berth.localhost")]
         ingress_domain: String,
     },
+    #[command(flatten)]
+    Client(berth_cli::ClientCommand),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let _flush_logs_on_exit = init_logging();
     let cli = Cli::parse();
+    if let Command::Client(command) = cli.command {
+        // A client prints answers, never log lines, to standard output.
+        let code = berth_cli::run(command, Cli::command).await;
+        std::process::exit(code);
+    }
+    let _flush_logs_on_exit = init_logging();
     match cli.command {
         Command::Serve(args) => {
             let config = config::Config::load(args, cli.config.as_deref())?;
@@ -77,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Client(_) => unreachable!("client commands ran above"),
     }
 }
 
