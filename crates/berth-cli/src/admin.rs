@@ -6,7 +6,7 @@ use crate::config;
 use crate::env::{requests_table, templates_table};
 use crate::error::CliError;
 use crate::output::{self, Format, items_of, text};
-use crate::{Common, parse_duration, segment, spec};
+use crate::{Common, parse_duration, segment};
 use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -240,7 +240,7 @@ pub async fn run(command: AdminCommand, common: &Common) -> Result<(), CliError>
                     ));
                 }
                 let mut policy = api.get("/api/v1/admin/policy").await?;
-                spec::merge_patch(&mut policy, &changes);
+                json_patch::merge(&mut policy, &changes);
                 let policy = api
                     .call(Method::PUT, "/api/v1/admin/policy", Some(&policy), true)
                     .await?
@@ -418,16 +418,7 @@ fn policy_fields(policy: &Value) -> String {
             "Environments per user",
             text(&policy["maxEnvironmentsPerUser"]),
         ),
-        (
-            "Most quota",
-            format!(
-                "cpu {}, memory {}, storage {}, pods {}",
-                text(&quota["cpu"]),
-                text(&quota["memory"]),
-                text(&quota["storage"]),
-                text(&quota["pods"])
-            ),
-        ),
+        ("Most quota", output::quota(quota)),
         ("Default TTL", text(&policy["defaultTtl"])),
         ("Longest TTL", text(&policy["maxTtl"])),
     ])

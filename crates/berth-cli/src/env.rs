@@ -770,16 +770,7 @@ fn describe(env: &Value) -> String {
         ("Owner", text(&env["owner"])),
         ("Your role", text(&env["role"])),
         ("Template", text(&spec["template"])),
-        (
-            "Quota",
-            format!(
-                "cpu {}, memory {}, storage {}, pods {}",
-                text(&quota["cpu"]),
-                text(&quota["memory"]),
-                text(&quota["storage"]),
-                text(&quota["pods"])
-            ),
-        ),
+        ("Quota", output::quota(quota)),
         ("Network", text(&spec["network"]["isolation"])),
         ("Pod security", text(&spec["podSecurity"])),
         ("TTL", text(&spec["ttl"])),

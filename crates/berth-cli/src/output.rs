@@ -121,6 +121,17 @@ pub fn text(value: &Value) -> String {
     }
 }
 
+/// A quota (the spec's or the policy's most) in one line.
+pub fn quota(quota: &Value) -> String {
+    format!(
+        "cpu {}, memory {}, storage {}, pods {}",
+        text(&quota["cpu"]),
+        text(&quota["memory"]),
+        text(&quota["storage"]),
+        text(&quota["pods"])
+    )
+}
+
 /// How long ago an RFC 3339 time was, as kubectl says it: `45s`, `12m`, `5h`, `3d`.
 pub fn age(at: &Value) -> String {
     since(at, OffsetDateTime::now_utc()).unwrap_or_else(|| "-".into())

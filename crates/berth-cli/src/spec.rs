@@ -86,26 +86,8 @@ pub fn name(spec: &Value) -> Result<String, CliError> {
     }
 }
 
-/// RFC 7386: objects merge key by key, `null` removes, anything else replaces.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(patch) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = json!({});
-    }
-    let target = target.as_object_mut().expect("made an object above");
-    for (key, value) in patch {
-        if value.is_null() {
-            target.remove(key);
-        } else {
-            merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
-        }
-    }
-}
-
-/// The RFC 7386 merge patch that turns `from` into `to`; `{}` when they are equal.
+/// The RFC 7386 merge patch that turns `from` into `to` (what
+/// [`json_patch::merge`] applies); `{}` when they are equal.
 pub fn merge_diff(from: &Value, to: &Value) -> Value {
     match (from, to) {
         (Value::Object(from), Value::Object(to)) => {
@@ -144,14 +126,14 @@ pub fn desired(current: &Value, file: &Value, owner: &str) -> Value {
             for app in apps.iter_mut() {
                 if let Some(old) = before.iter().find(|old| old.get("name") == app.get("name")) {
                     let mut merged = old.clone();
-                    merge_patch(&mut merged, app);
+                    json_patch::merge(&mut merged, app);
                     *app = merged;
                 }
             }
         }
     }
     let mut desired = current.clone();
-    merge_patch(&mut desired, &wanted);
+    json_patch::merge(&mut desired, &wanted);
     if file.get("members").is_some() && !owner.is_empty() {
         let members = desired
             .as_object_mut()
@@ -208,7 +190,7 @@ mod tests {
             json!({"ttl": null, "quota": {"cpu": "2"}, "apps": [{"name": "x"}, {"name": "y"}], "description": "d"})
         );
         let mut patched = from.clone();
-        merge_patch(&mut patched, &patch);
+        json_patch::merge(&mut patched, &patch);
         assert_eq!(patched, to);
         assert_eq!(merge_diff(&to, &to), json!({}));
     }

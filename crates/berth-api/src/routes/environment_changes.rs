@@ -16,7 +16,7 @@ use berth_core::environment::{EnvironmentSpecInput, MemberInput, MemberRole};
 use berth_core::validation::ValidationErrors;
 use berth_manifests::Environment;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 #[utoipa::path(patch, operation_id = "environment_changes_patch", path = "/api/v1/environments/{name}", tag = "environments",
     params(("name" = String, Path), ("If-Match" = Option<String>, Header, description = "The environment's `generation` the change is based on, as `\"<generation>\"`; 412 when it moved on")),
@@ -58,7 +58,7 @@ pub async fn patch(
     let before = env.spec.to_input(&name);
     let mut merged =
         serde_json::to_value(&before).map_err(|e| ApiError::Internal(e.to_string()))?;
-    merge_patch(&mut merged, &patch);
+    json_patch::merge(&mut merged, &patch);
     let after = EnvironmentSpecInput::from_json(merged)?;
     for permission in needed_permissions(&before, &after) {
         if !standing.allows(permission) {
@@ -111,25 +111,6 @@ fn needed_permissions(
         needed.push(Permission::EditSettings);
     }
     needed
-}
-
-/// RFC 7386: objects merge key by key, `null` removes, anything else replaces.
-fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(patch) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = json!({});
-    }
-    let target = target.as_object_mut().expect("made an object above");
-    for (key, value) in patch {
-        if value.is_null() {
-            target.remove(key);
-        } else {
-            merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
-        }
-    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -232,14 +213,15 @@ async fn member_change(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn merge_patch_follows_rfc_7386() {
         let mut target = json!({"a": "b", "c": {"d": "e", "f": "g"}});
-        merge_patch(&mut target, &json!({"a": "z", "c": {"f": null}}));
+        json_patch::merge(&mut target, &json!({"a": "z", "c": {"f": null}}));
         assert_eq!(target, json!({"a": "z", "c": {"d": "e"}}));
         let mut target = json!({"apps": [{"name": "web"}]});
-        merge_patch(&mut target, &json!({"apps": []}));
+        json_patch::merge(&mut target, &json!({"apps": []}));
         assert_eq!(target, json!({"apps": []}), "arrays are replaced whole");
     }
 
