@@ -34,6 +34,7 @@ fi
 cat <<MSG
 
   Berth is starting at http://$listen
+  Kubeconfigs reach environments at https://${BERTH_KUBE_LISTEN:-127.0.0.1:8443}
   Prometheus: $BERTH_PROMETHEUS_URL
   Admin login: $BERTH_ADMIN_EMAIL / $BERTH_ADMIN_PASSWORD
   (the password applies when this store is created; it is kept in $creds)

@@ -57,6 +57,7 @@ with_server() {
   shift
   local log=$dir/berth.log pid url="" rc=0
   BERTH_LISTEN=127.0.0.1:0 \
+    BERTH_KUBE_LISTEN=127.0.0.1:0 \
     BERTH_DATABASE_URL="sqlite://$dir/berth.db?mode=rwc" \
     BERTH_ADMIN_EMAIL=${BERTH_ADMIN_EMAIL:-admin@berth.test} \
     BERTH_ADMIN_PASSWORD=${BERTH_ADMIN_PASSWORD:-admin-password-for-tests} \

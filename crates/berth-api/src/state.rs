@@ -19,6 +19,14 @@ pub struct Settings {
     /// Apps answer at `<app>.<environment>.<ingress_domain>`: no exception
     /// may grant a host under it.
     pub ingress_domain: String,
+    /// Where kubeconfigs reach the environments' Kubernetes API
+    /// (`BERTH_KUBE_PUBLIC_URL`, an `https://` URL); `None`: the host a
+    /// request for a kubeconfig came to, at [`Settings::kube_port`].
+    pub kube_public_url: Option<String>,
+    /// The port of the HTTPS listener of the environments' Kubernetes API.
+    pub kube_port: u16,
+    /// PEM of the CA kubeconfigs trust for it, when Berth made its own.
+    pub kube_ca_pem: Option<String>,
 }
 
 #[derive(Clone)]
@@ -30,4 +38,6 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Where environments' metrics are queried; `None` answers 503.
     pub prometheus: Option<Prometheus>,
+    /// Ends kubeconfigs' open requests when their access is taken away.
+    pub revocations: crate::kube_proxy::Revocations,
 }

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Where the environments' Kubernetes API listens (HTTPS) by default.
+pub const DEFAULT_KUBE_LISTEN: &str = "127.0.0.1:8443";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://.berth/berth.db";
 pub const DEFAULT_INGRESS_DOMAIN: &str = "berth.localhost";
 pub const DEFAULT_KUBECONFIG_TTL: &str = "8h";
@@ -42,6 +44,20 @@ pub struct ServeArgs {
     /// The URL people reach Berth at; `https://` makes cookies Secure.
     #[arg(long, env = "BERTH_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Address of the HTTPS listener of the environments' Kubernetes API,
+    /// which kubeconfigs reach; port 0 picks a free port.
+    #[arg(long, env = "BERTH_KUBE_LISTEN")]
+    pub kube_listen: Option<SocketAddr>,
+    /// The `https://` URL kubeconfigs reach that listener at (else the host
+    /// a kubeconfig was asked of, at the listener's port).
+    #[arg(long, env = "BERTH_KUBE_PUBLIC_URL")]
+    pub kube_public_url: Option<String>,
+    /// PEM certificate chain and key for that listener (else Berth makes a
+    /// CA and certificate at start, which kubeconfigs carry).
+    #[arg(long, env = "BERTH_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long, env = "BERTH_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Apps exposed by ingress are served at `<app>.<environment>.<domain>`.
     #[arg(long, env = "BERTH_INGRESS_DOMAIN")]
     pub ingress_domain: Option<String>,
@@ -82,6 +98,10 @@ struct FileConfig {
     admin_password: Option<String>,
     prometheus_url: Option<String>,
     public_url: Option<String>,
+    kube_listen: Option<SocketAddr>,
+    kube_public_url: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     ingress_domain: Option<String>,
     kubeconfig_ttl: Option<String>,
     ingress_namespace: Option<String>,
@@ -102,6 +122,10 @@ pub struct Config {
     pub admin_password: Option<String>,
     pub prometheus_url: Option<String>,
     pub public_url: Option<String>,
+    pub kube_listen: SocketAddr,
+    pub kube_public_url: Option<String>,
+    /// Certificate chain and key files of the kube listener.
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub ingress_domain: String,
     pub kubeconfig_ttl: Duration,
     pub network: Network,
@@ -242,6 +266,26 @@ impl Config {
             admin_password,
             prometheus_url: args.prometheus_url.or(file.prometheus_url),
             public_url: args.public_url.or(file.public_url),
+            kube_listen: args
+                .kube_listen
+                .or(file.kube_listen)
+                .unwrap_or_else(|| DEFAULT_KUBE_LISTEN.parse().expect("a valid address")),
+            kube_public_url: match args.kube_public_url.or(file.kube_public_url) {
+                Some(url) if !url.starts_with("https://") => {
+                    anyhow::bail!(
+                        "BERTH_KUBE_PUBLIC_URL: must be an https:// URL, as kubectl sends credentials only over TLS"
+                    )
+                }
+                url => url,
+            },
+            tls: match (
+                args.tls_cert.or(file.tls_cert),
+                args.tls_key.or(file.tls_key),
+            ) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => anyhow::bail!("BERTH_TLS_CERT and BERTH_TLS_KEY: set both or neither"),
+            },
             ingress_domain: args
                 .ingress_domain
                 .or(file.ingress_domain)

@@ -2,7 +2,9 @@
 
 use crate::config::Config;
 use anyhow::Context;
-use berth_api::{AppState, Cluster, EnvironmentMetrics, HttpMetrics, Prometheus, Settings};
+use berth_api::{
+    AppState, Cluster, EnvironmentMetrics, HttpMetrics, KubeTls, Prometheus, Revocations, Settings,
+};
 use berth_auth::{Auth, AuthConfig, Secret};
 use berth_controller::{ControllerOptions, Metrics as ControllerMetrics};
 use berth_core::account::{Email, Password};
@@ -33,6 +35,12 @@ pub struct Server {
     reserved_names: ReservedNames,
     /// The per-environment series of `/metrics`, whose watches start with the server.
     environment_metrics: EnvironmentMetrics,
+    /// The HTTPS listener of the environments' Kubernetes API.
+    kube_listener: tokio::net::TcpListener,
+    kube_tls: KubeTls,
+    kube_router: axum::Router,
+    /// Ends kubeconfigs' open requests: on revoked access, and at stop.
+    revocations: Revocations,
     /// Present unless the controller runs elsewhere (`--no-controller`).
     controller: Option<(ControllerOptions, ControllerMetrics)>,
 }
@@ -55,6 +63,17 @@ impl Server {
         });
         let cluster = Arc::new(Cluster::new(config.kubeconfig.clone()));
         let environment_metrics = EnvironmentMetrics::register(&mut registry, cluster.clone());
+        let revocations = Revocations::default();
+        let kube_listener = tokio::net::TcpListener::bind(config.kube_listen)
+            .await
+            .with_context(|| format!("binding {} (BERTH_KUBE_LISTEN)", config.kube_listen))?;
+        let kube_tls = match &config.tls {
+            Some((cert, key)) => KubeTls::from_pem(
+                &std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?,
+                &std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
+            )?,
+            None => KubeTls::generate(kube_names(&config))?,
+        };
         let state = AppState {
             auth: auth.clone(),
             cluster: cluster.clone(),
@@ -63,6 +82,9 @@ impl Server {
                 kubeconfig_ttl: config.kubeconfig_ttl,
                 reserved_names: config.network.reserved_names.clone(),
                 ingress_domain: config.ingress_domain.clone(),
+                kube_public_url: config.kube_public_url.clone(),
+                kube_port: kube_listener.local_addr()?.port(),
+                kube_ca_pem: kube_tls.ca_pem.clone(),
             }),
             http_metrics,
             registry: Arc::new(registry),
@@ -72,17 +94,22 @@ impl Server {
                 .map(Prometheus::new)
                 .transpose()
                 .map_err(anyhow::Error::msg)?,
+            revocations: revocations.clone(),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         Ok(Self {
             listener,
+            kube_listener,
+            kube_tls,
+            kube_router: berth_api::kube_router(state.clone()),
             router: berth_api::router(state),
             auth,
             cluster,
             reserved_names: config.network.reserved_names.clone(),
             environment_metrics,
+            revocations,
             controller,
         })
     }
@@ -105,6 +132,17 @@ impl Server {
         let sweeper = tokio::spawn(sweep(self.auth.clone()));
         let warm = tokio::spawn(connect_when_possible(self.cluster.clone()));
         let workloads = tokio::spawn(self.environment_metrics.watch());
+        let revoking = self.revocations.watch(self.cluster.clone());
+        tracing::info!(
+            "kubernetes API of environments on https://{}",
+            self.kube_listener.local_addr()?
+        );
+        let kube = tokio::spawn(berth_api::serve_kube(
+            self.kube_listener,
+            self.kube_tls,
+            self.kube_router,
+            stopping(stopped.clone()),
+        ));
         let mend = tokio::spawn(berth_api::remove_disabled_identities_at_start(
             self.cluster.clone(),
             self.auth.store().clone(),
@@ -123,9 +161,12 @@ impl Server {
                 shutdown,
             ))
         });
+        let revocations = self.revocations.clone();
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop.send(true);
+            // Open watches and exec sessions would hold the stop forever.
+            revocations.end_all();
         });
         let app = self
             .router
@@ -140,6 +181,8 @@ impl Server {
         sweeper.abort();
         warm.abort();
         workloads.abort();
+        revoking.abort();
+        let _ = kube.await;
         publish.abort();
         mend.abort();
         // In-flight requests have finished; let the store finish its writes too.
@@ -237,4 +280,33 @@ pub async fn shutdown_signal() {
         _ = term.recv() => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// The names the made-up certificate of the kube listener is for: loopback,
+/// the listen address, and the hosts of the public URLs.
+fn kube_names(config: &Config) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    let ip = config.kube_listen.ip();
+    if !ip.is_unspecified() {
+        names.push(ip.to_string());
+    }
+    for url in [&config.public_url, &config.kube_public_url]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(host) = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split(['/', ':']).next())
+            .filter(|h| !h.is_empty())
+        {
+            names.push(host.to_owned());
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
 }

@@ -274,9 +274,40 @@ async fn role_change_removal_and_disable_reach_an_existing_kubeconfig_within_fiv
     .await;
     report("a role change (editor -> viewer)", took);
 
+    // An open watch, which the apiserver authorized when it began.
+    let mut watch = tokio::process::Command::new(kubectl_path)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["get", "pods", "-n", &name, "--watch"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl runs");
+    until_get_pods(
+        kubectl_path,
+        &kubeconfig,
+        &name,
+        true,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), watch.wait())
+            .await
+            .is_err(),
+        "the watch ended before anything was revoked"
+    );
+
     // A removal.
     let removed = app.delete(&owner, &member).await;
     assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    let start = Instant::now();
+    tokio::time::timeout(Duration::from_secs(60), watch.wait())
+        .await
+        .expect("the open watch outlived the removal by a minute")
+        .expect("waiting for kubectl");
+    report("a removal, for an open watch", start.elapsed());
     let (took, said) = until_get_pods(
         kubectl_path,
         &kubeconfig,
@@ -339,6 +370,23 @@ async fn role_change_removal_and_disable_reach_an_existing_kubeconfig_within_fiv
     eprintln!(
         "bob's token was refused as Unauthorized {:?} later",
         start.elapsed()
+    );
+
+    // The token is for Berth only: the apiserver itself never took it.
+    let token = std::fs::read_to_string(&owner_kubeconfig)
+        .expect("the owner's kubeconfig")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: ").map(str::to_owned))
+        .expect("a token in the kubeconfig");
+    let direct = kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(
+        cluster.client_with_token(&token).await.expect("a client"),
+        &name,
+    )
+    .list(&Default::default())
+    .await;
+    assert!(
+        matches!(&direct, Err(kube::Error::Api(e)) if e.code == 401),
+        "the apiserver took a kubeconfig's token directly: {direct:?}"
     );
 
     // Re-enabled, bob gets a new identity: the old tokens stay dead.

@@ -47,8 +47,8 @@ async fn register_create_ready_kubeconfig_use_delete() {
     let token = app.member_token(&email).await;
     let name = format!("journey-{suffix}");
     let other = format!("other-{suffix}");
-    // The other environment is a neighbour's: a kubeconfig carries its
-    // holder's identity, which reaches every environment they are a member of.
+    // The other environment is a neighbour's: a kubeconfig reaches only its
+    // own environment's namespace (through Berth), as its holder's identity.
     let neighbour = app
         .member_token(&format!("neighbour-{suffix}@example.com"))
         .await;
@@ -131,7 +131,9 @@ async fn register_create_ready_kubeconfig_use_delete() {
     )
     .await;
 
-    // Outside it, and above it, the tenant is refused by the apiserver itself.
+    // Outside it, and above it, the tenant is refused: by Berth's proxy of
+    // the environment's Kubernetes API outside the namespace, by the
+    // apiserver's RBAC above it.
     let elsewhere: Api<Pod> = Api::namespaced(tenant.clone(), &other);
     assert_forbidden(
         elsewhere.list(&ListParams::default()).await,

@@ -1706,7 +1706,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A kubeconfig carrying the caller's own identity, its context the environment's namespace; in each environment it does only what the caller's role there allows, and it expires after the configured time (8 h by default) */
+            /** @description A kubeconfig carrying the caller's own identity, limited to the environment's namespace (its server is Berth's `/api/v1/environments/{name}/kube`) and to what the caller's role there allows; open watches and sessions end when that access is taken away; it expires after the configured time (8 h by default) */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -1,7 +1,9 @@
 //! Kubeconfigs for tenants: a short-lived token of the member's own identity
 //! (their ServiceAccount in `berth-users`), bound by the controller in the
-//! environment's namespace to the member's role. Access follows the
-//! binding (a role change or removal reaches every kubeconfig at once) and
+//! environment's namespace to the member's role, for Berth's proxy of the
+//! environment's Kubernetes API (`kube_proxy`), the only place the token's
+//! audience is accepted. Access follows the binding (a role change or
+//! removal reaches every kubeconfig at once, open requests included) and
 //! the identity (disabling the user deletes it, ending every token).
 
 use crate::cluster::Connection;
@@ -47,6 +49,8 @@ pub async fn kubeconfig(
     environment: &str,
     user: &UserRecord,
     expires_in_seconds: u64,
+    server: &str,
+    ca_pem: Option<&str>,
 ) -> Result<String, ApiError> {
     let (id, email) = (user.id, &user.email);
     identities::ensure(&connection.client, id, email)
@@ -70,7 +74,7 @@ pub async fn kubeconfig(
     let accounts: Api<ServiceAccount> = Api::namespaced(connection.client.clone(), USERS_NAMESPACE);
     let request = TokenRequest {
         spec: TokenRequestSpec {
-            audiences: vec![],
+            audiences: vec![crate::kube_proxy::TOKEN_AUDIENCE.to_owned()],
             expiration_seconds: Some(i64::try_from(expires_in_seconds).unwrap_or(i64::MAX)),
             bound_object_ref: None,
         },
@@ -85,8 +89,8 @@ pub async fn kubeconfig(
         "{environment}-{}",
         email.as_str().split('@').next().unwrap_or("me")
     );
-    let mut cluster = json!({"server": connection.server});
-    if let Some(ca) = &connection.ca_pem {
+    let mut cluster = json!({"server": server});
+    if let Some(ca) = ca_pem {
         use base64::Engine;
         cluster["certificate-authority-data"] =
             json!(base64::engine::general_purpose::STANDARD.encode(ca));

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::json;
 
 #[utoipa::path(get, operation_id = "environment_details_get_kubeconfig", path = "/api/v1/environments/{name}/kubeconfig", tag = "environments", params(("name" = String, Path)), responses(
-    (status = 200, description = "A kubeconfig carrying the caller's own identity, its context the environment's namespace; in each environment it does only what the caller's role there allows, and it expires after the configured time (8 h by default)", content_type = "application/yaml"),
+    (status = 200, description = "A kubeconfig carrying the caller's own identity, limited to the environment's namespace (its server is Berth's `/api/v1/environments/{name}/kube`) and to what the caller's role there allows; open watches and sessions end when that access is taken away; it expires after the configured time (8 h by default)", content_type = "application/yaml"),
     (status = 403, description = "Admins who are not members have no identity in the environment", body = crate::error::ErrorBody),
     (status = 404, description = "Absent or not visible", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
@@ -31,11 +31,34 @@ pub async fn get_kubeconfig(
     CurrentUser(caller): CurrentUser,
     request_id: RequestId,
     Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let connection = state.cluster.connection().await?;
     envs::permitted(connection, &name, &caller, Permission::Kubeconfig)?;
     let expires_in = state.settings.kubeconfig_ttl.as_secs();
-    let config = kubeconfig::kubeconfig(connection, &name, &caller.user, expires_in).await?;
+    // Kubeconfigs reach the cluster through Berth's HTTPS listener, at the
+    // address users know it by.
+    let base = match &state.settings.kube_public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let authority = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.parse::<axum::http::uri::Authority>().ok());
+            let host = authority.as_ref().map_or("127.0.0.1", |a| a.host());
+            format!("https://{host}:{}", state.settings.kube_port)
+        }
+    };
+    let server = format!("{base}{}", crate::kube_proxy::server_path(&name));
+    let config = kubeconfig::kubeconfig(
+        connection,
+        &name,
+        &caller.user,
+        expires_in,
+        &server,
+        state.settings.kube_ca_pem.as_deref(),
+    )
+    .await?;
     let action = Action {
         actor: caller.user.email.as_str(),
         action: "environment.kubeconfig",
