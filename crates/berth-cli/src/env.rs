@@ -429,12 +429,8 @@ async fn apply(api: &Api, file: &Value, wait: WaitArgs, format: Format) -> Resul
         Ok(env) => env,
         Err(e) if e.is_not_found() => {
             // A request of ours for this name may already wait for an admin.
-            let mine = api.get("/api/v1/requests?state=pending").await?;
-            if let Some(request) = items_of(&mine)
-                .iter()
-                .find(|r| r["environment"] == name.as_str() && r["kind"] == "create")
-            {
-                return pending(request, format);
+            if let Some(request) = waiting(api, &name, |r| r["kind"] == "create").await? {
+                return pending(&request, format);
             }
             let answer = create(api, file).await?;
             return finish(api, answer, "created", wait, format).await;
@@ -464,8 +460,26 @@ async fn apply(api: &Api, file: &Value, wait: WaitArgs, format: Format) -> Resul
         }
         return Ok(());
     }
+    // The very same change may already wait for an admin (one request per
+    // environment at a time).
+    if let Some(request) = waiting(api, &name, |r| r["spec"] == desired).await? {
+        return pending(&request, format);
+    }
     let answer = patch_spec(api, &name, &patch, current["generation"].as_i64()).await?;
     finish(api, answer, "configured", wait, format).await
+}
+
+/// The caller's pending request for environment `name` that `matches`.
+async fn waiting(
+    api: &Api,
+    name: &str,
+    matches: impl Fn(&Value) -> bool,
+) -> Result<Option<Value>, CliError> {
+    let mine = api.get("/api/v1/requests?state=pending").await?;
+    Ok(items_of(&mine)
+        .iter()
+        .find(|r| r["environment"] == name && matches(r))
+        .cloned())
 }
 
 /// A merge patch of the spec, made against `generation` (412 when someone

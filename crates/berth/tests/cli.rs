@@ -567,6 +567,47 @@ async fn an_approval_gated_apply_exits_4_until_an_admin_approves() {
         .await;
     run.ok();
     assert!(run.stdout.contains("unchanged"), "{}", run.stdout);
+
+    // A change of bounds waits too, applied once or twice; the requester
+    // reads the admin's reason for rejecting it.
+    let longer = machine.write(
+        "env.yaml",
+        &format!("name: {name}\ntemplate: small\nttl: 48h\n"),
+    );
+    for _ in 1..=2 {
+        let run = machine.run(&["env", "apply", "-f", &longer]).await;
+        run.expect(4);
+        assert!(run.stderr.contains("pending approval"), "{}", run.stderr);
+    }
+    let waiting = machine
+        .run(&["admin", "requests", "-o", "json", admin[0], admin[1]])
+        .await
+        .ok()
+        .json();
+    let update = waiting["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["environment"] == name.as_str() && r["kind"] == "update")
+        .unwrap_or_else(|| panic!("the change's request in {waiting}"));
+    machine
+        .run(&[
+            "admin",
+            "reject",
+            update["id"].as_str().unwrap(),
+            "--reason",
+            "72h is plenty",
+            admin[0],
+            admin[1],
+        ])
+        .await
+        .ok();
+    let mine = machine.run(&["env", "requests"]).await;
+    assert!(
+        mine.ok().stdout.contains("rejected: 72h is plenty"),
+        "{}",
+        mine.stdout
+    );
     let audit = machine
         .run(&[
             "admin",
