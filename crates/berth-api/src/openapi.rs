@@ -38,6 +38,7 @@ use utoipa::{Modify, OpenApi};
         routes::environment_details::get_kubeconfig,
         routes::environment_details::events,
         routes::environment_details::workloads,
+        routes::environment_logs::logs,
         crate::metrics_query::query,
         crate::metrics_query::query_range,
         crate::metrics_query::series,

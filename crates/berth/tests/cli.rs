@@ -370,10 +370,9 @@ async fn login_apply_twice_wait_kubeconfig_kubectl_delete() {
     machine.run(&["whoami"]).await.expect(1);
 }
 
-// Needs the pod logs endpoint (`GET .../pods/{pod}/logs`) and fake
-// kubelets that serve container logs: the Logs issue.
+// Through the pod logs endpoint (`GET .../pods/{pod}/logs`) to the local
+// cluster's kubelets, which serve container logs.
 #[tokio::test]
-#[ignore = "needs GET /api/v1/environments/{name}/pods/{pod}/logs (the Logs issue)"]
 async fn logs_of_an_apps_pod_tail_and_follow() {
     let app = spawn_app_with_controller().await;
     let machine = Machine::new();

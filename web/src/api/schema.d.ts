@@ -365,6 +365,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/environments/{name}/pods/{pod}/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["environment_logs_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/environments/{name}/renew": {
         parameters: {
             query?: never;
@@ -2145,6 +2161,70 @@ export interface operations {
                 };
             };
             /** @description No Prometheus is configured (BERTH_PROMETHEUS_URL), Prometheus or the cluster cannot be reached; with Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    environment_logs_get: {
+        parameters: {
+            query?: {
+                /** @description The container; may be left out when the pod has one. */
+                container?: string;
+                /** @description Only the last this many lines (0 to 100,000). */
+                tailLines?: number;
+                /** @description Only lines of the last this many seconds (1 to 2,592,000: 30 days). */
+                sinceSeconds?: number;
+                /** @description The previous run of the container, after a restart. */
+                previous?: boolean;
+                /**
+                 * @description Keep the answer open, sending lines as they come, until the client
+                 *     leaves or loses access.
+                 */
+                follow?: boolean;
+            };
+            header?: never;
+            path: {
+                name: string;
+                pod: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The container's log lines as the kubelet keeps them; with follow=true a stream that stays open, sending lines as they come, until the client leaves or the caller loses access */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": unknown;
+                };
+            };
+            /** @description A parameter out of range, or a container the pod does not have (the details name it) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The environment or the pod is absent or not visible */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The cluster is not reachable */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -124,7 +124,10 @@ pub async fn events(
 /// that Berth did not make for this very Environment (someone else's, the
 /// platform's, a predecessor's still going) is never read with Berth's
 /// credentials on a tenant's behalf.
-async fn owns_namespace(connection: &Connection, env: &Environment) -> Result<bool, ApiError> {
+pub(crate) async fn owns_namespace(
+    connection: &Connection,
+    env: &Environment,
+) -> Result<bool, ApiError> {
     let name = env.metadata.name.as_deref().unwrap_or_default();
     let uid = env.metadata.uid.as_deref().unwrap_or_default();
     let namespaces: Api<Namespace> = Api::all(connection.client.clone());

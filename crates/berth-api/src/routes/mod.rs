@@ -3,6 +3,7 @@ pub(crate) mod admin;
 pub(crate) mod audit_log;
 pub(crate) mod environment_changes;
 pub(crate) mod environment_details;
+pub(crate) mod environment_logs;
 pub(crate) mod environments;
 pub(crate) mod policy;
 pub(crate) mod requests;
@@ -63,6 +64,10 @@ pub fn api_routes() -> Router<AppState> {
         .route(
             "/api/v1/environments/{name}/workloads",
             get(environment_details::workloads),
+        )
+        .route(
+            "/api/v1/environments/{name}/pods/{pod}/logs",
+            get(environment_logs::logs),
         )
         .route(
             "/api/v1/environments/{name}/metrics/query",

@@ -1,0 +1,169 @@
+//! A pod's logs for the environment's members, through the apiserver's
+//! `pods/log` (and so the kubelet), as `kubectl logs` reads them.
+
+use crate::environments as envs;
+use crate::error::ApiError;
+use crate::extract::CurrentUser;
+use crate::query::ApiQuery;
+use crate::routes::environment_details::owns_namespace;
+use crate::state::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use berth_core::validation::{FieldError, ValidationErrors};
+use futures::{AsyncBufReadExt, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, LogParams};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Most lines `tailLines` may ask for: what the portal's viewer keeps.
+pub const MAX_TAIL_LINES: i64 = 100_000;
+/// Furthest back `sinceSeconds` may reach: 30 days.
+pub const MAX_SINCE_SECONDS: i64 = 30 * 24 * 3600;
+/// How often a followed stream re-checks that its caller may still read it.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// The query of `GET .../pods/{pod}/logs`: the kubelet's parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct LogQuery {
+    /// The container; may be left out when the pod has one.
+    #[param(max_length = 63, pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+    container: Option<String>,
+    /// Only the last this many lines (0 to 100,000).
+    #[param(minimum = 0, maximum = 100000)]
+    tail_lines: Option<i64>,
+    /// Only lines of the last this many seconds (1 to 2,592,000: 30 days).
+    #[param(minimum = 1, maximum = 2592000)]
+    since_seconds: Option<i64>,
+    /// The previous run of the container, after a restart.
+    previous: Option<bool>,
+    /// Keep the answer open, sending lines as they come, until the client
+    /// leaves or loses access.
+    follow: Option<bool>,
+}
+
+impl LogQuery {
+    /// The kubelet's parameters, or 400 naming each one out of range.
+    fn params(&self) -> Result<LogParams, ApiError> {
+        let mut errors = ValidationErrors::new();
+        if let Some(container) = &self.container {
+            let label = container.len() <= 63
+                && !container.is_empty()
+                && container
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !container.starts_with('-')
+                && !container.ends_with('-');
+            if !label {
+                errors.push(FieldError::new(
+                    "container",
+                    "must be a container name: lowercase letters, digits and '-', at most 63",
+                ));
+            }
+        }
+        if let Some(tail) = self.tail_lines
+            && !(0..=MAX_TAIL_LINES).contains(&tail)
+        {
+            errors.push(FieldError::new(
+                "tailLines",
+                format!("must be between 0 and {MAX_TAIL_LINES}"),
+            ));
+        }
+        if let Some(since) = self.since_seconds
+            && !(1..=MAX_SINCE_SECONDS).contains(&since)
+        {
+            errors.push(FieldError::new(
+                "sinceSeconds",
+                format!("must be between 1 and {MAX_SINCE_SECONDS} (30 days)"),
+            ));
+        }
+        errors.finish(|| ())?;
+        Ok(LogParams {
+            container: self.container.clone(),
+            tail_lines: self.tail_lines,
+            since_seconds: self.since_seconds,
+            previous: self.previous.unwrap_or(false),
+            follow: self.follow.unwrap_or(false),
+            ..LogParams::default()
+        })
+    }
+}
+
+#[utoipa::path(get, operation_id = "environment_logs_get", path = "/api/v1/environments/{name}/pods/{pod}/logs", tag = "environments",
+    params(("name" = String, Path), ("pod" = String, Path, max_length = 253), LogQuery),
+    responses(
+        (status = 200, description = "The container's log lines as the kubelet keeps them; with follow=true a stream that stays open, sending lines as they come, until the client leaves or the caller loses access", content_type = "text/plain"),
+        (status = 400, description = "A parameter out of range, or a container the pod does not have (the details name it)", body = crate::error::ErrorBody),
+        (status = 404, description = "The environment or the pod is absent or not visible", body = crate::error::ErrorBody),
+        (status = 503, description = "The cluster is not reachable", body = crate::error::ErrorBody),
+    ),
+    security(("session" = []), ("token" = [])))]
+pub async fn logs(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    Path((name, pod)): Path<(String, String)>,
+    ApiQuery(query): ApiQuery<LogQuery>,
+) -> Result<Response, ApiError> {
+    let params = query.params()?;
+    let connection = state.cluster.connection().await?;
+    let (env, _) = envs::visible(connection, &name, &caller)?;
+    if !owns_namespace(connection, &env).await? {
+        return Err(ApiError::NotFound);
+    }
+    let pods: Api<Pod> = Api::namespaced(connection.client.clone(), &name);
+    let reader = pods.log_stream(&pod, &params).await.map_err(|e| match e {
+        // The apiserver says why: no such container, or the pod has
+        // several and none was named.
+        kube::Error::Api(status) if status.code == 400 => ApiError::validation(
+            ValidationErrors::single("container", status.message.clone()),
+        ),
+        other => envs::kube_error(other),
+    })?;
+    let lines = reader.lines().map(|line| {
+        line.map(|mut l| {
+            l.push('\n');
+            Bytes::from(l)
+        })
+    });
+    let body = if params.follow {
+        // Access is checked when the request starts; a followed stream
+        // checks again every second, and ends for a caller removed from the
+        // environment or disabled since.
+        let (cluster, store, user, env_name) = (
+            state.cluster.clone(),
+            state.auth.store().clone(),
+            caller.clone(),
+            name.clone(),
+        );
+        let lost = async move {
+            loop {
+                tokio::time::sleep(RECHECK).await;
+                let visible = cluster
+                    .connected()
+                    .is_some_and(|c| envs::visible(c, &env_name, &user).is_ok());
+                let enabled = matches!(
+                    store.user_by_id(user.user.id).await,
+                    Ok(Some(record)) if !record.disabled
+                );
+                if !visible || !enabled {
+                    return;
+                }
+            }
+        };
+        Body::from_stream(lines.take_until(lost))
+    } else {
+        Body::from_stream(lines)
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response())
+}

@@ -1,0 +1,138 @@
+//! A pod's logs for the environment's members: through the apiserver's
+//! `pods/log` to the (local cluster's) kubelet, tail and since and
+//! container as `kubectl logs` has them, each bad parameter named; 404 for
+//! anyone else; a followed stream sends lines as they come and ends within
+//! seconds of its reader's removal.
+
+mod support;
+
+use berth_testkit::unique_name as unique;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use support::*;
+
+#[tokio::test]
+async fn members_read_and_follow_a_pods_logs_until_they_lose_access() {
+    let app = spawn_app_with_controller().await;
+    let ann = app
+        .member_token(&format!("{}@example.com", unique("ann")))
+        .await;
+    let viewer_email = format!("{}@example.com", unique("vic"));
+    let viewer = app.member_token(&viewer_email).await;
+    let stranger = app
+        .member_token(&format!("{}@example.com", unique("sam")))
+        .await;
+    let name = unique("logs");
+    let path = format!("/api/v1/environments/{name}");
+    let created = app
+        .post(
+            &ann,
+            "/api/v1/environments",
+            &json!({"name": name, "template": "small",
+                    "members": [{"email": viewer_email, "role": "viewer"}],
+                    "apps": [{"name": "web", "image": "nginx:1.27", "replicas": 1, "port": 8080,
+                              "resources": {"cpu": "100m", "memory": "64Mi"}}]}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let workloads = app
+        .eventually(
+            &ann,
+            &format!("{path}/workloads"),
+            Duration::from_secs(60),
+            |_, b| {
+                b["pods"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|p| p["phase"] == "Running"))
+            },
+        )
+        .await;
+    let pod = workloads["pods"][0]["name"].as_str().unwrap().to_owned();
+    let logs = format!("{path}/pods/{pod}/logs");
+
+    // The kubelet writes a line every two seconds from the container's start.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let response = app.get(&viewer, &format!("{logs}?tailLines=2")).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/plain; charset=utf-8"
+        );
+        let text = response.text().await.unwrap();
+        if text.lines().count() == 2 || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.lines().all(|l| l.contains(&pod)), "{text}");
+
+    for (query, field) in [
+        ("container=nope", "container"),
+        ("container=Bad_Name", "container"),
+        ("tailLines=-1", "tailLines"),
+        ("tailLines=100001", "tailLines"),
+        ("sinceSeconds=0", "sinceSeconds"),
+        ("follow=perhaps", "follow"),
+        ("lines=3", "query"),
+    ] {
+        let response = app.get(&ann, &format!("{logs}?{query}")).await;
+        let body = expect_error(response, StatusCode::BAD_REQUEST, "validation_failed").await;
+        assert!(
+            body["error"]["details"][0]["field"]
+                .as_str()
+                .is_some_and(|f| f == field || (field == "query" && !f.is_empty())),
+            "{query}: {body}"
+        );
+    }
+    for (token, path) in [
+        (&stranger, logs.clone()),
+        (&ann, format!("{path}/pods/no-such-pod/logs")),
+    ] {
+        let response = app.get(token, &path).await;
+        expect_error(response, StatusCode::NOT_FOUND, "not_found").await;
+    }
+
+    // Followed, lines keep coming; removed, the reader's stream ends.
+    let response = Client::new()
+        .get(app.url(&format!("{logs}?follow=true&tailLines=0")))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut response = response;
+    let first = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+        .await
+        .expect("a line within 10 s")
+        .unwrap()
+        .expect("the stream is open");
+    assert!(String::from_utf8_lossy(&first).contains(&pod));
+    let removed = app
+        .call(
+            Method::DELETE,
+            &ann,
+            &format!("{path}/members/{viewer_email}"),
+            None,
+        )
+        .await;
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    let start = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = response.chunk().await {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the removed viewer still reads the logs after 5 s"
+    );
+    eprintln!(
+        "the removed viewer's log stream ended {:?} later",
+        start.elapsed()
+    );
+
+    let deleted = app.delete(&ann, &path).await;
+    assert!(deleted.status().is_success());
+}
