@@ -523,6 +523,18 @@ async fn members_see_their_namespace_and_nothing_else() {
     let body = expect_error(refused, StatusCode::BAD_REQUEST, "validation_failed").await;
     assert_eq!(body["error"]["details"][0]["field"], "match[]", "{body}");
 
+    // Prometheus reads every form of the parameters the limits accept.
+    for parameters in ["time=2026-11-30T12:00:00Z&timeout=2.5", "timeout=20s"] {
+        let answer = app
+            .get_json(&ann, &format!("{base}/query?query=vector(1)&{parameters}"))
+            .await;
+        assert_eq!(answer["status"], "success", "{parameters}: {answer}");
+    }
+    let answer = app
+        .get_json(&ann, &format!("{base}/query_range?query=vector(1)&start=2026-11-30T12:00:00Z&end=2026-11-30T12:01:00.5Z&step=1m"))
+        .await;
+    assert_eq!(answer["status"], "success", "{answer}");
+
     // Limits: each refusal names its parameter.
     let long = encode(&format!(
         "tenant_memory_bytes{{pod=\"{}\"}}",

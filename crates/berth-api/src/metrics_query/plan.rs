@@ -36,6 +36,17 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Its path under Prometheus' base URL.
+    fn path(&self) -> String {
+        match self {
+            Self::Query => "api/v1/query".to_owned(),
+            Self::QueryRange => "api/v1/query_range".to_owned(),
+            Self::Series => "api/v1/series".to_owned(),
+            Self::Labels => "api/v1/labels".to_owned(),
+            Self::LabelValues(label) => format!("api/v1/label/{label}/values"),
+        }
+    }
+
     fn parameters(&self) -> &'static [&'static str] {
         match self {
             Self::Query => &["query", "time", "timeout"],
@@ -64,6 +75,14 @@ pub fn plan(
     query_string: &str,
     now: OffsetDateTime,
 ) -> Result<Plan, ApiError> {
+    if let Endpoint::LabelValues(label) = endpoint
+        && !is_label_name(label)
+    {
+        return Err(invalid(
+            "label",
+            "must be a label name: letters, digits and underscores, not starting with a digit",
+        ));
+    }
     let raw = Raw::parse(endpoint, query_string)?;
     let now = now.unix_timestamp_nanos() as f64 / 1e9;
     let mut params = Vec::new();
@@ -83,13 +102,15 @@ pub fn plan(
                     ));
                 }
             }
-            params.push(("timeout", format!("{}s", timeout.as_secs_f64())));
+            // Seconds, which Prometheus reads with a fraction too (its
+            // durations, `1m30s`, take none).
+            params.push(("timeout", timeout.as_secs_f64().to_string()));
             if *endpoint == Endpoint::Query {
                 if let Some(at) = raw.single("time")? {
                     timestamp("time", &at)?;
                     params.push(("time", at));
                 }
-                "api/v1/query".to_owned()
+                endpoint.path()
             } else {
                 let (start, end) = range(&raw, now, true)?;
                 let step = raw
@@ -107,7 +128,7 @@ pub fn plan(
                     ));
                 }
                 params.extend([("start", start.0), ("end", end.0), ("step", step)]);
-                "api/v1/query_range".to_owned()
+                endpoint.path()
             }
         }
         Endpoint::Series | Endpoint::Labels | Endpoint::LabelValues(_) => {
@@ -133,20 +154,7 @@ pub fn plan(
             }
             let (start, end) = range(&raw, now, false)?;
             params.extend([("start", start.0), ("end", end.0)]);
-            match endpoint {
-                Endpoint::Series => "api/v1/series".to_owned(),
-                Endpoint::Labels => "api/v1/labels".to_owned(),
-                Endpoint::LabelValues(label) => {
-                    if !is_label_name(label) {
-                        return Err(invalid(
-                            "label",
-                            "must be a label name: letters, digits and underscores, not starting with a digit",
-                        ));
-                    }
-                    format!("api/v1/label/{label}/values")
-                }
-                Endpoint::Query | Endpoint::QueryRange => unreachable!("matched above"),
-            }
+            endpoint.path()
         }
     };
     Ok(Plan {
@@ -339,7 +347,7 @@ mod tests {
         assert_eq!(plan.path, "api/v1/query");
         assert_eq!(param(&plan, "query"), [r#"up{namespace="team-a"}"#]);
         assert_eq!(param(&plan, "time"), ["1769860800"]);
-        assert_eq!(param(&plan, "timeout"), ["30s"]);
+        assert_eq!(param(&plan, "timeout"), ["30"]);
         assert_eq!(plan.timeout, MAX_TIMEOUT);
     }
 
@@ -353,6 +361,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.timeout, Duration::from_secs(5));
+        assert_eq!(param(&ok, "timeout"), ["5"]);
         assert_eq!(param(&ok, "step"), ["1"]);
         let (field, message) = refused(Endpoint::QueryRange, "query=up&start=0&end=11000&step=1");
         assert_eq!(field, "step");
