@@ -6,3 +6,4 @@ cargo build --release --locked -p berth
 bench/accounts.sh
 bench/api.sh
 bench/provision/run.sh
+bench/promql/run.sh
