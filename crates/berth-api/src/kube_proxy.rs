@@ -58,14 +58,25 @@ enum Revoked {
     Everything,
 }
 
-/// Every replica's revocations, fed by its watch of member RoleBindings.
+/// The member identities each of Berth's RoleBindings names, by namespace
+/// and binding name: who is a member of which environment, as RBAC has it.
+type Bound = HashMap<String, HashMap<String, BTreeSet<String>>>;
+
+/// Every replica's revocations, fed by its watch of member RoleBindings,
+/// and what that watch saw bound.
 #[derive(Clone)]
-pub struct Revocations(broadcast::Sender<Revoked>);
+pub struct Revocations {
+    sender: broadcast::Sender<Revoked>,
+    bound: Arc<std::sync::RwLock<Bound>>,
+}
 
 impl Default for Revocations {
     fn default() -> Self {
-        // A request that falls this far behind ends, as if revoked.
-        Self(broadcast::channel(1024).0)
+        Self {
+            // A request that falls this far behind ends, as if revoked.
+            sender: broadcast::channel(1024).0,
+            bound: Arc::default(),
+        }
     }
 }
 
@@ -81,7 +92,7 @@ impl Revocations {
     ) -> impl Future<Output = ()> + Send + 'static {
         // Subscribed now, not when first polled: a revocation while the
         // request is on its way to the apiserver still counts.
-        let mut receiver = self.0.subscribe();
+        let mut receiver = self.sender.subscribe();
         let wanted = Revoked::Access { namespace, account };
         async move {
             loop {
@@ -110,19 +121,27 @@ impl Revocations {
             let api: Api<RoleBinding> = Api::all(client);
             let config = watcher::Config::default()
                 .labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
-            let mut named: HashMap<(String, String), BTreeSet<String>> = HashMap::new();
             let mut events = watcher(api, config).boxed();
             while let Some(event) = events.next().await {
                 match event {
                     Ok(watcher::Event::Apply(binding) | watcher::Event::InitApply(binding)) => {
-                        let (key, now) = identities_of(&binding);
-                        let before = named.insert(key.clone(), now.clone()).unwrap_or_default();
-                        revocations.send(&key.0, before.difference(&now));
+                        let ((namespace, name), now) = identities_of(&binding);
+                        let before = revocations
+                            .bound()
+                            .entry(namespace.clone())
+                            .or_default()
+                            .insert(name, now.clone())
+                            .unwrap_or_default();
+                        revocations.send(&namespace, before.difference(&now));
                     }
                     Ok(watcher::Event::Delete(binding)) => {
-                        let (key, _) = identities_of(&binding);
-                        if let Some(before) = named.remove(&key) {
-                            revocations.send(&key.0, before.iter());
+                        let ((namespace, name), _) = identities_of(&binding);
+                        let before = revocations
+                            .bound()
+                            .get_mut(&namespace)
+                            .and_then(|bindings| bindings.remove(&name));
+                        if let Some(before) = before {
+                            revocations.send(&namespace, before.iter());
                         }
                     }
                     Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
@@ -132,10 +151,26 @@ impl Revocations {
         })
     }
 
+    fn bound(&self) -> std::sync::RwLockWriteGuard<'_, Bound> {
+        // A panic while holding the lock leaves the map as consistent as
+        // any single insert or remove: keep using it.
+        self.bound.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the watch saw a RoleBinding of Berth's in `namespace` name
+    /// the identity `account`: whether it is a member there.
+    fn binds(&self, namespace: &str, account: &str) -> bool {
+        self.bound
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(namespace)
+            .is_some_and(|bindings| bindings.values().any(|a| a.contains(account)))
+    }
+
     fn send<'a>(&self, namespace: &str, accounts: impl Iterator<Item = &'a String>) {
         for account in accounts {
             // No receiver means no open request: nothing to end.
-            let _ = self.0.send(Revoked::Access {
+            let _ = self.sender.send(Revoked::Access {
                 namespace: namespace.to_owned(),
                 account: account.clone(),
             });
@@ -144,7 +179,7 @@ impl Revocations {
 
     /// Ends every open request: the server is stopping.
     pub fn end_all(&self) {
-        let _ = self.0.send(Revoked::Everything);
+        let _ = self.sender.send(Revoked::Everything);
     }
 }
 
@@ -306,6 +341,22 @@ async fn forward(
         Ok(None) => return unauthorized(),
         Err(e) => return e.into_response(),
     };
+    // Only a member's kubeconfig reaches an environment: the one it was
+    // made for, or another the same identity is a member of; the watch may
+    // lag a binding made a moment ago, which the apiserver then confirms.
+    let account = username.rsplit(':').next().unwrap_or_default().to_owned();
+    let member = state.revocations.binds(&name, &account)
+        || match crate::environments::kubeconfig::is_bound(connection, &name, &account).await {
+            Ok(bound) => bound,
+            Err(e) => return e.into_response(),
+        };
+    if !member {
+        return status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!("forbidden: you are not a member of environment {name}"),
+        );
+    }
     let path = format!("/{path}");
     if !reaches(&path, &name) {
         return status(
@@ -349,7 +400,6 @@ async fn forward(
         Ok(r) => r,
         Err(e) => return ApiError::Internal(e.to_string()).into_response(),
     };
-    let account = username.rsplit(':').next().unwrap_or_default().to_owned();
     let revoked = state.revocations.revoked(name.clone(), account);
     let mut response = match connection.client.send(upstream).await {
         Ok(r) => r,

@@ -265,6 +265,7 @@ async fn claim_namespace(
                 &env.uid().unwrap_or_default(),
             ) =>
         {
+            remove_ungranted_exceptions(&api, &ns, objects).await?;
             Ok(None)
         }
         Some(_) => Ok(Some(format!(
@@ -293,6 +294,44 @@ async fn claim_namespace(
             }
         }
     }
+}
+
+/// The guardrails read an environment's exceptions from its namespace's
+/// annotations; only the spec grants them (an admin, through Berth, where
+/// the domain and overlap rules are checked). An exception annotation the
+/// spec does not grant, written by anyone (`kubectl annotate`), is removed;
+/// the apply that follows writes the granted ones.
+async fn remove_ungranted_exceptions(
+    api: &Api<Namespace>,
+    namespace: &Namespace,
+    objects: &[Object],
+) -> Result<(), Error> {
+    let granted = objects
+        .iter()
+        .find_map(|o| match o {
+            Object::Namespace(ns) => ns.metadata.annotations.clone(),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let present = namespace.metadata.annotations.clone().unwrap_or_default();
+    let ungranted: serde_json::Map<String, serde_json::Value> = [
+        berth_manifests::ALLOWED_INGRESS_HOSTS_ANNOTATION,
+        berth_manifests::ALLOW_EXTERNAL_NAME_ANNOTATION,
+    ]
+    .into_iter()
+    .filter(|key| present.contains_key(*key) && !granted.contains_key(*key))
+    .map(|key| (key.to_owned(), serde_json::Value::Null))
+    .collect();
+    if !ungranted.is_empty() {
+        let patch = serde_json::json!({"metadata": {"annotations": ungranted}});
+        api.patch(
+            &namespace.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 async fn cleanup(env: &Environment, ctx: &Context) -> Result<Action, Error> {

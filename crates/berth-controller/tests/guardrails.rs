@@ -18,7 +18,7 @@ mod support;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use berth_manifests::{
-    ALLOW_EXTERNAL_NAME_ANNOTATION, ALLOWED_INGRESS_HOSTS_ANNOTATION, APP_LABEL,
+    ALLOW_EXTERNAL_NAME_ANNOTATION, ALLOWED_INGRESS_HOSTS_ANNOTATION, APP_LABEL, Environment,
     GUARDRAIL_POLICY_PREFIX, Phase,
 };
 use berth_testkit::{TestNamespace, api_status, eventually, unique_name};
@@ -476,6 +476,9 @@ async fn ingresses_reach_only_the_environments_own_hosts() -> Result<()> {
             ),
             ("an include in proxy-body-size", "1m; include /etc/passwd"),
             ("a line break", "8m\nmore_set_headers x"),
+            ("a second argument", "1m backlog"),
+            ("a tab", "8m\tx"),
+            ("a line separator", "8m\u{2028}x"),
         ] {
             let key = if attack.contains("rewrite") {
                 "nginx.ingress.kubernetes.io/rewrite-target"
@@ -502,6 +505,16 @@ async fn ingresses_reach_only_the_environments_own_hosts() -> Result<()> {
             &["spec.rules[].http.paths[].path"],
         )
         .await?;
+        for path in ["/x ~* .*", "/x\ty"] {
+            let mut spaced = rule(Some(&t.host("app")));
+            spaced["http"]["paths"][0]["path"] = json!(path);
+            t.refused(
+                &format!("whitespace in a path ({path:?})"),
+                ingress(&unique_name("ing"), json!([spaced]), json!({})),
+                &["spec.rules[].http.paths[].path", "whitespace"],
+            )
+            .await?;
+        }
 
         // Berth's own Ingress stands: it is Berth's to write.
         let ingresses = Api::<Ingress>::namespaced(t.admin.clone(), &t.env);
@@ -918,8 +931,7 @@ async fn claims_get_only_volumes_made_for_them() -> Result<()> {
 }
 
 #[tokio::test]
-async fn what_an_admin_allows_on_the_namespace_is_admitted_and_members_cannot_allow_it()
--> Result<()> {
+async fn what_an_admin_grants_is_admitted_and_members_cannot_allow_it() -> Result<()> {
     let tenant = Tenant::new("bc-gr-adm", "owner").await?;
     let outcome = async {
         let t = &tenant;
@@ -929,11 +941,11 @@ async fn what_an_admin_allows_on_the_namespace_is_admitted_and_members_cannot_al
             &["spec.rules[].host", "shop.example.com"],
         )
         .await?;
+        // Tenants cannot edit their namespace, so cannot allow themselves.
         let allow = json!({"metadata": {"annotations": {
-            ALLOWED_INGRESS_HOSTS_ANNOTATION: " Shop.Example.COM, *.preview.example.org ",
+            ALLOWED_INGRESS_HOSTS_ANNOTATION: "shop.example.com",
             ALLOW_EXTERNAL_NAME_ANNOTATION: "true",
         }}});
-        // Tenants cannot edit their namespace, so cannot allow themselves.
         let as_member = Api::<Namespace>::all(t.client.clone())
             .patch(&t.env, &PatchParams::default(), &Patch::Merge(&allow))
             .await;
@@ -944,9 +956,38 @@ async fn what_an_admin_allows_on_the_namespace_is_admitted_and_members_cannot_al
                 "a member's annotating its namespace failed otherwise than forbidden: {e}"
             ),
         }
-        Api::<Namespace>::all(t.admin.clone())
-            .patch(&t.env, &PatchParams::default(), &Patch::Merge(&allow))
+        // An admin grants exceptions in the Environment's spec (through
+        // Berth, whose identity this is); the controller writes them onto
+        // the namespace, where the guardrails read them.
+        Api::<Environment>::all(t.admin.clone())
+            .patch(
+                &t.env,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"exceptions": {
+                    "ingressHosts": ["Shop.Example.COM.", "*.preview.example.org"],
+                    "externalName": true,
+                }}})),
+            )
             .await?;
+        let namespaces = Api::<Namespace>::all(t.admin.clone());
+        eventually(PROPAGATION, || async {
+            let annotations = namespaces
+                .get(&t.env)
+                .await?
+                .metadata
+                .annotations
+                .unwrap_or_default();
+            ensure!(
+                annotations
+                    .get(ALLOWED_INGRESS_HOSTS_ANNOTATION)
+                    .map(String::as_str)
+                    == Some("shop.example.com,*.preview.example.org")
+                    && annotations.contains_key(ALLOW_EXTERNAL_NAME_ANNOTATION),
+                "{annotations:?}"
+            );
+            Ok(())
+        })
+        .await?;
         t.admitted(
             "an Ingress for a host an admin allowed",
             ingress_for("shop.example.com"),

@@ -376,22 +376,25 @@ fn ingress_rules(options: &GuardrailOptions) -> Rules {
                 &format!(
                     "variables.rules.all(r, r.?http.?paths.orValue([]).all(p, !p.?path.orValue('').matches({UNSAFE_IN_CONFIG})))"
                 ),
-                "'spec.rules[].http.paths[].path: may not hold braces, semicolons, #, quotes, backslashes or line breaks: ingress controllers write paths into their configuration'",
+                "'spec.rules[].http.paths[].path: may not hold braces, semicolons, #, quotes, backslashes, whitespace or control characters: ingress controllers write paths into their configuration'",
             ),
             check(
                 &format!(
                     "object.metadata.?annotations.orValue({{}}).all(k, !(k.lowerAscii().split('/')[0].endsWith('ingress.kubernetes.io') || k.lowerAscii().split('/')[0] in {prefixes}) || !object.metadata.annotations[k].matches({UNSAFE_IN_CONFIG}))"
                 ),
-                "'metadata.annotations: an ingress controller annotation may not hold braces, semicolons, #, quotes, backslashes or line breaks: its value is written into the controller\\'s configuration'",
+                "'metadata.annotations: an ingress controller annotation may not hold braces, semicolons, #, quotes, backslashes, whitespace or control characters (write lists without spaces: GET,POST): its value is written into the controller\\'s configuration'",
             ),
         ],
     }
 }
 
-/// Characters that end or comment out a directive in an ingress
+/// Characters that end, split or comment out a directive in an ingress
 /// controller's generated configuration (ingress-nginx's CVE-2021-25742
-/// kind): a CEL raw string of an RE2 class, matched anywhere in a value.
-const UNSAFE_IN_CONFIG: &str = r#"r"[{};#'\\\r\n\x22]""#;
+/// kind): braces, `;`, `#`, quotes, backslashes, and any whitespace or
+/// control character (a space splits `client_max_body_size 1m backlog;`
+/// into two arguments, which stops the shared controller's reloads). A
+/// CEL raw string of an RE2 class, matched anywhere in a value.
+const UNSAFE_IN_CONFIG: &str = r#"r"[{};#'\\\x22\s\p{Z}\p{Cc}]""#;
 
 /// No `externalIPs`, no `ExternalName` unless an admin allowed it.
 fn service_rules() -> Rules {

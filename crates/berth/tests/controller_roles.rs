@@ -372,6 +372,31 @@ async fn role_change_removal_and_disable_reach_an_existing_kubeconfig_within_fiv
         start.elapsed()
     );
 
+    // A kubeconfig's server edited to another namespace's path reaches
+    // nothing there: only environments its identity is a member of.
+    let text = std::fs::read_to_string(&owner_kubeconfig).expect("the owner's kubeconfig");
+    for namespace in ["kube-system", "berth-users", "default"] {
+        let edited = text.replace(
+            &format!("/environments/{name}/kube"),
+            &format!("/environments/{namespace}/kube"),
+        );
+        let config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::from_yaml(&edited).expect("a kubeconfig"),
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("a client configuration");
+        let client = kube::Client::try_from(config).expect("a client");
+        let listed =
+            kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client, namespace)
+                .list(&Default::default())
+                .await;
+        assert!(
+            matches!(&listed, Err(kube::Error::Api(e)) if e.code == 403 && e.message.contains("not a member")),
+            "{namespace}: {listed:?}"
+        );
+    }
+
     // The token is for Berth only: the apiserver itself never took it.
     let token = std::fs::read_to_string(&owner_kubeconfig)
         .expect("the owner's kubeconfig")

@@ -112,11 +112,48 @@ async fn members_ask_for_exceptions_and_admins_grant_and_take_them_back() {
         json!({"ingressHosts": [shop], "externalName": true})
     );
 
-    // A member's change of exceptions waits too; other changes do not.
-    let response = patch(&app, &ann, &asked, json!({"exceptions": null})).await;
+    // A member's widening of exceptions waits too; other changes do not,
+    // and neither does giving exceptions back.
+    let response = patch(
+        &app,
+        &ann,
+        &asked,
+        json!({"exceptions": {"ingressHosts": [shop, "more.example.net"], "externalName": true}}),
+    )
+    .await;
     held_for_an_admin(response).await;
     let response = patch(&app, &ann, &asked, json!({"description": "still granted"})).await;
     assert_eq!(response.status(), StatusCode::OK);
+    let response = patch(
+        &app,
+        &ann,
+        &asked,
+        json!({"exceptions": {"externalName": null}}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    namespace_annotations(&asked, |a| !a.contains_key(ALLOW_EXTERNAL_NAME_ANNOTATION)).await;
+    // An exception annotation written beside the spec does not stand.
+    let cluster = berth_testkit::cluster().await.expect("the local cluster");
+    let namespaces: Api<Namespace> = Api::all(cluster.client());
+    namespaces
+        .patch(
+            &asked,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"annotations": {
+                ALLOW_EXTERNAL_NAME_ANNOTATION: "true"}}})),
+        )
+        .await
+        .unwrap();
+    let response = patch(
+        &app,
+        &ann,
+        &asked,
+        json!({"description": "reconciled again"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    namespace_annotations(&asked, |a| !a.contains_key(ALLOW_EXTERNAL_NAME_ANNOTATION)).await;
 
     // Nothing under the ingress domain, whose names are environments' own.
     for (host, field) in [

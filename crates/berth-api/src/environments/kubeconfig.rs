@@ -24,8 +24,9 @@ use serde_json::json;
 /// caller's identity in the environment.
 const BINDING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Whether a RoleBinding in `environment` names `account` of `berth-users`.
-async fn is_bound(
+/// Whether a RoleBinding of Berth's in `environment` names `account` of
+/// `berth-users`: whether that identity is a member there.
+pub(crate) async fn is_bound(
     connection: &Connection,
     environment: &str,
     account: &str,

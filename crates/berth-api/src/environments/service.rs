@@ -293,7 +293,7 @@ async fn carry_out(state: &AppState, record: &RequestRecord) -> Result<(), ApiEr
 }
 
 /// Exceptions to the guardrails are an admin's to grant. When `after`
-/// changes what was `granted`, its hosts must stay out of the ingress domain
+/// grants more than was `granted`, its hosts must stay out of the ingress domain
 /// (400, each under its field); an admin's grant must not overlap another
 /// environment's (400 naming the host and the environment); anyone else's
 /// waits for an admin whatever the policy, so `decision` becomes a request
@@ -305,7 +305,9 @@ fn judge_exceptions(
     after: &ResolvedSpec,
     decision: Decision,
 ) -> Result<Decision, ApiError> {
-    if &after.exceptions == granted {
+    // Taking exceptions back narrows what the tenant may do: anyone with
+    // the right to change the environment may.
+    if after.exceptions.within(granted) {
         return Ok(decision);
     }
     after

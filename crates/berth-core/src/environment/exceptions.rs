@@ -149,6 +149,15 @@ impl Exceptions {
         })
     }
 
+    /// Whether these exceptions grant nothing beyond `granted`: taking
+    /// exceptions back needs no admin.
+    pub fn within(&self, granted: &Exceptions) -> bool {
+        self.ingress_hosts
+            .iter()
+            .all(|h| granted.ingress_hosts.contains(h))
+            && (!self.external_name || granted.external_name)
+    }
+
     /// Hosts that cover names under the ingress `domain`, each an error
     /// under its field: those names are the environments' own.
     pub fn check_domain(&self, domain: &str) -> Result<(), ValidationErrors> {
@@ -274,5 +283,8 @@ mod tests {
             Exceptions::parse(granted.to_input().as_ref()).unwrap(),
             granted
         );
+        assert!(Exceptions::default().within(&granted));
+        assert!(granted.within(&granted));
+        assert!(!granted.within(&Exceptions::default()));
     }
 }
