@@ -139,7 +139,13 @@ impl ClientConfig {
 /// What a command talks to: `BERTH_SERVER` and `BERTH_TOKEN` when both are
 /// set (and no context was named), else the selected context.
 pub fn target(named: Option<&str>) -> Result<Target, CliError> {
-    let env = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+    // Pasted secrets often end in a line break: no value here may hold one.
+    let env = |name| {
+        std::env::var(name)
+            .ok()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
     let named = named.map(str::to_owned).or_else(|| env(CONTEXT_ENV));
     if named.is_none()
         && let (Some(server), Some(token)) = (env(SERVER_ENV), env(TOKEN_ENV))
@@ -149,6 +155,13 @@ pub fn target(named: Option<&str>) -> Result<Target, CliError> {
             token,
             context: None,
         });
+    }
+    // A token from the environment goes only to the server named beside it,
+    // never to whatever server the current context happens to name.
+    if env(TOKEN_ENV).is_some() && env(SERVER_ENV).is_none() {
+        return Err(CliError::Usage(
+            "BERTH_TOKEN is set without BERTH_SERVER: set BERTH_SERVER to the server the token is for, or unset BERTH_TOKEN".into(),
+        ));
     }
     let config = ClientConfig::load()?;
     let context = config.selected(named.as_deref())?;

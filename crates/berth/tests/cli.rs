@@ -861,6 +861,33 @@ async fn ci_jobs_use_a_token_from_the_environment_without_logging_in() {
         .await;
     bad.expect(1);
     assert!(bad.stderr.contains("berth login"), "{}", bad.stderr);
+    // Nor does an environment's token go to the context's server.
+    let stray = machine
+        .run_with(
+            &["whoami"],
+            "",
+            &[("BERTH_TOKEN", "berth_pat_for_elsewhere")],
+        )
+        .await;
+    stray.expect(2);
+    assert!(
+        stray.stderr.contains("without BERTH_SERVER"),
+        "{}",
+        stray.stderr
+    );
+    // A pasted token's line break is no part of it.
+    let pasted = format!("{token}\n");
+    let me = machine
+        .run_with(
+            &["whoami", "-o", "json"],
+            "",
+            &[
+                ("BERTH_SERVER", app.base.as_str()),
+                ("BERTH_TOKEN", pasted.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(me.ok().json()["email"], email.as_str());
 }
 
 /// The pipeline of the README's GitLab CI example.

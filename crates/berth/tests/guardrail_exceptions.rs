@@ -21,15 +21,6 @@ use support::*;
 
 const READY: Duration = Duration::from_secs(30);
 
-fn path(name: &str) -> String {
-    format!("/api/v1/environments/{name}")
-}
-
-async fn patch(app: &TestApp, token: &str, name: &str, body: Value) -> reqwest::Response {
-    app.call(Method::PATCH, token, &path(name), Some(&body))
-        .await
-}
-
 /// The 202's request, whose reasons must name `exceptions`.
 async fn held_for_an_admin(response: reqwest::Response) -> String {
     assert_eq!(response.status(), StatusCode::ACCEPTED);

@@ -30,15 +30,6 @@ fn policy(approval: &str, max_environments: u32, cpu: &str) -> Value {
     })
 }
 
-fn path(name: &str) -> String {
-    format!("/api/v1/environments/{name}")
-}
-
-async fn patch(app: &TestApp, token: &str, name: &str, body: Value) -> reqwest::Response {
-    app.call(Method::PATCH, token, &path(name), Some(&body))
-        .await
-}
-
 async fn request_id(response: reqwest::Response) -> String {
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let body: Value = response.json().await.unwrap();

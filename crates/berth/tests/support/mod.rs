@@ -17,6 +17,17 @@ pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
 pub const PASSWORD: &str = "correct horse battery";
 
+/// The API path of the environment `name`.
+pub fn path(name: &str) -> String {
+    format!("/api/v1/environments/{name}")
+}
+
+/// `PATCH` of the environment `name` with the merge patch `body`.
+pub async fn patch(app: &TestApp, token: &str, name: &str, body: Value) -> Response {
+    app.call(Method::PATCH, token, &path(name), Some(&body))
+        .await
+}
+
 pub struct TestApp {
     pub base: String,
     pub database_url: String,
