@@ -95,6 +95,14 @@ pub async fn login(args: LoginArgs) -> Result<(), CliError> {
         None => context_name(&server),
     };
     let email = user["email"].as_str().unwrap_or_default().to_owned();
+    // Logging in again replaces the context's token: the one it held, if
+    // this CLI made it, is revoked rather than left working unseen.
+    if let Some(old) = config.context(&name).cloned()
+        && old.token != token
+        && let Err(error) = revoke(&old).await
+    {
+        eprintln!("warning: the token context {name} held before was not revoked: {error}");
+    }
     config.upsert(Context {
         name: name.clone(),
         server: server.clone(),
@@ -171,28 +179,54 @@ pub async fn logout(common: &Common) -> Result<(), CliError> {
             .filter(|s| !s.is_empty())
     });
     let context = config.selected(named.as_deref())?.clone();
-    let mut revoked = false;
-    if let Some(id) = &context.token_id {
-        let api = Api::new(&context.server, Some(context.token.clone()))?;
-        match api
-            .call(
-                Method::DELETE,
-                &format!("/api/v1/tokens/{}", segment(id)),
-                None,
-                true,
-            )
-            .await
-        {
-            Ok(_) => revoked = true,
-            // Already revoked or expired: nothing left to revoke.
-            Err(CliError::Api(failure)) if matches!(failure.status, 401 | 404) => {}
-            Err(error) => eprintln!("warning: the token was not revoked: {error}"),
-        }
-    }
+    // A context whose token could not be revoked is kept, so that logging
+    // out can be tried again: its token still works.
+    let revoked = revoke(&context).await.map_err(|error| {
+        CliError::Failed(format!(
+            "the token of context {} was not revoked ({error}); the context is kept: run `berth logout` again once the server answers",
+            context.name
+        ))
+    })?;
     config.remove(&context.name);
     config.save()?;
-    let revoked = if revoked { " (token revoked)" } else { "" };
+    let revoked = match revoked {
+        Revoked::Now => " (token revoked)",
+        Revoked::Already => " (its token no longer worked)",
+        Revoked::NotOurs => {
+            " (the token given at login was left as it is: revoke it where it was made)"
+        }
+    };
     output::say(&format!("Logged out of {}{revoked}.", context.name))
+}
+
+/// What became of a context's token.
+enum Revoked {
+    Now,
+    /// Revoked or expired before.
+    Already,
+    /// Given to `login --token`: this CLI did not make it and knows no id.
+    NotOurs,
+}
+
+/// Revokes the token `context` holds, when this CLI made it.
+async fn revoke(context: &Context) -> Result<Revoked, CliError> {
+    let Some(id) = &context.token_id else {
+        return Ok(Revoked::NotOurs);
+    };
+    let api = Api::new(&context.server, Some(context.token.clone()))?;
+    match api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{}", segment(id)),
+            None,
+            true,
+        )
+        .await
+    {
+        Ok(_) => Ok(Revoked::Now),
+        Err(CliError::Api(failure)) if matches!(failure.status, 401 | 404) => Ok(Revoked::Already),
+        Err(error) => Err(error),
+    }
 }
 
 pub async fn whoami(common: &Common) -> Result<(), CliError> {

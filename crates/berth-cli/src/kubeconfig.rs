@@ -96,7 +96,36 @@ pub fn merge(
             config
         }
         Some(text) => match serde_yaml::from_str::<Value>(text) {
-            Ok(Value::Mapping(config)) => config,
+            Ok(Value::Mapping(config)) => {
+                // Only what a kubeconfig holds: a manifest or any other
+                // YAML mapping is no file to add credentials to.
+                const KEYS: &[&str] = &[
+                    "apiVersion",
+                    "kind",
+                    "clusters",
+                    "users",
+                    "contexts",
+                    "current-context",
+                    "preferences",
+                    "extensions",
+                ];
+                let foreign = config
+                    .keys()
+                    .find(|k| !k.as_str().is_some_and(|k| KEYS.contains(&k)));
+                if let Some(key) = foreign {
+                    return Err(format!(
+                        "not a kubeconfig: it holds `{}`",
+                        key.as_str().unwrap_or("a non-text key")
+                    ));
+                }
+                if config
+                    .get("kind")
+                    .is_some_and(|k| k.as_str() != Some("Config"))
+                {
+                    return Err("not a kubeconfig: its kind is not Config".into());
+                }
+                config
+            }
             Ok(_) => return Err("not a kubeconfig (not a mapping)".into()),
             Err(e) => return Err(format!("not a kubeconfig: {e}")),
         },
@@ -194,7 +223,14 @@ mod tests {
     fn a_file_that_is_not_a_kubeconfig_is_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config");
-        for junk in ["[1, 2", "- a list", "clusters: 3"] {
+        for junk in [
+            "[1, 2",
+            "- a list",
+            "clusters: 3",
+            "foo: bar",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n",
+            "apiVersion: v1\nkind: Pod\n",
+        ] {
             std::fs::write(&path, junk).unwrap();
             let error = merge_into(&path, FETCHED, false).unwrap_err().to_string();
             assert!(error.contains("left as it is"), "{error}");

@@ -870,6 +870,35 @@ async fn ci_jobs_use_a_token_from_the_environment_without_logging_in() {
         )
         .await;
     stray.expect(2);
+    // Logging out of a context whose token was given keeps that token (the
+    // CLI did not make it) and says so.
+    let out = machine.run(&["logout", "--context", "ci"]).await;
+    assert!(out.ok().stdout.contains("left as it is"), "{}", out.stdout);
+    assert_eq!(
+        app.get(&token, "/api/v1/me").await.status(),
+        reqwest::StatusCode::OK
+    );
+    // Logging in again to a context revokes the token it held before.
+    let stored = || -> String {
+        let text = std::fs::read_to_string(machine.config()).unwrap();
+        let config: toml::Value = toml::from_str(&text).unwrap();
+        config["contexts"][0]["token"].as_str().unwrap().to_owned()
+    };
+    machine
+        .login(&app, &email, PASSWORD, &["--name", "again"])
+        .await
+        .ok();
+    let first = stored();
+    machine
+        .login(&app, &email, PASSWORD, &["--name", "again"])
+        .await
+        .ok();
+    assert_ne!(stored(), first);
+    assert_eq!(
+        app.get(&first, "/api/v1/me").await.status(),
+        reqwest::StatusCode::UNAUTHORIZED,
+        "the replaced token still works"
+    );
     assert!(
         stray.stderr.contains("without BERTH_SERVER"),
         "{}",
