@@ -28,7 +28,10 @@ use std::time::{Duration, Instant};
 use support::*;
 
 const READY_WITHIN: Duration = Duration::from_secs(90);
-const REPAIR_WITHIN: Duration = Duration::from_secs(5);
+/// Repairs take about a second on an idle machine; the deadline leaves room
+/// for a loaded CI runner (5 s was missed once), and a repair that never
+/// comes still fails.
+const REPAIR_WITHIN: Duration = Duration::from_secs(30);
 
 fn spec_with_apps(apps: &[&str]) -> serde_json::Value {
     let apps: Vec<_> = apps
