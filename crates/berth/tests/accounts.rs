@@ -396,11 +396,23 @@ async fn in_flight_requests_finish_on_shutdown() {
     let app = spawn_app().await;
     // Registrations hash passwords a few at a time, so most of these are still
     // queued in the server when it is told to stop.
-    let pending: Vec<_> = (0..8)
-        .map(|i| {
+    // Each client's connection is open and accepted first, so that the
+    // stop finds the registrations on connections the server is reading,
+    // not still being set up.
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let client = Client::new();
+        let warm = client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(warm.status(), StatusCode::OK);
+        clients.push(client);
+    }
+    let pending: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, client)| {
             let url = app.url("/api/v1/auth/register");
             tokio::spawn(async move {
-                Client::new()
+                client
                     .post(url)
                     .json(&json!({"email": format!("olga{i}@example.com"), "password": PASSWORD}))
                     .send()
