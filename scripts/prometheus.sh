@@ -12,7 +12,8 @@
 # with a kubeconfig (PROMETHEUS_KUBECONFIG, else the local cluster's), every node's
 # kubelet (/metrics/cadvisor and /metrics/resource), listed once at start in
 # DIR/kubelets/nodes.json. PROMETHEUS_SCRAPE_INTERVAL
-# (default 2s) sets how often. Remote write is accepted at /api/v1/write.
+# (default 2s) sets how often, and how often it evaluates Berth's alerting rules
+# (deploy/prometheus/*.yml). Remote write is accepted at /api/v1/write.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -20,6 +21,9 @@ usage() { echo "usage: prometheus.sh start DIR [PORT] | status DIR | stop DIR" >
 cmd=${1:-}
 dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || usage
+
+# Absolute, so that the configuration holds wherever Prometheus runs from.
+rules_dir=$(cd "$(dirname "$0")/../deploy/prometheus" && pwd)
 
 running() { [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; }
 
@@ -29,6 +33,16 @@ write_config() {
 global:
   scrape_interval: $interval
   evaluation_interval: $interval
+YAML
+  # Berth's alerting rules (deploy/prometheus/*.yml; *.test.yml are promtool's
+  # unit tests of them, not rules).
+  echo "rule_files:" >>"$dir/prometheus.yml"
+  local rules
+  for rules in "$rules_dir"/*.yml; do
+    case $rules in *.test.yml) continue ;; esac
+    echo "  - \"$rules\"" >>"$dir/prometheus.yml"
+  done
+  cat >>"$dir/prometheus.yml" <<YAML
 scrape_configs:
   # Berth and anything else a target file names. Their labels are kept as
   # exported: Berth's per-environment series carry their own namespace.
