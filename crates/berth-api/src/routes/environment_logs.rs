@@ -11,6 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use berth_core::environment::ContainerName;
 use berth_core::validation::{FieldError, ValidationErrors};
 use futures::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
@@ -50,21 +51,10 @@ impl LogQuery {
     /// The kubelet's parameters, or 400 naming each one out of range.
     fn params(&self) -> Result<LogParams, ApiError> {
         let mut errors = ValidationErrors::new();
-        if let Some(container) = &self.container {
-            let label = container.len() <= 63
-                && !container.is_empty()
-                && container
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !container.starts_with('-')
-                && !container.ends_with('-');
-            if !label {
-                errors.push(FieldError::new(
-                    "container",
-                    "must be a container name: lowercase letters, digits and '-', at most 63",
-                ));
-            }
-        }
+        let container = self
+            .container
+            .as_deref()
+            .and_then(|raw| errors.collect(ContainerName::parse("container", raw)));
         if let Some(tail) = self.tail_lines
             && !(0..=MAX_TAIL_LINES).contains(&tail)
         {
@@ -83,7 +73,7 @@ impl LogQuery {
         }
         errors.finish(|| ())?;
         Ok(LogParams {
-            container: self.container.clone(),
+            container: container.map(|name| name.as_str().to_owned()),
             tail_lines: self.tail_lines,
             since_seconds: self.since_seconds,
             previous: self.previous.unwrap_or(false),

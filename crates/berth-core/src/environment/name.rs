@@ -119,6 +119,24 @@ impl fmt::Display for TemplateName {
     }
 }
 
+/// The name of a container in a pod: an RFC 1123 DNS label of 1 to 63
+/// characters (Kubernetes' `DNS_LABEL` for `containers[].name`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ContainerName(String);
+
+impl ContainerName {
+    pub const MAX_LEN: usize = 63;
+
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationErrors> {
+        check_label(field, raw, 1, Self::MAX_LEN, false).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +169,10 @@ mod tests {
         assert!(AppName::parse("n", "w").is_ok());
         assert!(AppName::parse("n", "web-1").is_ok());
         assert!(AppName::parse("n", "1web").is_err());
+        assert!(ContainerName::parse("c", "1web").is_ok());
+        assert!(ContainerName::parse("c", &"a".repeat(63)).is_ok());
+        for bad in ["", "-web", "web-", "Web", "we b", &"a".repeat(64)] {
+            assert!(ContainerName::parse("c", bad).is_err(), "{bad}");
+        }
     }
 }
