@@ -27,6 +27,11 @@ rules_dir=$(cd "$(dirname "$0")/../deploy/prometheus" && pwd)
 
 running() { [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; }
 
+# A field of the current context's user in a kubeconfig, empty when it has none.
+user_field() {
+  "$kubectl" --kubeconfig "$1" config view --raw --minify -o "jsonpath={.users[0].user.$2}" 2>/dev/null || true
+}
+
 write_config() {
   local interval=$1 kubeconfig=$2
   cat >"$dir/prometheus.yml" <<YAML
@@ -52,6 +57,25 @@ scrape_configs:
       - files: ["$dir/targets/*.json"]
         refresh_interval: 1s
 YAML
+  # Kubelets authenticate their callers (a client certificate of the cluster
+  # CA, or a bearer token) and authorize them for nodes/metrics, so
+  # Prometheus presents the kubeconfig's credentials, copied beside its
+  # configuration.
+  local client_auth="" cert key token
+  if [ -n "$kubeconfig" ]; then
+    cert=$(user_field "$kubeconfig" client-certificate-data)
+    key=$(user_field "$kubeconfig" client-key-data)
+    token=$(user_field "$kubeconfig" token)
+    if [ -n "$cert" ] && [ -n "$key" ]; then
+      (umask 077 && base64 -d <<<"$cert" >"$dir/kubelet-client.crt" && base64 -d <<<"$key" >"$dir/kubelet-client.key")
+      client_auth="      cert_file: $dir/kubelet-client.crt
+      key_file: $dir/kubelet-client.key"
+    elif [ -n "$token" ]; then
+      (umask 077 && printf '%s' "$token" >"$dir/kubelet-client.token")
+      client_auth="    authorization:
+      credentials_file: $dir/kubelet-client.token"
+    fi
+  fi
   local path
   for path in cadvisor resource; do
     cat >>"$dir/prometheus.yml" <<YAML
@@ -63,6 +87,7 @@ YAML
     metrics_path: /metrics/$path
     tls_config:
       insecure_skip_verify: true
+$client_auth
     file_sd_configs:
       - files: ["$dir/kubelets/*.json"]
         refresh_interval: 5s
