@@ -171,6 +171,28 @@ mod tests {
     use super::*;
     use prometheus_client::encoding::text::encode;
 
+    fn leader_line(registry: &Registry) -> String {
+        let mut text = String::new();
+        encode(&mut text, registry).unwrap();
+        text.lines()
+            .find(|l| l.starts_with("berth_controller_leader "))
+            .unwrap_or_else(|| panic!("no berth_controller_leader in {text}"))
+            .to_owned()
+    }
+
+    /// The alert on no controller leading needs every replica to report,
+    /// following (0) as much as leading (1).
+    #[test]
+    fn leadership_is_exported_as_0_or_1() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        assert_eq!(leader_line(&registry), "berth_controller_leader 0");
+        metrics.set_leader(true);
+        assert_eq!(leader_line(&registry), "berth_controller_leader 1");
+        metrics.set_leader(false);
+        assert_eq!(leader_line(&registry), "berth_controller_leader 0");
+    }
+
     #[test]
     fn metrics_are_exposed() {
         let mut registry = Registry::default();
