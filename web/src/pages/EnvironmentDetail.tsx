@@ -3,6 +3,7 @@ import { Link, useNavigate, useParams } from 'react-router';
 import { environments, type Environment, type MemberRole } from '../api/environments';
 import { ApiError } from '../api/errors';
 import { useAuth } from '../auth';
+import { LogViewer } from '../components/LogViewer';
 import { Countdown, Empty, ErrorNotice, Loading, PhaseBadge, UsageBar } from '../components/ui';
 import { formatDate, TTL_CHOICES } from '../lib/time';
 import { usagePercent } from '../lib/quantity';
@@ -91,6 +92,7 @@ function Detail({ env, error, reload }: { env: Environment; error: unknown; relo
       </div>
 
       <Workloads name={env.name} />
+      <LogViewer environment={env.name} />
       <Events name={env.name} />
       <Members env={env} canEdit={isOwner} onChange={reload} />
       {canDelete && <Lifecycle env={env} onChange={reload} />}

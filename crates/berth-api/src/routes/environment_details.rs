@@ -261,6 +261,9 @@ pub async fn workloads(
                     "ready": !containers.is_empty() && containers.iter().all(|c| c.ready),
                     "restarts": containers.iter().map(|c| c.restart_count).sum::<i32>(),
                     "node": p.spec.as_ref().and_then(|s| s.node_name.clone()),
+                    // What the log viewer offers to pick: the app containers,
+                    // then the init containers (their logs stay readable).
+                    "containers": p.spec.iter().flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten())).map(|c| c.name.clone()).collect::<Vec<_>>(),
                 })
             })
             .collect(),
