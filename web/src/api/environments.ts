@@ -125,7 +125,7 @@ export interface AuditEntry {
 /** Loosely typed: the contract lists what workloads hold, not their shape. */
 export interface Workloads {
   deployments?: { name: string; replicas?: number; readyReplicas?: number; availableReplicas?: number }[];
-  pods?: { name: string; phase?: string; restarts?: number; ready?: boolean; containers?: string[] }[];
+  pods?: components['schemas']['WorkloadPod'][];
   services?: { name: string; type?: string; ports?: unknown[]; clusterIP?: string }[];
   ingresses?: { name: string; hosts?: string[]; host?: string }[];
 }

@@ -860,10 +860,30 @@ export interface components {
             id: string;
             role: components["schemas"]["Role"];
         };
+        /** @description A pod of the namespace, as the environment page lists it. */
+        WorkloadPod: {
+            /**
+             * @description Its containers' names, the app containers first, then the init
+             *     containers: what the log viewer offers to read.
+             */
+            containers: string[];
+            name: string;
+            /** @description The node it was scheduled to. */
+            node?: string | null;
+            /** @description The pod's phase: Pending, Running, Succeeded, Failed or Unknown. */
+            phase: string;
+            /** @description Whether it has containers and every one is ready. */
+            ready: boolean;
+            /**
+             * Format: int32
+             * @description Restarts of its containers, summed.
+             */
+            restarts: number;
+        };
         Workloads: {
             deployments: unknown[];
             ingresses: unknown[];
-            pods: unknown[];
+            pods: components["schemas"]["WorkloadPod"][];
             services: unknown[];
         };
     };

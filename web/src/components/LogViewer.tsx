@@ -4,6 +4,7 @@ import { environments } from '../api/environments';
 import { describeLogError, downloadName, downloadText, highlight, MAX_KEPT_LINES, searchLines } from '../lib/logs';
 import { useLogStream, type LogStreamState } from '../lib/logsStream';
 import { useNow, useResource } from '../lib/useResource';
+import { ErrorNotice } from './ui';
 import './LogViewer.css';
 
 /** How many of the last lines to read: the choices offered. */
@@ -59,6 +60,8 @@ export function LogViewer({ environment }: { environment: string }) {
       <h2 id="logs-heading">Logs</h2>
       {workloads.loading && !workloads.data ? (
         <p className="muted">Loading pods…</p>
+      ) : workloads.error && !workloads.data ? (
+        <ErrorNotice error={workloads.error} retry={workloads.reload} />
       ) : pods.length === 0 ? (
         <p className="muted">No pods run here yet: logs appear once a pod has started.</p>
       ) : (
@@ -114,11 +117,14 @@ export function LogViewer({ environment }: { environment: string }) {
             </div>
           </div>
           <LogStatus state={state} environment={environment} pod={podName} container={container} />
-          <p className="log-summary small" role="status">
-            {search ? `${result.matches.toLocaleString('en')} ${result.matches === 1 ? 'match' : 'matches'} in ${result.lines.length.toLocaleString('en')} of ` : ''}
+          {/* Only the search's count is announced: the line count changes with every followed line. */}
+          <p className="log-summary small">
+            <span role="status">
+              {search ? `${result.matches.toLocaleString('en')} ${result.matches === 1 ? 'match' : 'matches'} in ${result.lines.length.toLocaleString('en')} of ` : ''}
+            </span>
             {buffer.lines.length.toLocaleString('en')} {buffer.lines.length === 1 ? 'line' : 'lines'}
             {buffer.dropped > 0 &&
-              ` · ${buffer.dropped.toLocaleString('en')} older lines dropped: the viewer keeps the last ${MAX_KEPT_LINES.toLocaleString('en')} (download or narrow the tail for more)`}
+              ` · ${buffer.dropped.toLocaleString('en')} older lines dropped: the viewer keeps the last ${MAX_KEPT_LINES.toLocaleString('en')}`}
           </p>
           <LogLines lines={shown} query={search} follow={follow} label={`Log lines of ${podName}, container ${container}`} busy={state.phase === 'loading'} />
         </>

@@ -203,9 +203,27 @@ fn event_view(e: Event) -> EventView {
 #[serde(rename_all = "camelCase")]
 pub struct Workloads {
     deployments: Vec<serde_json::Value>,
-    pods: Vec<serde_json::Value>,
+    pods: Vec<WorkloadPod>,
     services: Vec<serde_json::Value>,
     ingresses: Vec<serde_json::Value>,
+}
+
+/// A pod of the namespace, as the environment page lists it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadPod {
+    name: String,
+    /// The pod's phase: Pending, Running, Succeeded, Failed or Unknown.
+    phase: String,
+    /// Whether it has containers and every one is ready.
+    ready: bool,
+    /// Restarts of its containers, summed.
+    restarts: i32,
+    /// The node it was scheduled to.
+    node: Option<String>,
+    /// Its containers' names, the app containers first, then the init
+    /// containers: what the log viewer offers to read.
+    containers: Vec<String>,
 }
 
 #[utoipa::path(get, operation_id = "environment_details_workloads", path = "/api/v1/environments/{name}/workloads", tag = "environments", params(("name" = String, Path)), responses(
@@ -254,17 +272,20 @@ pub async fn workloads(
             .iter()
             .map(|p| {
                 let status = p.status.clone().unwrap_or_default();
-                let containers = status.container_statuses.unwrap_or_default();
-                json!({
-                    "name": p.metadata.name,
-                    "phase": status.phase.unwrap_or_else(|| "Pending".into()),
-                    "ready": !containers.is_empty() && containers.iter().all(|c| c.ready),
-                    "restarts": containers.iter().map(|c| c.restart_count).sum::<i32>(),
-                    "node": p.spec.as_ref().and_then(|s| s.node_name.clone()),
-                    // What the log viewer offers to pick: the app containers,
-                    // then the init containers (their logs stay readable).
-                    "containers": p.spec.iter().flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten())).map(|c| c.name.clone()).collect::<Vec<_>>(),
-                })
+                let statuses = status.container_statuses.unwrap_or_default();
+                WorkloadPod {
+                    name: p.metadata.name.clone().unwrap_or_default(),
+                    phase: status.phase.unwrap_or_else(|| "Pending".into()),
+                    ready: !statuses.is_empty() && statuses.iter().all(|c| c.ready),
+                    restarts: statuses.iter().map(|c| c.restart_count).sum(),
+                    node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
+                    containers: p
+                        .spec
+                        .iter()
+                        .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+                        .map(|c| c.name.clone())
+                        .collect(),
+                }
             })
             .collect(),
         services: services
