@@ -51,11 +51,16 @@ build_binary() {
 }
 
 # Runs "$@" with BERTH_URL pointing at a fresh `berth serve` on port 0 with a
-# throwaway SQLite database in $1, and stops the server afterwards.
+# throwaway SQLite database in $1, and stops the server afterwards. With the
+# test Prometheus (BERTH_TEST_PROMETHEUS_URL and its file_sd directory
+# BERTH_TEST_PROMETHEUS_TARGETS, as scripts/test.sh exports them) the server
+# queries it and is listed there as a target while it runs, so that its
+# per-environment series reach the portal's charts.
 with_server() {
   local dir=$1
   shift
-  local log=$dir/berth.log pid url="" rc=0
+  local log=$dir/berth.log pid url="" rc=0 target=""
+  if [ -n "${BERTH_TEST_PROMETHEUS_URL:-}" ]; then export BERTH_PROMETHEUS_URL=$BERTH_TEST_PROMETHEUS_URL; fi
   BERTH_LISTEN=127.0.0.1:0 \
     BERTH_KUBE_LISTEN=127.0.0.1:0 \
     BERTH_DATABASE_URL="sqlite://$dir/berth.db?mode=rwc" \
@@ -76,7 +81,14 @@ with_server() {
     kill "$pid" 2>/dev/null || true
     return 1
   fi
+  if [ -n "${BERTH_TEST_PROMETHEUS_TARGETS:-}" ]; then
+    target=$BERTH_TEST_PROMETHEUS_TARGETS/berth-web-$pid.json
+    # Renamed into place (Prometheus reads only *.json), never read half-written.
+    printf '[{"targets":["%s"],"labels":{"job":"berth-web"}}]\n' "${url#http://}" >"$target.tmp"
+    mv "$target.tmp" "$target"
+  fi
   BERTH_URL=$url BERTH_LOG=$log "$@" || rc=$?
+  [ -z "$target" ] || rm -f "$target"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   return "$rc"

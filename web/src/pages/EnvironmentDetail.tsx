@@ -5,6 +5,7 @@ import { ApiError } from '../api/errors';
 import { useAuth } from '../auth';
 import { LogViewer } from '../components/LogViewer';
 import { Countdown, Empty, ErrorNotice, Loading, PhaseBadge, UsageBar } from '../components/ui';
+import { MetricsPanel, QuotaBanner } from '../components/MetricsPanel';
 import { formatDate, TTL_CHOICES } from '../lib/time';
 import { usagePercent } from '../lib/quantity';
 import { useResource } from '../lib/useResource';
@@ -53,6 +54,7 @@ function Detail({ env, error, reload }: { env: Environment; error: unknown; relo
         </a>
       </div>
       <ErrorNotice error={error} />
+      <QuotaBanner hard={status.quota?.hard} used={status.quota?.used} />
 
       <div className="columns">
         <section className="card">
@@ -91,6 +93,7 @@ function Detail({ env, error, reload }: { env: Environment; error: unknown; relo
         </section>
       </div>
 
+      <MetricsPanel name={env.name} createdAt={env.createdAt} hard={status.quota?.hard} />
       <Workloads name={env.name} />
       <LogViewer environment={env.name} />
       <Events name={env.name} />

@@ -1,0 +1,137 @@
+// The environment page's metrics charts against the real Prometheus that
+// `make test` starts (BERTH_TEST_PROMETHEUS_URL; scripts/web.sh lists this
+// berth in its file_sd directory BERTH_TEST_PROMETHEUS_TARGETS), scraping the
+// local cluster's fake kubelets and Berth's own /metrics.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { ADMIN, launch, login, newPage, register, screenshot, unexpectedErrors, uniqueEmail } from './helpers.mjs';
+
+const TIMEOUT_MS = 150_000;
+let chrome;
+before(async () => {
+  chrome = await launch();
+});
+after(async () => {
+  await chrome?.close();
+});
+
+function requirePrometheus() {
+  assert.ok(
+    process.env.BERTH_TEST_PROMETHEUS_URL && process.env.BERTH_TEST_PROMETHEUS_TARGETS,
+    'BERTH_TEST_PROMETHEUS_URL and BERTH_TEST_PROMETHEUS_TARGETS must name the test Prometheus and its file_sd directory: ' +
+      'run `make test`, or `d=$(mktemp -d); PROMETHEUS_SCRAPE_INTERVAL=1s scripts/prometheus.sh start $d` and export ' +
+      'BERTH_TEST_PROMETHEUS_URL=<its URL> BERTH_TEST_PROMETHEUS_TARGETS=$d/targets before `scripts/web.sh e2e`',
+  );
+}
+
+async function csrf(page) {
+  return (await page.context().cookies()).find((c) => c.name === 'berth_csrf').value;
+}
+
+function envName(prefix) {
+  return `${prefix}-${Date.now().toString(36)}`.slice(0, 40);
+}
+
+/** A chart's text alternative, once it reads `pattern` (the page refreshes its metrics every 15 s). */
+async function summary(page, chart, pattern) {
+  const locator = page.locator(`[data-chart="${chart}"] .chart-summary`, { hasText: pattern });
+  await locator.waitFor({ timeout: TIMEOUT_MS });
+  return locator.textContent();
+}
+
+test('charts of CPU, memory, pods and restarts against the quota, and the quota nearly full banner', async () => {
+  requirePrometheus();
+  const admin = await newPage(chrome.browser);
+  await login(admin, ADMIN);
+  // Another spec may have left the policy asking for approval; these environments are made directly.
+  const policy = await (await admin.request.get('/api/v1/admin/policy')).json();
+  const setApproval = async (approval) => {
+    const put = await admin.request.put('/api/v1/admin/policy', { headers: { 'x-csrf-token': await csrf(admin) }, data: { ...policy, approval } });
+    assert.equal(put.status(), 200);
+  };
+  await setApproval('never');
+
+  const page = await newPage(chrome.browser);
+  await register(page, uniqueEmail('metrics'));
+  const app = (replicas) => ({ name: 'web', image: 'nginx:1.27', replicas, resources: { cpu: '100m', memory: '128Mi' } });
+  // Two pods of a quota of two: full. One pod of twenty: roomy.
+  const full = envName('e2e-full');
+  const roomy = envName('e2e-roomy');
+  const specs = [
+    { name: full, template: 'small', quota: { pods: 2 }, apps: [app(2)] },
+    { name: roomy, template: 'small', apps: [app(1)] },
+  ];
+  try {
+    for (const spec of specs) {
+      const created = await page.request.post('/api/v1/environments', { headers: { 'x-csrf-token': await csrf(page) }, data: spec });
+      assert.equal(created.status(), 201, await created.text());
+    }
+
+    await page.goto(`/environments/${full}`);
+    await page.locator('[data-phase="Ready"]').waitFor({ timeout: TIMEOUT_MS });
+    const banner = page.getByTestId('quota-banner');
+    await banner.filter({ hasText: 'pods: 2 of 2 used (100 %)' }).waitFor({ timeout: TIMEOUT_MS });
+    assert.match(await banner.textContent(), /^Quota nearly full\./);
+
+    // Each chart draws once Prometheus has the pods' cAdvisor series and Berth's own.
+    const cpu = await summary(page, 'cpu', /CPU: latest [1-9]/);
+    assert.match(cpu, /quota requests\.cpu = limits\.cpu 2 cores \(\d+ %\)/);
+    const memory = await summary(page, 'memory', /Memory: latest [1-9]/);
+    assert.match(memory, /quota requests\.memory = limits\.memory 4 GiB \(\d+ %\)/);
+    assert.equal(await summary(page, 'pods', /Pods: latest 2,/), 'Pods: latest 2, quota pods 2 (100 %).');
+    await summary(page, 'restarts', /Container restarts: latest \d+\./);
+    for (const chart of ['cpu', 'memory', 'pods', 'restarts']) {
+      const plot = page.locator(`[data-chart="${chart}"] .plot`);
+      assert.ok(await plot.locator('canvas').isVisible(), `${chart} has a drawn chart`);
+      assert.equal(await plot.getAttribute('role'), 'img');
+    }
+    // The quota is a line of its own, named in the chart's legend.
+    await page.locator('[data-chart="cpu"] .chart-legend', { hasText: 'quota requests.cpu = limits.cpu' }).waitFor();
+    await screenshot(page, 'metrics');
+
+    // Range buttons work from the keyboard and say which is chosen.
+    const sixHours = page.getByRole('group', { name: 'Time range' }).getByRole('button', { name: '6 h' });
+    await sixHours.focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await sixHours.getAttribute('aria-pressed'), 'true');
+    await page.getByRole('img', { name: 'CPU over the last 6 h' }).waitFor({ timeout: TIMEOUT_MS });
+    await summary(page, 'cpu', /CPU: latest [1-9]/);
+
+    // A phone's width: the banner and the panel fit, the charts shrink to the screen.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForFunction(() => {
+      const plot = document.querySelector('[data-chart="cpu"] .plot canvas');
+      return plot && plot.getBoundingClientRect().right <= 390;
+    });
+    const overflowing = await page.evaluate(() =>
+      [...document.querySelectorAll('.quota-banner, .quota-banner *, .metrics, .metrics *')]
+        .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 0.5)
+        .map((el) => `${el.tagName.toLowerCase()}.${el.className}`),
+    );
+    assert.deepEqual(overflowing, [], 'nothing of the banner or the metrics panel reaches past 390 px');
+    await screenshot(page, 'metrics-390');
+
+    // Dark mode: the charts are redrawn in the dark theme's colours.
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.locator('[data-chart="cpu"] .plot canvas').waitFor();
+    await screenshot(page, 'metrics-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
+
+    // Below 90 % of every limit there is no banner.
+    await page.goto(`/environments/${roomy}`);
+    await page.locator('[data-phase="Ready"]').waitFor({ timeout: TIMEOUT_MS });
+    await page.getByText('1 of 20').waitFor({ timeout: TIMEOUT_MS });
+    await summary(page, 'pods', /Pods: latest 1, quota pods 20 \(5 %\)/);
+    assert.equal(await page.getByTestId('quota-banner').count(), 0);
+    assert.deepEqual(unexpectedErrors(page), []);
+  } catch (err) {
+    await screenshot(page, 'metrics-failure');
+    throw err;
+  } finally {
+    for (const { name } of specs) await page.request.delete(`/api/v1/environments/${name}`, { headers: { 'x-csrf-token': await csrf(page) } });
+    await setApproval(policy.approval);
+    await page.context().close();
+    await admin.context().close();
+  }
+});
