@@ -49,6 +49,8 @@ async fn members_read_and_follow_a_pods_logs_until_they_lose_access() {
         )
         .await;
     let pod = workloads["pods"][0]["name"].as_str().unwrap().to_owned();
+    // The portal's log viewer offers these as the container picker.
+    assert_eq!(workloads["pods"][0]["containers"], json!(["web"]));
     let logs = format!("{path}/pods/{pod}/logs");
 
     // The kubelet writes a line every two seconds from the container's start.
