@@ -22,6 +22,33 @@ pub struct AuditEntry {
     pub details: serde_json::Value,
 }
 
+/// Inserts `entry` with its time set to now and its actor folded; returns
+/// the entry's id (a UUIDv7, so ids sort as entries were written).
+pub(crate) async fn insert_audit<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    entry: &mut AuditEntry,
+) -> Result<String, StoreError> {
+    entry.at = now();
+    entry.actor = fold_email(&entry.actor);
+    let id = Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO audit_log (id, at, actor, action, target, environment, outcome, request_id, details) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&id)
+    .bind(to_millis(entry.at))
+    .bind(&entry.actor)
+    .bind(&entry.action)
+    .bind(&entry.target)
+    .bind(entry.environment.as_deref())
+    .bind(&entry.outcome)
+    .bind(entry.request_id.as_deref())
+    .bind(entry.details.to_string())
+    .execute(executor)
+    .await?;
+    Ok(id)
+}
+
 /// Which entries to read; every given field must match.
 #[derive(Debug, Default)]
 pub struct AuditFilter {
@@ -36,23 +63,7 @@ impl Store {
     /// Records `entry`; its time is set here, and its actor folded as emails
     /// are, so that a filter finds it by any spelling.
     pub async fn append_audit(&self, mut entry: AuditEntry) -> Result<AuditEntry, StoreError> {
-        entry.at = now();
-        entry.actor = fold_email(&entry.actor);
-        sqlx::query(
-            "INSERT INTO audit_log (id, at, actor, action, target, environment, outcome, request_id, details) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(Uuid::now_v7().to_string())
-        .bind(to_millis(entry.at))
-        .bind(&entry.actor)
-        .bind(&entry.action)
-        .bind(&entry.target)
-        .bind(entry.environment.as_deref())
-        .bind(&entry.outcome)
-        .bind(entry.request_id.as_deref())
-        .bind(entry.details.to_string())
-        .execute(&self.pool)
-        .await?;
+        insert_audit(&self.pool, &mut entry).await?;
         Ok(entry)
     }
 

@@ -1,13 +1,14 @@
 //! The store: everything Berth keeps outside the cluster: accounts, sessions,
 //! tokens, failed logins, settings, templates, pending environment requests, the audit log,
-//! idempotency keys and the per-person creation lock. One set of portable migrations
-//! serves SQLite (the zero set-up default) and PostgreSQL (production).
+//! the outbox of events for Splunk, idempotency keys and the per-person creation lock.
+//! One set of portable migrations serves SQLite (the zero set-up default) and PostgreSQL (production).
 
 mod accounts;
 mod audit;
 mod decisions;
 mod error;
 mod login_failures;
+mod outbox;
 mod platform;
 mod requests;
 pub mod testing;
@@ -17,6 +18,7 @@ pub use audit::{AuditEntry, AuditFilter};
 pub use decisions::{CreationLock, IDEMPOTENCY_WINDOW, KeyState};
 pub use error::StoreError;
 pub use login_failures::FailureWindow;
+pub use outbox::{NewOutboxEvent, OutboxRow, OutboxStats};
 pub use platform::TemplateRecord;
 pub use requests::{EnvironmentVersion, NewRequest, RequestKind, RequestRecord, RequestState};
 
