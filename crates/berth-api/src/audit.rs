@@ -34,8 +34,9 @@ pub struct Action<'a> {
 }
 
 impl AppState {
-    /// Records an action and how it ended. A failure to record is logged, not
-    /// returned: the action itself has already happened.
+    /// Records an action and how it ended, and queues it for Splunk in the
+    /// same transaction when Splunk is configured. A failure to record is
+    /// logged, not returned: the action itself has already happened.
     pub async fn audit(&self, action: Action<'_>, outcome: &str, request_id: &RequestId) {
         let entry = AuditEntry {
             at: time::OffsetDateTime::UNIX_EPOCH,
@@ -47,7 +48,15 @@ impl AppState {
             request_id: request_id.0.clone(),
             details: action.details,
         };
-        if let Err(e) = self.auth.store().append_audit(entry).await {
+        let store = self.auth.store();
+        let recorded = if self.settings.splunk_outbox {
+            store
+                .append_audit_with_outbox(entry, berth_splunk::audit_event)
+                .await
+        } else {
+            store.append_audit(entry).await
+        };
+        if let Err(e) = recorded {
             tracing::error!(error = %e, "could not write the audit log");
         }
     }

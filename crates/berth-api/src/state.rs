@@ -27,6 +27,8 @@ pub struct Settings {
     pub kube_port: u16,
     /// PEM of the CA kubeconfigs trust for it, when Berth made its own.
     pub kube_ca_pem: Option<String>,
+    /// Queue audit entries for Splunk HEC too (`BERTH_SPLUNK_HEC_URL` is set).
+    pub splunk_outbox: bool,
 }
 
 #[derive(Clone)]

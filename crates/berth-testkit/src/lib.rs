@@ -8,6 +8,10 @@
 //!
 //! When the cluster cannot be started the error says why, and the test fails:
 //! a test that needs the cluster never passes without one.
+//!
+//! [`hec`] is a Splunk HTTP Event Collector that tests can take down.
+
+pub mod hec;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

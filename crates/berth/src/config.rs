@@ -85,6 +85,22 @@ pub struct ServeArgs {
     /// Do not run the controller in this process (it runs as `berth controller`).
     #[arg(long, env = "BERTH_NO_CONTROLLER")]
     pub no_controller: bool,
+    /// Splunk HTTP Event Collector that audit entries, the events of
+    /// Berth's namespaces and Berth's warnings go to (`https://splunk:8088`).
+    #[arg(long, env = "BERTH_SPLUNK_HEC_URL")]
+    pub splunk_hec_url: Option<String>,
+    /// Its token (environment only: `BERTH_SPLUNK_HEC_TOKEN`, out of `ps`).
+    #[arg(skip)]
+    pub splunk_hec_token: Option<String>,
+    /// Index of the events (else the token's default index).
+    #[arg(long, env = "BERTH_SPLUNK_INDEX")]
+    pub splunk_index: Option<String>,
+    /// `source` of the events (default `berth`).
+    #[arg(long, env = "BERTH_SPLUNK_SOURCE")]
+    pub splunk_source: Option<String>,
+    /// `sourcetype` of the events (default `_json`).
+    #[arg(long, env = "BERTH_SPLUNK_SOURCETYPE")]
+    pub splunk_sourcetype: Option<String>,
 }
 
 /// The optional TOML file: the same settings, in snake_case.
@@ -110,6 +126,11 @@ struct FileConfig {
     ingress_annotations: Option<Vec<String>>,
     priority_classes: Option<Vec<String>>,
     no_controller: Option<bool>,
+    splunk_hec_url: Option<String>,
+    splunk_hec_token: Option<String>,
+    splunk_index: Option<String>,
+    splunk_source: Option<String>,
+    splunk_sourcetype: Option<String>,
 }
 
 /// The configuration in effect.
@@ -130,6 +151,8 @@ pub struct Config {
     pub kubeconfig_ttl: Duration,
     pub network: Network,
     pub no_controller: bool,
+    /// Where events go, with `BERTH_SPLUNK_HEC_URL`.
+    pub splunk: Option<berth_splunk::HecConfig>,
 }
 
 /// Where environments meet the rest of the cluster.
@@ -314,6 +337,17 @@ impl Config {
                     .unwrap_or_default(),
             )?,
             no_controller: args.no_controller || file.no_controller.unwrap_or(false),
+            splunk: splunk(
+                args.splunk_hec_url.or(file.splunk_hec_url),
+                std::env::var("BERTH_SPLUNK_HEC_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty())
+                    .or(args.splunk_hec_token)
+                    .or(file.splunk_hec_token),
+                args.splunk_index.or(file.splunk_index),
+                args.splunk_source.or(file.splunk_source),
+                args.splunk_sourcetype.or(file.splunk_sourcetype),
+            )?,
         })
     }
 
@@ -345,6 +379,7 @@ impl fmt::Debug for Config {
             .field("kubeconfig_ttl", &self.kubeconfig_ttl)
             .field("network", &self.network)
             .field("no_controller", &self.no_controller)
+            .field("splunk", &self.splunk)
             .finish()
     }
 }
@@ -357,6 +392,50 @@ fn kubeconfig_ttl(raw: &str) -> anyhow::Result<Duration> {
          expire sooner, and a kubeconfig outliving a week outlives a member's removal for too long"
     );
     Ok(ttl)
+}
+
+/// The HEC settings: none without a URL; a URL needs a token; errors name
+/// the variable.
+fn splunk(
+    url: Option<String>,
+    token: Option<String>,
+    index: Option<String>,
+    source: Option<String>,
+    sourcetype: Option<String>,
+) -> anyhow::Result<Option<berth_splunk::HecConfig>> {
+    let Some(url) = url.filter(|u| !u.is_empty()) else {
+        anyhow::ensure!(
+            token.is_none(),
+            "BERTH_SPLUNK_HEC_TOKEN is set without BERTH_SPLUNK_HEC_URL: set both or neither"
+        );
+        return Ok(None);
+    };
+    for (variable, value) in [
+        ("BERTH_SPLUNK_INDEX", &index),
+        ("BERTH_SPLUNK_SOURCE", &source),
+        ("BERTH_SPLUNK_SOURCETYPE", &sourcetype),
+    ] {
+        anyhow::ensure!(
+            value.as_ref().is_none_or(|v| !v.trim().is_empty()),
+            "{variable}: must not be empty"
+        );
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "berth".into());
+    let config = berth_splunk::HecConfig {
+        url,
+        token: token.unwrap_or_default(),
+        index,
+        source: source.unwrap_or_else(|| "berth".into()),
+        sourcetype: sourcetype.unwrap_or_else(|| "_json".into()),
+        host,
+    };
+    config.validate()?;
+    Ok(Some(config))
 }
 
 /// Hides the password of a `scheme://user:password@host` URL.

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod serve;
+mod splunk;
 
 /// This replica's default name in the controller's leader lease: host name
 /// and process id, unique per replica.

@@ -8,6 +8,8 @@ use berth::{config, serve};
 use clap::{CommandFactory, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 #[derive(Parser)]
 #[command(
@@ -26,7 +28,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the API and the web UI.
-    Serve(config::ServeArgs),
+    // Boxed: its many settings would make every other command as large.
+    Serve(Box<config::ServeArgs>),
     /// Run only the controller (leader-elected; any number of replicas).
     Controller(controller::ControllerArgs),
     /// Print the Environment CRD as YAML, for `kubectl apply -f -`.
@@ -63,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
     let _flush_logs_on_exit = init_logging();
     match cli.command {
         Command::Serve(args) => {
-            let config = config::Config::load(args, cli.config.as_deref())?;
+            let config = config::Config::load(*args, cli.config.as_deref())?;
             serve::run(config).await
         }
         Command::Controller(args) => controller::run(args).await,
@@ -104,13 +107,17 @@ fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
+    // Warnings and errors also go to Splunk, when it is configured.
+    let splunk = berth_splunk::log_layer();
     if terminal {
-        builder.init();
+        builder.finish().with(splunk).init();
     } else {
         builder
             .json()
             .with_current_span(true)
             .with_span_list(false)
+            .finish()
+            .with(splunk)
             .init();
     }
     guard

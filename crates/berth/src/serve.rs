@@ -43,6 +43,8 @@ pub struct Server {
     revocations: Revocations,
     /// Present unless the controller runs elsewhere (`--no-controller`).
     controller: Option<(ControllerOptions, ControllerMetrics)>,
+    /// Delivery to Splunk HEC, with `BERTH_SPLUNK_HEC_URL`.
+    splunk: Option<crate::splunk::Splunk>,
 }
 
 impl Server {
@@ -63,6 +65,11 @@ impl Server {
         });
         let cluster = Arc::new(Cluster::new(config.kubeconfig.clone()));
         let environment_metrics = EnvironmentMetrics::register(&mut registry, cluster.clone());
+        let splunk = config
+            .splunk
+            .as_ref()
+            .map(|hec| crate::splunk::Splunk::build(hec, auth.store().clone(), &mut registry))
+            .transpose()?;
         let revocations = Revocations::default();
         let kube_listener = tokio::net::TcpListener::bind(config.kube_listen)
             .await
@@ -85,6 +92,7 @@ impl Server {
                 kube_public_url: config.kube_public_url.clone(),
                 kube_port: kube_listener.local_addr()?.port(),
                 kube_ca_pem: kube_tls.ca_pem.clone(),
+                splunk_outbox: splunk.is_some(),
             }),
             http_metrics,
             registry: Arc::new(registry),
@@ -111,6 +119,7 @@ impl Server {
             environment_metrics,
             revocations,
             controller,
+            splunk,
         })
     }
 
@@ -133,6 +142,9 @@ impl Server {
         let warm = tokio::spawn(connect_when_possible(self.cluster.clone()));
         let workloads = tokio::spawn(self.environment_metrics.watch());
         let revoking = self.revocations.watch(self.cluster.clone());
+        let splunk = self
+            .splunk
+            .map(|splunk| splunk.spawn(self.cluster.clone(), stopped.clone()));
         tracing::info!(
             "kubernetes API of environments on https://{}",
             self.kube_listener.local_addr()?
@@ -177,6 +189,10 @@ impl Server {
         if let Some(controller) = controller {
             // It stops on the same signal, releasing its lease for another replica.
             let _ = controller.await;
+        }
+        if let Some(splunk) = splunk {
+            // It finishes the batch in flight and gives its lease up.
+            let _ = splunk.await;
         }
         sweeper.abort();
         warm.abort();

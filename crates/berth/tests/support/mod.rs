@@ -106,6 +106,7 @@ async fn spawn_configured(
         kubeconfig_ttl: Duration::from_secs(8 * 3600),
         network: berth::config::Network::default(),
         no_controller,
+        splunk: None,
     };
     let server = Server::build(config).await.expect("the server starts");
     let base = format!("http://{}", server.local_addr());
