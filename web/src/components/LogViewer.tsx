@@ -11,8 +11,10 @@ import './LogViewer.css';
 export const TAIL_CHOICES = [100, 1000, 10_000] as const;
 const DEFAULT_TAIL = 1000;
 const PODS_POLL_MS = 10_000;
-// A line's height before it is measured (one row of 0.8rem monospace).
-const ESTIMATED_LINE_PX = 19;
+// A line's height before it is measured: a little under one row of 0.8rem
+// monospace, so that measuring only ever grows the content (a shrink is how
+// a filter or a reset shows, which must not read as the reader scrolling up).
+const ESTIMATED_LINE_PX = 16;
 // Within this of the bottom counts as "at the bottom" for auto-scroll.
 const BOTTOM_SLACK_PX = 24;
 
@@ -126,7 +128,8 @@ export function LogViewer({ environment }: { environment: string }) {
             {buffer.dropped > 0 &&
               ` · ${buffer.dropped.toLocaleString('en')} older lines dropped: the viewer keeps the last ${MAX_KEPT_LINES.toLocaleString('en')}`}
           </p>
-          <LogLines lines={shown} query={search} follow={follow} label={`Log lines of ${podName}, container ${container}`} busy={state.phase === 'loading'} />
+          {/* A new read starts a fresh list: at the end, not paused. */}
+          <LogLines key={`${podName}/${container}/${tailLines}/${generation}`} lines={shown} query={search} follow={follow} label={`Log lines of ${podName}, container ${container}`} busy={state.phase === 'loading'} />
         </>
       )}
     </section>
@@ -169,6 +172,7 @@ function LogLines({ lines, query, follow, label, busy }: { lines: readonly { id:
   const scrollRef = useRef<HTMLDivElement>(null);
   const [stick, setStick] = useState(true);
   const lastTop = useRef(0);
+  const lastHeight = useRef(0);
   const virtualizer = useVirtualizer({
     count: lines.length,
     getScrollElement: () => scrollRef.current,
@@ -191,11 +195,13 @@ function LogLines({ lines, query, follow, label, busy }: { lines: readonly { id:
   const onScroll = () => {
     const el = scrollRef.current;
     if (!el) return;
-    const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight <= BOTTOM_SLACK_PX;
-    // Only the reader scrolls up; our own scrolling only ever goes down.
-    if (atBottom) setStick(true);
-    else if (el.scrollTop < lastTop.current) setStick(false);
-    lastTop.current = el.scrollTop;
+    const { scrollTop, scrollHeight, clientHeight } = el;
+    // Only the reader scrolls up: our own scrolling only ever goes down, and
+    // content that shrank (a search, fewer lines) moves the top by itself.
+    if (scrollHeight - scrollTop - clientHeight <= BOTTOM_SLACK_PX) setStick(true);
+    else if (scrollTop < lastTop.current && scrollHeight >= lastHeight.current) setStick(false);
+    lastTop.current = scrollTop;
+    lastHeight.current = scrollHeight;
   };
 
   const items = virtualizer.getVirtualItems();
