@@ -30,6 +30,7 @@ impl FromRequestParts<AppState> for CurrentUser {
     ) -> Result<Self, Self::Rejection> {
         let credential = credential(&parts.method, &parts.headers)?;
         let principal = state.auth.authenticate(&credential).await?;
+        crate::error_reports::identify(&principal.user.id);
         Ok(Self(principal))
     }
 }

@@ -1,3 +1,4 @@
+use crate::error_reports;
 use crate::metrics::RouteLabels;
 use crate::state::AppState;
 use axum::Router;
@@ -5,19 +6,22 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use sentry::integrations::tower::NewSentryLayer;
 use std::time::{Duration, Instant};
 use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{OnResponse, TraceLayer};
 use tracing::Span;
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Layers every answer gets: a request id (taken from the client or made
-/// here) on the log span and the answer, request logging without secrets, and
-/// headers that keep browsers from guessing content types.
+/// here) on the log span and the answer, request logging without secrets,
+/// headers that keep browsers from guessing content types, and errors to
+/// Sentry (`error_reports`).
 pub fn wrap(router: Router) -> Router {
     router.layer(
         ServiceBuilder::new()
@@ -52,7 +56,12 @@ pub fn wrap(router: Router) -> Router {
             .layer(SetResponseHeaderLayer::if_not_present(
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("no-store"),
-            )),
+            ))
+            // Errors to Sentry: a hub per request, its scope tagged, 5xx
+            // reported; a panic answers 500 (the panic hook reports it).
+            .layer(NewSentryLayer::<Request>::new_from_top())
+            .layer(axum::middleware::from_fn(error_reports::report))
+            .layer(CatchPanicLayer::custom(error_reports::panicked)),
     )
 }
 

@@ -92,6 +92,41 @@ impl Error {
     }
 }
 
+impl Error {
+    /// Whether the controller knows this failure for what it is: an answer
+    /// that passes with time or that the Environment's status tells (a
+    /// conflict 409, not found 404, too many requests 429, a policy's refusal
+    /// 403 or 422), the apiserver out of reach for a while (a restart, the
+    /// network), waiting for a namespace to go, a namespace taken in a race.
+    /// Anything else (the apiserver failing with a 5xx, an answer Berth
+    /// cannot read, a bad request Berth made, a CRD that never became
+    /// established) is a failure it cannot classify: it is reported to
+    /// Sentry, as someone has to look.
+    pub fn is_classified(&self) -> bool {
+        match self {
+            Error::Kube(e) | Error::Apply { source: e, .. } => kube_classified(e),
+            Error::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(inner)
+                | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.is_classified(),
+                kube::runtime::finalizer::Error::AddFinalizer(e)
+                | kube::runtime::finalizer::Error::RemoveFinalizer(e) => kube_classified(e),
+                _ => false,
+            },
+            Error::NamespaceTerminating(_) | Error::NamespaceRace(_) => true,
+            Error::CrdNotEstablished(_) | Error::IdentitiesGone | Error::Selector { .. } => false,
+        }
+    }
+}
+
+/// Expected answers and the apiserver out of reach; see [`Error::is_classified`].
+fn kube_classified(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(status) => [403, 404, 409, 422, 429].contains(&status.code),
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        _ => false,
+    }
+}
+
 fn kube_reason(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(status) => format!("api_{}", status.code),
@@ -150,6 +185,39 @@ mod tests {
             Error::Kube(bare).to_string(),
             "Kubernetes API: the apiserver answered 500"
         );
+    }
+
+    #[test]
+    fn expected_answers_are_classified_and_the_rest_is_not() {
+        let api = |code: u16| {
+            kube::Error::Api(
+                kube::core::Status::failure("some message", "SomeReason")
+                    .with_code(code)
+                    .boxed(),
+            )
+        };
+        let apply = |code| Error::Apply {
+            kind: "ResourceQuota",
+            name: "quota".into(),
+            source: api(code),
+        };
+        for code in [403, 404, 409, 422, 429] {
+            assert!(apply(code).is_classified(), "{code}");
+        }
+        for code in [400, 401, 500, 503] {
+            assert!(!apply(code).is_classified(), "{code}");
+        }
+        let wrapped = |inner| {
+            Error::Finalizer(Box::new(kube::runtime::finalizer::Error::ApplyFailed(
+                inner,
+            )))
+        };
+        assert!(wrapped(apply(409)).is_classified());
+        assert!(!wrapped(apply(500)).is_classified());
+        assert!(Error::NamespaceRace("a".into()).is_classified());
+        assert!(!Error::CrdNotEstablished("late".into()).is_classified());
+        let unreadable = serde_json::from_str::<u8>("x").unwrap_err();
+        assert!(!Error::Kube(kube::Error::SerdeError(unreadable)).is_classified());
     }
 
     #[test]

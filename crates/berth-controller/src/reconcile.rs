@@ -74,7 +74,24 @@ pub fn error_policy(env: Arc<Environment>, error: &Error, ctx: Arc<Context>) -> 
     };
     let wait = crate::error::backoff(failures, rand::random::<f64>());
     tracing::warn!(environment = %env.name_any(), %error, failures, ?wait, "reconcile failed");
+    if !error.is_classified() {
+        report(&env.name_any(), error);
+    }
     Action::requeue(wait)
+}
+
+/// Reports a failure the controller cannot classify to Sentry (a no-op
+/// without a Sentry client), tagged with the environment's name and the
+/// failure's reason, its causes as the exception chain.
+fn report(environment: &str, error: &Error) {
+    sentry::with_scope(
+        |scope| {
+            scope.set_tag("environment_name", environment);
+            scope.set_tag("reason", error.reason());
+            scope.set_transaction(Some("reconcile"));
+        },
+        || sentry::capture_error(error),
+    );
 }
 
 async fn apply(env: &Environment, ctx: &Context) -> Result<Action, Error> {

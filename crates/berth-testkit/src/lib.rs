@@ -12,6 +12,8 @@
 //! [`hec`] is a Splunk HTTP Event Collector that tests can take down.
 
 pub mod hec;
+/// A Sentry receiver for tests: envelopes parsed as Sentry documents them.
+pub mod sentry;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

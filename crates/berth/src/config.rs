@@ -101,6 +101,8 @@ pub struct ServeArgs {
     /// `sourcetype` of the events (default `_json`).
     #[arg(long, env = "BERTH_SPLUNK_SOURCETYPE")]
     pub splunk_sourcetype: Option<String>,
+    #[command(flatten)]
+    pub sentry: crate::reporting::SentryArgs,
 }
 
 /// The optional TOML file: the same settings, in snake_case.
@@ -131,6 +133,8 @@ struct FileConfig {
     splunk_index: Option<String>,
     splunk_source: Option<String>,
     splunk_sourcetype: Option<String>,
+    sentry_dsn: Option<String>,
+    sentry_environment: Option<String>,
 }
 
 /// The configuration in effect.
@@ -153,6 +157,8 @@ pub struct Config {
     pub no_controller: bool,
     /// Where events go, with `BERTH_SPLUNK_HEC_URL`.
     pub splunk: Option<berth_splunk::HecConfig>,
+    /// Where errors are reported; `None` without `BERTH_SENTRY_DSN`.
+    pub sentry: Option<crate::reporting::SentrySettings>,
 }
 
 /// Where environments meet the rest of the cluster.
@@ -348,6 +354,9 @@ impl Config {
                 args.splunk_source.or(file.splunk_source),
                 args.splunk_sourcetype.or(file.splunk_sourcetype),
             )?,
+            sentry: args
+                .sentry
+                .settings(file.sentry_dsn, file.sentry_environment)?,
         })
     }
 
@@ -380,6 +389,7 @@ impl fmt::Debug for Config {
             .field("network", &self.network)
             .field("no_controller", &self.no_controller)
             .field("splunk", &self.splunk)
+            .field("sentry", &self.sentry)
             .finish()
     }
 }

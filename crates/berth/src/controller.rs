@@ -64,9 +64,17 @@ pub struct ControllerArgs {
     /// Do not apply the CRD at start; it must then be installed (`berth crd`).
     #[arg(long)]
     no_install_crd: bool,
+    #[command(flatten)]
+    sentry: berth::reporting::SentryArgs,
 }
 
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
+    let reporting = args
+        .sentry
+        .settings(None, None)?
+        .as_ref()
+        .map(berth::reporting::start)
+        .transpose()?;
     let client = Cluster::new(args.kubeconfig)
         .client()
         .await
@@ -101,9 +109,13 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         .with_state(Arc::new(registry));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
-    berth_controller::run(client, options, metrics, berth::serve::shutdown_signal()).await?;
+    let outcome =
+        berth_controller::run(client, options, metrics, berth::serve::shutdown_signal()).await;
     server.abort();
-    Ok(())
+    if let Some(reporting) = reporting {
+        tokio::task::spawn_blocking(move || berth::reporting::stop(reporting)).await?;
+    }
+    Ok(outcome?)
 }
 
 async fn metrics_text(State(registry): State<Arc<Registry>>) -> impl IntoResponse {

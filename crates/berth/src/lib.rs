@@ -2,6 +2,7 @@
 //! the real server (on port 0, with a fresh database) exactly as `main` does.
 
 pub mod config;
+pub mod reporting;
 pub mod serve;
 mod splunk;
 

@@ -45,10 +45,18 @@ pub struct Server {
     controller: Option<(ControllerOptions, ControllerMetrics)>,
     /// Delivery to Splunk HEC, with `BERTH_SPLUNK_HEC_URL`.
     splunk: Option<crate::splunk::Splunk>,
+    /// The Sentry client, with `BERTH_SENTRY_DSN`; stopped last, sending what is queued.
+    reporting: Option<sentry::ClientInitGuard>,
 }
 
 impl Server {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // First, so that the rest of the start is covered too.
+        let reporting = config
+            .sentry
+            .as_ref()
+            .map(crate::reporting::start)
+            .transpose()?;
         let store = Store::connect(&config.database_url)
             .await
             .context("connecting to the store")?;
@@ -120,6 +128,7 @@ impl Server {
             revocations,
             controller,
             splunk,
+            reporting,
         })
     }
 
@@ -203,6 +212,12 @@ impl Server {
         mend.abort();
         // In-flight requests have finished; let the store finish its writes too.
         self.auth.store().close().await;
+        if let Some(reporting) = self.reporting {
+            let sent = tokio::task::spawn_blocking(move || crate::reporting::stop(reporting)).await;
+            if !matches!(sent, Ok(true)) {
+                tracing::warn!("some error reports were not sent to Sentry before the stop");
+            }
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -60,7 +60,15 @@ pub async fn spawn_app_with_prometheus(prometheus_url: Option<String>) -> TestAp
     let dir = TempDir::new();
     let database_url = berth_store::testing::fresh_database_url(&dir.0).await;
     let kubeconfig = local_cluster_kubeconfig().await;
-    spawn_configured(dir, database_url, kubeconfig, false, prometheus_url).await
+    spawn_configured(dir, database_url, kubeconfig, false, prometheus_url, None).await
+}
+
+/// Berth without a cluster, reporting errors to Sentry as `sentry` says.
+pub async fn spawn_app_with_sentry(sentry: berth::reporting::SentrySettings) -> TestApp {
+    let dir = TempDir::new();
+    let database_url = berth_store::testing::fresh_database_url(&dir.0).await;
+    let kubeconfig = dir.0.join("no-such-kubeconfig");
+    spawn_configured(dir, database_url, kubeconfig, true, None, Some(sentry)).await
 }
 
 async fn local_cluster_kubeconfig() -> PathBuf {
@@ -81,7 +89,7 @@ async fn spawn_on(
     kubeconfig: PathBuf,
     no_controller: bool,
 ) -> TestApp {
-    spawn_configured(dir, database_url, kubeconfig, no_controller, None).await
+    spawn_configured(dir, database_url, kubeconfig, no_controller, None, None).await
 }
 
 async fn spawn_configured(
@@ -90,6 +98,7 @@ async fn spawn_configured(
     kubeconfig: PathBuf,
     no_controller: bool,
     prometheus_url: Option<String>,
+    sentry: Option<berth::reporting::SentrySettings>,
 ) -> TestApp {
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -107,6 +116,7 @@ async fn spawn_configured(
         network: berth::config::Network::default(),
         no_controller,
         splunk: None,
+        sentry,
     };
     let server = Server::build(config).await.expect("the server starts");
     let base = format!("http://{}", server.local_addr());
