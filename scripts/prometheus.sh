@@ -23,7 +23,7 @@ dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || usage
 
 # Absolute, so that the configuration holds wherever Prometheus runs from.
-rules_dir=$(cd "$(dirname "$0")/../deploy/prometheus" && pwd)
+rules_dir=$(cd "$(dirname "$0")/../deploy/prometheus" && pwd -P)
 
 running() { [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; }
 

@@ -380,6 +380,53 @@ fn has_data(answer: &Value) -> bool {
     }
 }
 
+/// The metric names in a query: its words with the prefixes of Berth's, the
+/// kubelet's and kube-state-metrics' series (no label is named so).
+fn metric_names(expr: &str) -> impl Iterator<Item = &str> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|w| {
+            ["berth_", "container_", "kube_", "pod_", "node_"]
+                .iter()
+                .any(|p| w.starts_with(p))
+        })
+}
+
+/// Every metric name Prometheus has series of, and every sample name Berth's
+/// `/metrics` declares (`# TYPE`), with the controller's failure counters,
+/// which have no series (nor `# TYPE`) until a reconcile fails.
+async fn known_metrics(prometheus: &str, app: &TestApp) -> BTreeSet<String> {
+    let names = get_json(&format!("{prometheus}/api/v1/label/__name__/values"), &[]).await;
+    let mut known: BTreeSet<String> = names["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_owned())
+        .collect();
+    let mut exposition = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut registry = prometheus_client::registry::Registry::default();
+    berth_controller::Metrics::register(&mut registry).error("failing", "reason".into());
+    prometheus_client::encoding::text::encode(&mut exposition, &registry).unwrap();
+    for line in exposition.lines() {
+        let mut words = line.split(' ');
+        if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
+            (words.next(), words.next(), words.next(), words.next())
+        {
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total"],
+                "histogram" => &["_bucket", "_sum", "_count"],
+                _ => &[""],
+            };
+            known.extend(suffixes.iter().map(|s| format!("{name}{s}")));
+        }
+    }
+    known
+}
+
 #[tokio::test]
 async fn the_test_prometheus_runs_the_rules_and_every_dashboard_query_has_data() {
     let (prometheus_url, targets) = prometheus();
@@ -458,6 +505,34 @@ async fn the_test_prometheus_runs_the_rules_and_every_dashboard_query_has_data()
             );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // A query that falls back to 0 (`or on() vector(0)`) has data whatever
+    // its metric is called, and an alert on a misspelt metric never fires:
+    // every metric the dashboards and rules read must be one Prometheus has,
+    // or one Berth declares (a counter that has not counted yet).
+    let known = known_metrics(&prometheus_url, &app).await;
+    let reads = dashboards()
+        .into_iter()
+        .flat_map(|(file, dashboard)| {
+            queries(&dashboard)
+                .into_iter()
+                .map(|(panel, expr)| (format!("{file}: panel \"{panel}\""), expr))
+                .collect::<Vec<_>>()
+        })
+        .chain(alerts(&rules).into_iter().map(|(_, rule)| {
+            (
+                format!("alert {}", rule["alert"].as_str().unwrap()),
+                rule["expr"].as_str().unwrap().to_owned(),
+            )
+        }));
+    for (reader, expr) in reads {
+        for metric in metric_names(&expr) {
+            assert!(
+                known.contains(metric),
+                "{reader} reads {metric}, which neither Prometheus nor Berth's /metrics has"
+            );
+        }
     }
 
     let deleted = app.delete(&ann, &path(&name)).await;
