@@ -49,9 +49,9 @@ interface Loaded {
 
 async function load(name: string, range: Range, createdAt: string | undefined, signal: AbortSignal): Promise<Loaded> {
   const step = chooseStep(range.seconds);
-  // Aligned to the step, so that successive refreshes evaluate at the same
-  // instants and the lines do not shimmer.
-  const end = Math.floor(Date.now() / 1000 / step) * step;
+  // Now, not rounded to the step: a rounded end would hide up to a step of
+  // the freshest data (all of a young environment's at 7 d).
+  const end = Math.floor(Date.now() / 1000);
   const start = rangeStart(end, range.seconds, step, createdAt);
   const [hard, ...usage] = await Promise.all([
     queryRange(name, QUOTA_QUERY, start, end, step, signal),

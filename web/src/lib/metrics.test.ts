@@ -38,7 +38,9 @@ describe('chooseStep', () => {
     const iso = (s: number) => new Date(s * 1000).toISOString();
     expect(rangeStart(end, 3600, 15, iso(end - 86400))).toBe(end - 3600);
     expect(rangeStart(end, 3600, 15, iso(end - 600 + 7))).toBe(end - 600);
+    expect(rangeStart(end, 3600, 15, iso(end - 600 - 7))).toBe(end - 615);
     expect(rangeStart(end, 3600, 15, iso(end - 3))).toBe(end - 15);
+    expect(rangeStart(end, 3600, 15, iso(end + 30))).toBe(end - 15);
     expect(rangeStart(end, 3600, 15, undefined)).toBe(end - 3600);
     expect(rangeStart(end, 3600, 15, 'not a date')).toBe(end - 3600);
   });

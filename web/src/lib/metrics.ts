@@ -35,14 +35,16 @@ export function chooseStep(rangeSeconds: number, points: number = TARGET_POINTS)
 }
 
 /**
- * Where a chart starts: `rangeSeconds` before `end`, or the step of the
- * environment's creation when that is later (there is nothing before it to
- * draw), but at least one step before `end`. Unix seconds.
+ * Where a chart starts, in Unix seconds, a whole number of steps before `end`
+ * (so that `end`, the freshest point, is on the grid): `rangeSeconds` before
+ * it, or just before the environment's creation when that is later (there is
+ * nothing earlier to draw), but at least one step.
  */
 export function rangeStart(end: number, rangeSeconds: number, step: number, createdAt: string | undefined): number {
+  const steps = Math.max(1, Math.floor(rangeSeconds / step));
   const created = createdAt ? Date.parse(createdAt) / 1000 : NaN;
-  const since = Number.isFinite(created) ? Math.floor(created / step) * step : -Infinity;
-  return Math.max(end - rangeSeconds, Math.min(since, end - step));
+  const lived = Number.isFinite(created) ? Math.max(1, Math.ceil((end - created) / step)) : steps;
+  return end - step * Math.min(steps, lived);
 }
 
 /**
