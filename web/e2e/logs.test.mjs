@@ -253,6 +253,12 @@ test('10,000 lines: the page stays responsive and a typed search updates within 
   assert.equal(await page.getByRole('log').evaluate((el) => el.scrollTop), 0, 'a new line scrolled the log while the reader was up');
   await jump.click();
   await page.waitForFunction((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 30, await page.getByRole('log').elementHandle());
+  // The same from the keyboard: Home in the focused log pauses, End resumes.
+  await page.getByRole('log').focus();
+  await page.keyboard.press('Home');
+  await jump.waitFor();
+  await page.keyboard.press('End');
+  await jump.waitFor({ state: 'hidden' });
 
   // Type a search: measured in the browser from the input event to the count on screen.
   await page.evaluate(() => {
@@ -294,6 +300,11 @@ test('10,000 lines: the page stays responsive and a typed search updates within 
   console.log(`longest frame while scrolling: ${worstFrameMs.toFixed(0)} ms`);
   assert.ok(worstFrameMs < 500, `a frame took ${worstFrameMs} ms while scrolling`);
   await screenshot(page, 'logs-10000');
+
+  // Leaving the page closes the followed stream.
+  const closed = page.waitForEvent('requestfailed', (r) => r.url().includes('follow=true'));
+  await page.getByRole('link', { name: 'Environments', exact: true }).click();
+  assert.match((await closed).failure()?.errorText ?? '', /ABORTED/);
   assert.deepEqual(scriptErrors(page), []);
   assert.deepEqual(ownerFailures, []);
 });

@@ -1,5 +1,5 @@
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { memo, useDeferredValue, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
+import { memo, useDeferredValue, useEffect, useLayoutEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react';
 import { environments } from '../api/environments';
 import { describeLogError, downloadName, downloadText, highlight, MAX_KEPT_LINES, searchLines } from '../lib/logs';
 import { useLogStream, type LogStreamState } from '../lib/logsStream';
@@ -11,10 +11,11 @@ import './LogViewer.css';
 export const TAIL_CHOICES = [100, 1000, 10_000] as const;
 const DEFAULT_TAIL = 1000;
 const PODS_POLL_MS = 10_000;
-// A line's height before it is measured: a little under one row of 0.8rem
-// monospace, so that measuring only ever grows the content (a shrink is how
-// a filter or a reset shows, which must not read as the reader scrolling up).
-const ESTIMATED_LINE_PX = 16;
+// A line's height before it is measured: exactly one row (LogViewer.css sets
+// it in px), so measuring changes only wrapped lines and only ever grows the
+// content (a shrink is how a filter or a reset shows, which must not read as
+// the reader scrolling up), and End lands on the real end.
+const ESTIMATED_LINE_PX = 18;
 // Within this of the bottom counts as "at the bottom" for auto-scroll.
 const BOTTOM_SLACK_PX = 24;
 
@@ -204,10 +205,16 @@ function LogLines({ lines, query, follow, label, busy }: { lines: readonly { id:
     lastHeight.current = scrollHeight;
   };
 
+  // End means "follow the end again", even where wrapped lines measured on
+  // the way make the browser's own scroll fall short of it.
+  const onKeyDown = (e: KeyboardEvent) => {
+    if (e.key === 'End') setStick(true);
+  };
+
   const items = virtualizer.getVirtualItems();
   return (
     <div className="log-frame">
-      <div ref={scrollRef} className="log-lines" role="log" aria-live="off" aria-label={label} aria-busy={busy} tabIndex={0} onScroll={onScroll}>
+      <div ref={scrollRef} className="log-lines" role="log" aria-live="off" aria-label={label} aria-busy={busy} tabIndex={0} onScroll={onScroll} onKeyDown={onKeyDown}>
         {lines.length === 0 ? (
           <p className="muted log-empty">{busy ? 'Loading…' : query ? 'No line matches the search.' : 'No lines.'}</p>
         ) : (

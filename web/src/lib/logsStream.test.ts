@@ -63,6 +63,27 @@ describe('useLogStream', () => {
     expect(texts(result.current.buffer.lines)).toEqual(['one', 'two']);
   });
 
+  it('closes the stream of the pod it leaves and reads the one picked', async () => {
+    const signals: AbortSignal[] = [];
+    const urls: string[] = [];
+    vi.stubGlobal(
+      'fetch',
+      vi.fn((url: string, init: RequestInit) => {
+        urls.push(url);
+        signals.push(init.signal as AbortSignal);
+        return Promise.resolve(streamed([`${url.includes('web-1') ? 'first' : 'second'}\n`], init.signal as AbortSignal, true));
+      }),
+    );
+    const { result, rerender, unmount } = renderHook((s: LogSource) => useLogStream(s, 0), { initialProps: source });
+    await waitFor(() => expect(texts(result.current.buffer.lines)).toEqual(['first']));
+    rerender({ ...source, pod: 'web-2' });
+    await waitFor(() => expect(texts(result.current.buffer.lines)).toEqual(['second']));
+    expect(signals[0]?.aborted).toBe(true);
+    expect(urls[1]).toContain('/pods/web-2/logs?');
+    unmount();
+    expect(signals[1]?.aborted).toBe(true);
+  });
+
   it('stops on a 404 and tells whether the environment still answers', async () => {
     vi.stubGlobal(
       'fetch',
