@@ -69,7 +69,13 @@ impl HecReceiver {
     /// Starts a collector on a free loopback port accepting `token`, with
     /// indexer acknowledgement enabled.
     pub async fn start(token: &str) -> Result<Self> {
-        let listener = bind("127.0.0.1:0".parse()?)?;
+        Self::start_on("127.0.0.1:0".parse()?, token).await
+    }
+
+    /// Starts a collector on `addr` (port 0: a free one) accepting `token`,
+    /// with indexer acknowledgement enabled.
+    pub async fn start_on(addr: SocketAddr, token: &str) -> Result<Self> {
+        let listener = bind(addr).with_context(|| format!("binding {addr}"))?;
         let addr = listener.local_addr()?;
         let receiver = Self {
             addr,
