@@ -234,6 +234,15 @@ fn dashboards_are_well_formed() {
                     target["datasource"]["uid"], "${datasource}",
                     "{name}: {title}'s target datasource"
                 );
+                // A fixed window would hold too few samples for a slow scrape
+                // interval, or smooth a short time range away.
+                let expr = target["expr"].as_str().unwrap();
+                for window in expr.split('[').skip(1) {
+                    assert!(
+                        window.starts_with("$__rate_interval]"),
+                        "{name}: {title}: a range other than [$__rate_interval] in {expr}"
+                    );
+                }
             }
         }
     }
