@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { launch, newPage, register, screenshot, unexpectedErrors, uniqueEmail } from './helpers.mjs';
+import { ADMIN, launch, login, newPage, register, screenshot, unexpectedErrors, uniqueEmail } from './helpers.mjs';
 
 const RUNNING_TIMEOUT_MS = 120_000;
 // What a typed search may take to show its count over 10,000 lines, measured
@@ -83,12 +83,28 @@ before(async () => {
   ownerFailures = watchLogAnswers(owner);
   await register(owner, uniqueEmail('logs'));
   csrf = (await owner.context().cookies()).find((c) => c.name === 'berth_csrf').value;
-  const created = await api(owner, 'POST', '/api/v1/environments', {
-    name,
-    template: 'small',
-    apps: [{ name: 'web', image: 'nginx:1.27', replicas: 1, port: 8080, resources: { cpu: '100m', memory: '64Mi' } }],
-  });
-  assert.equal(created.status(), 201, await created.text());
+  // Another spec may have left the policy asking for approval: this
+  // environment is made directly, and the policy put back right after.
+  const admin = await newPage(chrome.browser);
+  await login(admin, ADMIN);
+  const adminCsrf = (await admin.context().cookies()).find((c) => c.name === 'berth_csrf').value;
+  const policy = await (await admin.request.get('/api/v1/admin/policy')).json();
+  const setApproval = async (approval) => {
+    const put = await admin.request.put('/api/v1/admin/policy', { headers: { 'x-csrf-token': adminCsrf }, data: { ...policy, approval } });
+    assert.equal(put.status(), 200, await put.text());
+  };
+  await setApproval('never');
+  try {
+    const created = await api(owner, 'POST', '/api/v1/environments', {
+      name,
+      template: 'small',
+      apps: [{ name: 'web', image: 'nginx:1.27', replicas: 1, port: 8080, resources: { cpu: '100m', memory: '64Mi' } }],
+    });
+    assert.equal(created.status(), 201, await created.text());
+  } finally {
+    await setApproval(policy.approval);
+    await admin.context().close();
+  }
   const deadline = Date.now() + RUNNING_TIMEOUT_MS;
   while (!pod) {
     const workloads = await (await owner.request.get(`/api/v1/environments/${name}/workloads`)).json();
