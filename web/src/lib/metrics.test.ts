@@ -118,6 +118,9 @@ describe('text alternative', () => {
     const quota = [{ label: 'pods', values: [10, 10, null] }];
     expect(describeChart('Pods', 'count', [1, 3, null], quota)).toBe('Pods: latest 3, quota pods 10 (30 %).');
     expect(describeChart('Container restarts', 'count', [0, 0], [])).toBe('Container restarts: latest 0.');
+    const cpu = [{ label: 'requests.cpu', values: [2] }];
+    expect(describeChart('CPU', 'cores', [0.00676], cpu)).toBe('CPU: latest 6.76m cores, quota requests.cpu 2 cores (< 1 %).');
+    expect(describeChart('CPU', 'cores', [0], cpu)).toBe('CPU: latest 0 cores, quota requests.cpu 2 cores (0 %).');
     expect(describeChart('CPU', 'cores', [null, null], quota)).toBe('CPU: no data in this range.');
   });
   it('writes values in the unit people read', () => {

@@ -278,7 +278,9 @@ export function describeChart(title: string, unit: Unit, usage: readonly (number
   for (const line of quota) {
     const hard = latest(line.values);
     if (hard === null) continue;
-    const share = hard > 0 ? ` (${Math.round((now / hard) * 100)} %)` : '';
+    const percent = hard > 0 ? (now / hard) * 100 : null;
+    // A sliver of the quota reads "< 1 %", not "0 %": something is used.
+    const share = percent === null ? '' : percent > 0 && percent < 0.5 ? ' (< 1 %)' : ` (${Math.round(percent)} %)`;
     parts.push(`quota ${line.label} ${formatValue(hard, unit)}${share}`);
   }
   return `${parts.join(', ')}.`;
