@@ -228,9 +228,25 @@ test('dark mode keeps the log readable', async () => {
   await page.context().close();
 });
 
-test('someone who is not a member gets neither the viewer nor the logs', async () => {
+test('a viewer removed while following is told so; someone not a member gets neither the viewer nor the logs', async () => {
   const page = await newPage(chrome.browser);
-  await register(page, uniqueEmail('stranger'));
+  const email = uniqueEmail('viewer');
+  await register(page, email);
+  const added = await api(owner, 'PUT', `/api/v1/environments/${name}/members/${encodeURIComponent(email)}`, { role: 'viewer' });
+  assert.equal(added.status(), 200, await added.text());
+  await page.goto(`/environments/${name}`);
+  await page.getByLabel('Follow', { exact: true }).check();
+  await page.getByText('Following: new lines appear as they are logged.').waitFor();
+
+  // Removed, the server ends the stream; the viewer's reconnect meets a 404 and finds the environment gone too.
+  const removed = await api(owner, 'DELETE', `/api/v1/environments/${name}/members/${encodeURIComponent(email)}`);
+  assert.equal(removed.status(), 204, await removed.text());
+  await page
+    .getByRole('alert')
+    .filter({ hasText: `You are not a member of “${name}” (any more), or it was deleted: its logs are not available to you.` })
+    .waitFor({ timeout: 15_000 });
+  await screenshot(page, 'logs-not-a-member');
+
   await page.goto(`/environments/${name}`);
   await page.getByText(`No environment “${name}”`).waitFor();
   assert.equal(await page.getByRole('log').count(), 0);
