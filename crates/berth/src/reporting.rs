@@ -58,13 +58,13 @@ impl SentrySettings {
         let dsn = dsn.trim().parse::<Dsn>().map_err(|e| {
             anyhow::anyhow!("sentry_dsn: not a Sentry DSN such as https://KEY@HOST/PROJECT: {e}")
         })?;
-        let environment = environment.unwrap_or_else(|| DEFAULT_ENVIRONMENT.to_owned());
+        let environment = environment
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| DEFAULT_ENVIRONMENT.to_owned());
         anyhow::ensure!(
-            !environment.is_empty()
-                && environment.len() <= 64
-                && !environment.contains(['/', '\n', '\r', '\t']),
-            "sentry_environment: {environment:?} must be 1 to 64 characters without slashes or \
-             line breaks, as Sentry accepts"
+            environment.len() <= 64 && !environment.contains(['/', '\n', '\r', '\t']),
+            "sentry_environment: {environment:?} must be at most 64 characters without slashes \
+             or line breaks, as Sentry accepts"
         );
         Ok(Some(Self { dsn, environment }))
     }
@@ -167,6 +167,11 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(settings.environment, DEFAULT_ENVIRONMENT);
+        let unset = SentrySettings::new(
+            Some("https://key@sentry.example.com/42".into()),
+            Some(String::new()),
+        );
+        assert_eq!(unset.unwrap().unwrap().environment, DEFAULT_ENVIRONMENT);
         assert_eq!(settings.dsn.project_id().value(), "42");
         assert!(!format!("{settings:?}").contains("key"));
         let error = SentrySettings::new(Some("not a dsn".into()), None).unwrap_err();
