@@ -461,7 +461,7 @@ async fn the_test_prometheus_runs_the_rules_and_every_dashboard_query_has_data()
     let berth = app.base.trim_start_matches("http://");
     let _berth = Target::add(&targets, &unique("berth"), berth);
 
-    // The namespace picker of the environment dashboard offers it.
+    // Every query, as Grafana sends it with this environment picked.
     let mut pending: Vec<(String, String, String)> = dashboards()
         .iter()
         .flat_map(|(file, dashboard)| {
@@ -471,6 +471,7 @@ async fn the_test_prometheus_runs_the_rules_and_every_dashboard_query_has_data()
                 .collect::<Vec<_>>()
         })
         .collect();
+    // And the namespace picker of the environment dashboard offers it.
     let mut picker_lists_it = false;
     loop {
         if !picker_lists_it {
