@@ -153,6 +153,8 @@ cmd_e2e() {
   local dir
   dir=$(mktemp -d /tmp/berth-e2e.XXXXXX)
   step "end-to-end (Chromium against berth)"
+  # The metrics spec starts a second server of its own, without Prometheus.
+  export BERTH_E2E_BIN=${BERTH_BIN:-$CARGO_TARGET_DIR/debug/berth}
   with_server "$dir" bash -c 'cd "$0" && node --test --test-reporter=spec --test-concurrency=1 e2e/*.test.mjs' "$web"
   rm -rf "$dir"
 }

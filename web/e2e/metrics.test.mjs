@@ -3,8 +3,13 @@
 // berth in its file_sd directory BERTH_TEST_PROMETHEUS_TARGETS), scraping the
 // local cluster's fake kubelets and Berth's own /metrics.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { ADMIN, launch, login, newPage, register, screenshot, unexpectedErrors, uniqueEmail } from './helpers.mjs';
+import { fileURLToPath } from 'node:url';
+import { ADMIN, BASE, launch, login, newPage, register, screenshot, unexpectedErrors, uniqueEmail } from './helpers.mjs';
 
 const TIMEOUT_MS = 150_000;
 let chrome;
@@ -32,6 +37,26 @@ function envName(prefix) {
   return `${prefix}-${Date.now().toString(36)}`.slice(0, 40);
 }
 
+/**
+ * Sets the policy's approval to `never` (another spec may have left it
+ * asking for approval; these environments are made directly); the function
+ * returned puts the policy back.
+ */
+async function withoutApproval() {
+  const admin = await newPage(chrome.browser);
+  await login(admin, ADMIN);
+  const policy = await (await admin.request.get('/api/v1/admin/policy')).json();
+  const put = async (approval) => {
+    const answer = await admin.request.put('/api/v1/admin/policy', { headers: { 'x-csrf-token': await csrf(admin) }, data: { ...policy, approval } });
+    assert.equal(answer.status(), 200);
+  };
+  await put('never');
+  return async () => {
+    await put(policy.approval);
+    await admin.context().close();
+  };
+}
+
 /** A chart's text alternative, once it reads `pattern` (the page refreshes its metrics every 15 s). */
 async function summary(page, chart, pattern) {
   const locator = page.locator(`[data-chart="${chart}"] .chart-summary`, { hasText: pattern });
@@ -41,15 +66,7 @@ async function summary(page, chart, pattern) {
 
 test('charts of CPU, memory, pods and restarts against the quota, and the quota nearly full banner', async () => {
   requirePrometheus();
-  const admin = await newPage(chrome.browser);
-  await login(admin, ADMIN);
-  // Another spec may have left the policy asking for approval; these environments are made directly.
-  const policy = await (await admin.request.get('/api/v1/admin/policy')).json();
-  const setApproval = async (approval) => {
-    const put = await admin.request.put('/api/v1/admin/policy', { headers: { 'x-csrf-token': await csrf(admin) }, data: { ...policy, approval } });
-    assert.equal(put.status(), 200);
-  };
-  await setApproval('never');
+  const restorePolicy = await withoutApproval();
 
   const page = await newPage(chrome.browser);
   await register(page, uniqueEmail('metrics'));
@@ -130,8 +147,87 @@ test('charts of CPU, memory, pods and restarts against the quota, and the quota 
     throw err;
   } finally {
     for (const { name } of specs) await page.request.delete(`/api/v1/environments/${name}`, { headers: { 'x-csrf-token': await csrf(page) } });
-    await setApproval(policy.approval);
+    await restorePolicy();
     await page.context().close();
-    await admin.context().close();
+  }
+});
+
+/**
+ * A second berth (BERTH_E2E_BIN, as scripts/web.sh sets it) on the same
+ * cluster with no Prometheus configured; its base URL and a stop function.
+ */
+async function serverWithoutPrometheus() {
+  const bin = process.env.BERTH_E2E_BIN;
+  assert.ok(bin, 'BERTH_E2E_BIN must name the berth binary (scripts/web.sh e2e sets it)');
+  const dir = mkdtempSync(join(tmpdir(), 'berth-e2e-noprom-'));
+  const env = {
+    ...process.env,
+    BERTH_LISTEN: '127.0.0.1:0',
+    BERTH_KUBE_LISTEN: '127.0.0.1:0',
+    BERTH_DATABASE_URL: `sqlite://${dir}/berth.db?mode=rwc`,
+    BERTH_ADMIN_EMAIL: ADMIN.email,
+    BERTH_ADMIN_PASSWORD: ADMIN.password,
+  };
+  delete env.BERTH_PROMETHEUS_URL;
+  // From the checkout's root, where berth finds the local cluster as the first server does.
+  const child = spawn(bin, ['serve'], { cwd: join(dirname(fileURLToPath(import.meta.url)), '../..'), env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the second berth did not start within 30 s; its log:\n${log}`)), 30_000);
+    const read = (chunk) => {
+      log += chunk;
+      const found = /listening on (http:\/\/[0-9.:]+)/.exec(log);
+      if (found) {
+        clearTimeout(timer);
+        resolve(found[1]);
+      }
+    };
+    child.stdout.on('data', read);
+    child.stderr.on('data', read);
+    child.on('exit', (code) => reject(new Error(`the second berth exited (${code}); its log:\n${log}`)));
+  });
+  return {
+    url,
+    stop() {
+      child.kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+test('without Prometheus the panel says why there are no charts', async () => {
+  const server = await serverWithoutPrometheus();
+  const restorePolicy = await withoutApproval();
+  // The environment is made through the main server; both see the cluster's environments.
+  const owner = await newPage(chrome.browser);
+  await register(owner, uniqueEmail('noprom'));
+  const name = envName('e2e-noprom');
+  const created = await owner.request.post('/api/v1/environments', { headers: { 'x-csrf-token': await csrf(owner) }, data: { name, template: 'small' } });
+  const context = await chrome.browser.newContext({ baseURL: server.url });
+  try {
+    assert.equal(created.status(), 201, await created.text());
+    // An admin of the second server sees every environment, as soon as its watch cache has it.
+    const page = await context.newPage();
+    await page.goto('/login');
+    await page.getByLabel('Email').fill(ADMIN.email);
+    await page.getByLabel('Password').fill(ADMIN.password);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByTestId('current-user').waitFor();
+    const unavailable = page.locator('.metrics', { hasText: 'No charts: no Prometheus is configured' });
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      await page.goto(`/environments/${name}`);
+      if (await unavailable.waitFor({ timeout: 5_000 }).then(() => true, () => false)) break;
+      assert.ok(Date.now() < deadline, `the second server never showed ${name} with the unavailable notice`);
+    }
+    assert.match(await unavailable.textContent(), /Prometheus/);
+    assert.equal(await page.locator('.metrics canvas').count(), 0);
+    await screenshot(page, 'metrics-unavailable');
+  } finally {
+    await owner.request.delete(`${BASE}/api/v1/environments/${name}`, { headers: { 'x-csrf-token': await csrf(owner) } });
+    await restorePolicy();
+    await context.close();
+    await owner.context().close();
+    server.stop();
   }
 });

@@ -124,7 +124,7 @@ export function MetricsPanel({ name, createdAt, hard }: { name: string; createdA
       </div>
       {unavailable ? (
         <p className="metrics-empty" role="status">
-          Prometheus is unavailable, so there are no charts: {unavailable.message}. They appear once Berth can reach it again.
+          <strong>No charts:</strong> {unavailable.message}.
         </p>
       ) : metrics.error && !charts ? (
         <ErrorNotice error={metrics.error} retry={metrics.reload} />
