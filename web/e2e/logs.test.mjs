@@ -114,8 +114,12 @@ before(async () => {
       await owner.waitForTimeout(500);
     }
   }
-  // Two lines at least, so that the viewer has something to compare.
-  while ((await apiLines(owner, 'container=web')).length < 2) await owner.waitForTimeout(500);
+  // Two lines at least (one every 2 s), so that the viewer has something to compare.
+  const linesDeadline = Date.now() + 10_000;
+  while ((await apiLines(owner, 'container=web')).length < 2) {
+    assert.ok(Date.now() < linesDeadline, `${pod} logged fewer than 2 lines in 10 s`);
+    await owner.waitForTimeout(500);
+  }
 });
 
 after(async () => {
