@@ -87,7 +87,10 @@ export function QuotaBanner({ hard, used }: { hard: Quantities; used: Quantities
 export function MetricsPanel({ name, createdAt, hard }: { name: string; createdAt?: string; hard: Quantities }) {
   const [range, setRange] = useState<Range>(RANGES[0] as Range);
   const step = chooseStep(range.seconds);
-  const metrics = useResource((signal) => load(name, range, createdAt, signal), `metrics-${name}-${range.key}`, Math.max(15_000, step * 1000));
+  // A new point every step, but the freshest one moves with every refresh:
+  // at least every 15 s, at most every minute.
+  const refreshMs = Math.min(60_000, Math.max(15_000, step * 1000));
+  const metrics = useResource((signal) => load(name, range, createdAt, signal), `metrics-${name}-${range.key}`, refreshMs);
   const unavailable = metrics.error instanceof ApiError && metrics.error.code === 'unavailable' ? metrics.error : null;
   // The environment's status is polled every few seconds; the charts only
   // need redrawing when the quota itself changes.
