@@ -3,8 +3,9 @@
 // two seconds per container ("<time> <namespace>/<pod> <container> line <n>").
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -258,6 +259,54 @@ test('a viewer removed while following is told so; someone not a member gets nei
   assert.equal(response.status(), 404);
   assert.equal((await response.json()).error.code, 'not_found');
   await page.context().close();
+});
+
+test('a pod with two containers: the picker offers both and reads the one picked', async () => {
+  // Made as the admin (any way into the namespace would do); named to sort after the app's pod.
+  const two = 'zz-two';
+  const container = (n) => ({
+    name: n,
+    image: 'nginx:1.27',
+    securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+    resources: { requests: { cpu: '50m', memory: '32Mi' }, limits: { cpu: '50m', memory: '32Mi' } },
+  });
+  const manifest = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: two, namespace: name },
+    spec: { securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } }, containers: [container('app'), container('sidecar')] },
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'berth-logs-'));
+  const file = join(dir, 'pod.json');
+  writeFileSync(file, JSON.stringify(manifest));
+  try {
+    await kubectl('apply', '-f', file);
+    const page = owner;
+    const deadline = Date.now() + RUNNING_TIMEOUT_MS;
+    for (;;) {
+      const workloads = await (await page.request.get(`/api/v1/environments/${name}/workloads`)).json();
+      const listed = workloads.pods.find((p) => p.name === two);
+      if (listed?.phase === 'Running') {
+        assert.deepEqual(listed.containers, ['app', 'sidecar']);
+        break;
+      }
+      assert.ok(Date.now() < deadline, `${two} did not run: ${JSON.stringify(workloads.pods)}`);
+      await page.waitForTimeout(500);
+    }
+    await page.goto(`/environments/${name}`);
+    await page.getByLabel('Pod', { exact: true }).selectOption(two);
+    const picker = page.getByLabel('Container', { exact: true });
+    assert.deepEqual(await picker.locator('option').allTextContents(), ['app', 'sidecar']);
+    await page.getByRole('log', { name: `Log lines of ${two}, container app` }).locator('.log-line').first().waitFor();
+    await picker.selectOption('sidecar');
+    const log = page.getByRole('log', { name: `Log lines of ${two}, container sidecar` });
+    await log.locator('.log-line').first().waitFor();
+    const shown = await shownLines(page);
+    assert.ok(shown.every((l) => l.includes(`${name}/${two} sidecar line `)), shown.join('\n'));
+  } finally {
+    await kubectl('delete', 'pod', two, '--wait=false', '--ignore-not-found');
+    rmSync(dir, { recursive: true });
+  }
 });
 
 test('10,000 lines: the page stays responsive and a typed search updates within the bound', async () => {
