@@ -6,6 +6,7 @@ import { api, unwrap } from '../api/client';
 import { ApiError } from '../api/errors';
 import {
   alignToGrid,
+  AnswerError,
   CHARTS,
   chooseStep,
   describeChart,
@@ -40,6 +41,8 @@ async function queryRange(name: string, query: string, start: number, end: numbe
 }
 
 interface Loaded {
+  /** The range asked for: data of another is not shown under this one's buttons. */
+  range: Range['key'];
   start: number;
   end: number;
   step: number;
@@ -57,7 +60,7 @@ async function load(name: string, range: Range, createdAt: string | undefined, s
     queryRange(name, QUOTA_QUERY, start, end, step, signal),
     ...CHARTS.map((chart) => queryRange(name, chart.query(step), start, end, step, signal)),
   ]);
-  return { start, end, step, usage, hard: hard ?? [] };
+  return { range: range.key, start, end, step, usage, hard: hard ?? [] };
 }
 
 /**
@@ -97,7 +100,7 @@ export function MetricsPanel({ name, createdAt, hard }: { name: string; createdA
   const hardKey = JSON.stringify(hard ?? {});
   const charts = useMemo(() => {
     const data = metrics.data;
-    if (!data) return null;
+    if (!data || data.range !== range.key) return null;
     const currentHard = JSON.parse(hardKey) as Record<string, string | number>;
     const xs = timeGrid(data.start, data.end, data.step);
     return CHARTS.map((spec, i) => {
@@ -105,7 +108,7 @@ export function MetricsPanel({ name, createdAt, hard }: { name: string; createdA
       const quota = quotaLines(spec.quota, data.hard, currentHard, xs, data.step);
       return { spec, xs, usage, quota, summary: describeChart(spec.title, spec.unit, usage, quota) };
     });
-  }, [metrics.data, hardKey]);
+  }, [metrics.data, range.key, hardKey]);
 
   return (
     <section className="card metrics" aria-labelledby="metrics-title">
@@ -128,6 +131,10 @@ export function MetricsPanel({ name, createdAt, hard }: { name: string; createdA
       {unavailable ? (
         <p className="metrics-empty" role="status">
           <strong>No charts:</strong> {unavailable.message}.
+        </p>
+      ) : metrics.error instanceof AnswerError ? (
+        <p className="notice error" role="alert">
+          No charts: {metrics.error.message}.
         </p>
       ) : metrics.error && !charts ? (
         <ErrorNotice error={metrics.error} retry={metrics.reload} />
