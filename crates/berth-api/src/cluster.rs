@@ -3,14 +3,15 @@
 //! Once connected, Environments are served from a watch cache (a kube-rs
 //! reflector), never from one apiserver call per request.
 
+use crate::environments::changes::Changes;
 use crate::environments::listing::Listing;
 use crate::error::ApiError;
 use berth_manifests::Environment;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{CustomResourceExt, Resource};
 use std::path::{Path, PathBuf};
@@ -39,6 +40,8 @@ pub struct Connection {
     pub environments: Store<Environment>,
     /// List answers rendered from `environments`.
     pub listing: Arc<Listing>,
+    /// What live views (`?watch=true`) learn of changes to `environments`.
+    pub changes: Arc<Changes>,
 }
 
 impl Cluster {
@@ -106,7 +109,8 @@ impl Cluster {
             .map_err(|e| format!("the Kubernetes API server does not answer: {e}"))?;
         install_crd(&client).await?;
         let listing = Arc::new(Listing::default());
-        let environments = start_cache(client.clone(), listing.clone()).await?;
+        let changes = Arc::new(Changes::default());
+        let environments = start_cache(client.clone(), listing.clone(), changes.clone()).await?;
         tracing::info!(%server, "connected to the cluster");
         Ok(Connection {
             client,
@@ -114,6 +118,7 @@ impl Cluster {
             ca_pem,
             environments,
             listing,
+            changes,
         })
     }
 
@@ -161,11 +166,25 @@ async fn install_crd(client: &kube::Client) -> Result<(), String> {
 async fn start_cache(
     client: kube::Client,
     listing: Arc<Listing>,
+    changes: Arc<Changes>,
 ) -> Result<Store<Environment>, String> {
     let api: Api<Environment> = Api::all(client);
     let (reader, writer) = reflector::store();
+    let before = reader.clone();
+    let recorder = changes.clone();
+    // Seen before `reflect` applies each event, while the cache still holds
+    // the old object: who stops seeing an environment is known only then.
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
+        .inspect_ok(move |event| match event {
+            watcher::Event::Init => recorder.relisting(),
+            watcher::Event::InitApply(env) => recorder.replacing(None, Some(env)),
+            watcher::Event::InitDone => recorder.relisted(&before.state()),
+            watcher::Event::Apply(env) => {
+                recorder.replacing(before.get(&ObjectRef::from_obj(env)).as_deref(), Some(env))
+            }
+            watcher::Event::Delete(env) => recorder.replacing(Some(env), None),
+        })
         .reflect(writer);
     tokio::spawn(async move {
         futures::pin_mut!(stream);
@@ -173,7 +192,10 @@ async fn start_cache(
             match event {
                 // `reflect` has put the change in the cache, within this same poll,
                 // so a list never lags a get by more than this line.
-                Ok(_) => listing.changed(),
+                Ok(_) => {
+                    listing.changed();
+                    changes.changed();
+                }
                 Err(e) => tracing::warn!(error = %e, "environment watch interrupted; retrying"),
             }
         }

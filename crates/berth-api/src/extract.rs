@@ -77,7 +77,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
-fn credential(method: &Method, headers: &HeaderMap) -> Result<Credential, ApiError> {
+pub(crate) fn credential(method: &Method, headers: &HeaderMap) -> Result<Credential, ApiError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let token = value
             .to_str()

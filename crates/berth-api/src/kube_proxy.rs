@@ -177,6 +177,22 @@ impl Revocations {
         }
     }
 
+    /// A future resolving when the server stops ([`Revocations::end_all`]):
+    /// long-lived answers other than the proxy's (live views) end with it.
+    pub fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut receiver = self.sender.subscribe();
+        async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(Revoked::Everything) => return,
+                    // The stop is the last message sent: still to come.
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }
+    }
+
     /// Ends every open request: the server is stopping.
     pub fn end_all(&self) {
         let _ = self.sender.send(Revoked::Everything);

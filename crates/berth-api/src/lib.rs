@@ -29,8 +29,8 @@ pub use identities::remove_disabled_at_start as remove_disabled_identities_at_st
 pub use kube_proxy::Revocations;
 pub use kube_tls::{KubeTls, TlsError, router as kube_router, serve as serve_kube};
 pub use metrics::HttpMetrics;
-pub use middleware::wrap;
 pub use metrics_query::Prometheus;
+pub use middleware::wrap;
 pub use openapi::openapi_json;
 pub use policy_object::publish_at_start as publish_policy_at_start;
 pub use state::{AppState, Settings};

@@ -11,7 +11,7 @@ use berth_core::account::{Email, Password};
 use berth_core::environment::ReservedNames;
 use berth_store::Store;
 use prometheus_client::registry::Registry;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,7 +87,12 @@ impl Server {
                 &std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?,
                 &std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
             )?,
-            None => KubeTls::generate(kube_names(&config))?,
+            None => KubeTls::generate(kube_names(
+                config.kube_listen.ip(),
+                [&config.public_url, &config.kube_public_url]
+                    .into_iter()
+                    .flatten(),
+            ))?,
         };
         let state = AppState {
             auth: auth.clone(),
@@ -314,30 +319,58 @@ pub async fn shutdown_signal() {
 }
 
 /// The names the made-up certificate of the kube listener is for: loopback,
-/// the listen address, and the hosts of the public URLs.
-fn kube_names(config: &Config) -> Vec<String> {
+/// the listen address `listen`, and the hosts of the public URLs `urls`.
+fn kube_names<'a>(listen: IpAddr, urls: impl IntoIterator<Item = &'a String>) -> Vec<String> {
     let mut names = vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),
         "::1".to_owned(),
     ];
-    let ip = config.kube_listen.ip();
-    if !ip.is_unspecified() {
-        names.push(ip.to_string());
+    if !listen.is_unspecified() {
+        names.push(listen.to_string());
     }
-    for url in [&config.public_url, &config.kube_public_url]
-        .into_iter()
-        .flatten()
-    {
-        if let Some(host) = url
-            .split_once("://")
-            .and_then(|(_, rest)| rest.split(['/', ':']).next())
-            .filter(|h| !h.is_empty())
-        {
-            names.push(host.to_owned());
+    for url in urls {
+        // A certificate names an IPv6 address without the URL's brackets.
+        match url::Url::parse(url).ok().as_ref().and_then(url::Url::host) {
+            Some(url::Host::Domain(domain)) => names.push(domain.to_owned()),
+            Some(url::Host::Ipv4(ip)) => names.push(ip.to_string()),
+            Some(url::Host::Ipv6(ip)) => names.push(ip.to_string()),
+            None => {}
         }
     }
     names.sort();
     names.dedup();
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kube_certificate_names_the_hosts_of_the_public_urls() {
+        let urls = [
+            "https://berth.example.com:8443/x".to_owned(),
+            "https://[fd00::1]:8443".to_owned(),
+            "https://10.0.0.7".to_owned(),
+            "not a url".to_owned(),
+        ];
+        let names = kube_names("192.168.1.2".parse().unwrap(), &urls);
+        for name in [
+            "berth.example.com",
+            "fd00::1",
+            "10.0.0.7",
+            "192.168.1.2",
+            "localhost",
+        ] {
+            assert!(names.contains(&name.to_owned()), "{name} in {names:?}");
+        }
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains('[') || n.contains(':') && n.contains('.')),
+            "{names:?}"
+        );
+        assert!(!kube_names("0.0.0.0".parse().unwrap(), &[]).contains(&"0.0.0.0".to_owned()));
+    }
 }

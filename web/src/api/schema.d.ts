@@ -1436,24 +1436,49 @@ export interface operations {
             query?: {
                 /** @description Admins only: every environment, not just those they are a member of. */
                 all?: boolean;
+                /**
+                 * @description Answer with Server-Sent Events of the environments as they change
+                 *     (`text/event-stream`), not with a list; not with `limit` or `continue`.
+                 */
+                watch?: boolean;
                 /** @description At most this many (1 to 1000); without it, all of them. */
                 limit?: number;
                 /** @description The `continue` of the previous page. */
                 continue?: string;
             };
-            header?: never;
+            header?: {
+                /**
+                 * @description With watch=true: the `id` of the last event received (a resource
+                 *     version). The stream then sends only what changed after it, `deleted`
+                 *     first for what left the caller's sight meanwhile; an id older than
+                 *     Berth remembers (or from before it started) gets the whole state again.
+                 */
+                "Last-Event-ID"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Environments the caller is a member of, newest first */
+            /** @description Environments the caller is a member of, newest first; with watch=true, Server-Sent Events (see the `watch` parameter) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["EnvironmentList"];
+                    /**
+                     * @example event: environment
+                     *     id: 4711
+                     *     data: {"name":"team-a",...}
+                     *
+                     *     event: deleted
+                     *     id: 4712
+                     *     data: {"name":"team-b"}
+                     *
+                     *     : heartbeat
+                     */
+                    "text/event-stream": string;
                 };
             };
             /** @description Invalid parameter */
@@ -1556,8 +1581,23 @@ export interface operations {
     };
     environments_get: {
         parameters: {
-            query?: never;
-            header?: never;
+            query?: {
+                /**
+                 * @description Answer with Server-Sent Events of this environment as it changes
+                 *     (`text/event-stream`): `deleted` when it is gone or no longer
+                 *     visible to the caller.
+                 */
+                watch?: boolean;
+            };
+            header?: {
+                /**
+                 * @description With watch=true: the `id` of the last event received (a resource
+                 *     version). The stream then sends only what changed after it, `deleted`
+                 *     first for what left the caller's sight meanwhile; an id older than
+                 *     Berth remembers (or from before it started) gets the whole state again.
+                 */
+                "Last-Event-ID"?: string | null;
+            };
             path: {
                 name: string;
             };
@@ -1565,13 +1605,25 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The environment */
+            /** @description The environment; with watch=true, Server-Sent Events (see the `watch` parameter) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["EnvironmentView"];
+                    /**
+                     * @example event: environment
+                     *     id: 4711
+                     *     data: {"name":"team-a",...}
+                     *
+                     *     event: deleted
+                     *     id: 4712
+                     *     data: {"name":"team-b"}
+                     *
+                     *     : heartbeat
+                     */
+                    "text/event-stream": string;
                 };
             };
             /** @description Absent or not visible to the caller */

@@ -3,6 +3,7 @@
 //! The API never touches an environment's child objects itself.
 
 pub mod access;
+pub mod changes;
 pub mod kubeconfig;
 pub mod listing;
 pub mod service;

@@ -7,6 +7,7 @@ use crate::error::ApiError;
 use crate::extract::CurrentUser;
 use crate::json::ApiJson;
 use crate::query::ApiQuery;
+use crate::routes::environment_watch::{self as watch, Scope};
 use crate::routes::requests::RequestView;
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -37,6 +38,9 @@ pub struct EnvironmentList {
 pub struct ListQuery {
     /// Admins only: every environment, not just those they are a member of.
     all: Option<bool>,
+    /// Answer with Server-Sent Events of the environments as they change
+    /// (`text/event-stream`), not with a list; not with `limit` or `continue`.
+    watch: Option<bool>,
     /// At most this many (1 to 1000); without it, all of them.
     limit: Option<u32>,
     /// The `continue` of the previous page.
@@ -47,8 +51,11 @@ pub struct ListQuery {
 /// A page's size when `continue` comes without `limit`.
 const DEFAULT_PAGE: u32 = 100;
 
-#[utoipa::path(get, operation_id = "environments_list", path = "/api/v1/environments", tag = "environments", params(ListQuery), responses(
-    (status = 200, description = "Environments the caller is a member of, newest first", body = EnvironmentList),
+#[utoipa::path(get, operation_id = "environments_list", path = "/api/v1/environments", tag = "environments", params(ListQuery, LastEventId), responses(
+    (status = 200, description = "Environments the caller is a member of, newest first; with watch=true, Server-Sent Events (see the `watch` parameter)", content(
+        (EnvironmentList = "application/json"),
+        (String = "text/event-stream", example = json!(WATCH_EXAMPLE)),
+    )),
     (status = 400, description = "Invalid parameter", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
 pub async fn list(
@@ -60,6 +67,24 @@ pub async fn list(
     let paging = paging(&query)?;
     let connection = state.cluster.connection().await?;
     let all = query.all == Some(true) && caller.user.role == berth_core::account::Role::Admin;
+    if query.watch == Some(true) {
+        if paging.is_some() {
+            return Err(ValidationErrors::single(
+                "watch",
+                "cannot be combined with limit or continue",
+            )
+            .into());
+        }
+        let credential = crate::extract::credential(&axum::http::Method::GET, &headers)?;
+        return watch::respond(
+            state.clone(),
+            connection,
+            caller,
+            credential,
+            Scope::List { all },
+            &headers,
+        );
+    }
     if let Some((limit, after)) = paging {
         let page = connection.listing.page(
             &connection.environments,
@@ -270,18 +295,60 @@ pub async fn preview_spec(
     Ok(ApiJson(answer))
 }
 
-#[utoipa::path(get, operation_id = "environments_get", path = "/api/v1/environments/{name}", tag = "environments", params(("name" = String, Path)), responses(
-    (status = 200, description = "The environment", body = EnvironmentView),
+/// `?watch=true` of one environment.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GetQuery {
+    /// Answer with Server-Sent Events of this environment as it changes
+    /// (`text/event-stream`): `deleted` when it is gone or no longer
+    /// visible to the caller.
+    watch: Option<bool>,
+}
+
+/// `Last-Event-ID` of a resumed watch.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // Only describes the header for the OpenAPI document.
+struct LastEventId {
+    /// With watch=true: the `id` of the last event received (a resource
+    /// version). The stream then sends only what changed after it, `deleted`
+    /// first for what left the caller's sight meanwhile; an id older than
+    /// Berth remembers (or from before it started) gets the whole state again.
+    #[param(rename = "Last-Event-ID")]
+    last_event_id: Option<String>,
+}
+
+/// What a watch sends, for the OpenAPI document.
+const WATCH_EXAMPLE: &str = "event: environment\nid: 4711\ndata: {\"name\":\"team-a\",...}\n\nevent: deleted\nid: 4712\ndata: {\"name\":\"team-b\"}\n\n: heartbeat\n\n";
+
+#[utoipa::path(get, operation_id = "environments_get", path = "/api/v1/environments/{name}", tag = "environments", params(("name" = String, Path), GetQuery, LastEventId), responses(
+    (status = 200, description = "The environment; with watch=true, Server-Sent Events (see the `watch` parameter)", content(
+        (EnvironmentView = "application/json"),
+        (String = "text/event-stream", example = json!(WATCH_EXAMPLE)),
+    )),
     (status = 404, description = "Absent or not visible to the caller", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     CurrentUser(caller): CurrentUser,
     Path(name): Path<String>,
-) -> Result<ApiJson<EnvironmentView>, ApiError> {
+    ApiQuery(query): ApiQuery<GetQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let connection = state.cluster.connection().await?;
+    if query.watch == Some(true) {
+        let credential = crate::extract::credential(&axum::http::Method::GET, &headers)?;
+        return watch::respond(
+            state.clone(),
+            connection,
+            caller,
+            credential,
+            Scope::One(name),
+            &headers,
+        );
+    }
     let (env, standing) = envs::visible(connection, &name, &caller)?;
-    Ok(ApiJson(envs::view(&env, standing)))
+    Ok(ApiJson(envs::view(&env, standing)).into_response())
 }
 
 #[utoipa::path(delete, operation_id = "environments_delete", path = "/api/v1/environments/{name}", tag = "environments", params(("name" = String, Path)), responses(

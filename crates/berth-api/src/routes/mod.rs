@@ -4,6 +4,7 @@ pub(crate) mod audit_log;
 pub(crate) mod environment_changes;
 pub(crate) mod environment_details;
 pub(crate) mod environment_logs;
+pub(crate) mod environment_watch;
 pub(crate) mod environments;
 pub(crate) mod policy;
 pub(crate) mod requests;
