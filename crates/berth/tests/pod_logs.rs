@@ -71,6 +71,34 @@ async fn members_read_and_follow_a_pods_logs_until_they_lose_access() {
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(text.lines().all(|l| l.contains(&pod)), "{text}");
 
+    // `kubectl logs` with the viewer's kubeconfig reads the same lines: both
+    // start at the container's start, so the shorter is a prefix of the longer.
+    let kubeconfig = std::env::temp_dir().join(format!("berth-{name}-viewer.kubeconfig"));
+    let response = app.get(&viewer, &format!("{path}/kubeconfig")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    std::fs::write(&kubeconfig, response.text().await.unwrap()).unwrap();
+    let cluster = berth_testkit::cluster().await.expect("the local cluster");
+    let output = tokio::process::Command::new(cluster.repo_root().join(".berth/bin/kubectl"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["logs", &pod, "-n", &name])
+        .output()
+        .await
+        .expect("kubectl runs");
+    let _ = std::fs::remove_file(&kubeconfig);
+    assert!(
+        output.status.success(),
+        "kubectl logs with the viewer's kubeconfig: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let by_kubectl = String::from_utf8(output.stdout).unwrap();
+    let by_api = app.get(&viewer, &logs).await.text().await.unwrap();
+    let (kubectl_lines, api_lines): (Vec<_>, Vec<_>) =
+        (by_kubectl.lines().collect(), by_api.lines().collect());
+    let common = kubectl_lines.len().min(api_lines.len());
+    assert!(common >= 2, "kubectl: {by_kubectl}\nAPI: {by_api}");
+    assert_eq!(kubectl_lines[..common], api_lines[..common]);
+
     for (query, field) in [
         ("container=nope", "container"),
         ("container=Bad_Name", "container"),
@@ -111,7 +139,18 @@ async fn members_read_and_follow_a_pods_logs_until_they_lose_access() {
         .expect("a line within 10 s")
         .unwrap()
         .expect("the stream is open");
-    assert!(String::from_utf8_lossy(&first).contains(&pod));
+    let first = String::from_utf8_lossy(&first).into_owned();
+    assert!(first.contains(&pod), "{first}");
+    // Each line starts with the second it was written at (the container's
+    // start plus two seconds a line): it must arrive within 2 s of it.
+    let written = time::OffsetDateTime::parse(
+        first.split(' ').next().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("a timestamped line");
+    let late = time::OffsetDateTime::now_utc() - written;
+    eprintln!("a followed line arrived {late} after it was written");
+    assert!(late < time::Duration::seconds(2), "{late} late: {first}");
     let removed = app
         .call(
             Method::DELETE,
