@@ -30,6 +30,8 @@ pub use kube_proxy::Revocations;
 pub use kube_tls::{KubeTls, TlsError, router as kube_router, serve as serve_kube};
 pub use metrics::HttpMetrics;
 pub use metrics_query::Prometheus;
+/// Prometheus' answers as the metrics endpoints pass them through.
+pub use metrics_query::answer as prometheus_answer;
 pub use middleware::wrap;
 pub use openapi::openapi_json;
 pub use policy_object::publish_at_start as publish_policy_at_start;

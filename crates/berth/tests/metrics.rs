@@ -99,6 +99,9 @@ enum Expect {
 }
 
 fn samples(answer: &Value) -> Vec<(Value, f64)> {
+    // Every answer has the shape the OpenAPI document gives it.
+    serde_json::from_value::<berth_api::prometheus_answer::QueryAnswer>(answer.clone())
+        .unwrap_or_else(|e| panic!("not the documented QueryAnswer ({e}): {answer}"));
     let data = &answer["data"];
     match data["resultType"].as_str() {
         Some("scalar") => vec![(
@@ -481,6 +484,8 @@ async fn members_see_their_namespace_and_nothing_else() {
             ),
         )
         .await;
+    serde_json::from_value::<berth_api::prometheus_answer::QueryAnswer>(range.clone())
+        .expect("the documented QueryAnswer");
     let points = range["data"]["result"][0]["values"].as_array().unwrap();
     assert!(!points.is_empty(), "{range}");
     assert!(points.iter().all(|p| p[1] == "10"), "{range}");
@@ -492,6 +497,8 @@ async fn members_see_their_namespace_and_nothing_else() {
             &format!("{base}/series?match[]=tenant_requests_total"),
         )
         .await;
+    serde_json::from_value::<berth_api::prometheus_answer::SeriesAnswer>(series.clone())
+        .expect("the documented SeriesAnswer");
     let series = series["data"].as_array().unwrap();
     assert_eq!(series.len(), 2, "{series:?}");
     assert!(series.iter().all(|s| s["namespace"] == own.as_str()));
@@ -504,6 +511,10 @@ async fn members_see_their_namespace_and_nothing_else() {
         .get_json(&ann, &format!("{base}/label/namespace/values"))
         .await;
     assert_eq!(namespaces["data"], json!([own]), "{namespaces}");
+    for answer in [&names, &namespaces] {
+        serde_json::from_value::<berth_api::prometheus_answer::NamesAnswer>((*answer).clone())
+            .expect("the documented NamesAnswer");
+    }
     let pods = app
         .get_json(
             &ann,

@@ -563,6 +563,11 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description `success`: the only status of a 200 answer.
+         * @enum {string}
+         */
+        AnswerStatus: "success";
         /** @description An app: a Deployment, and a Service and an Ingress as `expose` asks. */
         AppInput: {
             env?: {
@@ -722,6 +727,12 @@ export interface components {
             email?: string | null;
             role?: string | null;
         };
+        /** @description The `labels` and `label/{label}/values` answers: names or values, sorted. */
+        NamesAnswer: {
+            data: string[];
+            status: components["schemas"]["AnswerStatus"];
+            warnings?: string[];
+        };
         NetworkInput: {
             isolation?: string | null;
         };
@@ -736,6 +747,11 @@ export interface components {
             /** Format: int64 */
             services?: number | null;
         };
+        /**
+         * @description `[time, value]`: Unix seconds (with a fraction) and the sample's value
+         *     as a string (`"NaN"`, `"+Inf"` and `"-Inf"` included).
+         */
+        Point: Record<string, never>[];
         /** @description The policy as `GET/PUT /api/v1/admin/policy` carries it. */
         PolicyInput: {
             approval?: string | null;
@@ -746,6 +762,21 @@ export interface components {
             maxTtl?: string | null;
             registration?: string | null;
         };
+        /** @description An instant or range query's answer (`query`, `query_range`). */
+        QueryAnswer: {
+            data: components["schemas"]["QueryData"];
+            /** @description Informational notices (Prometheus 3), when it has some. */
+            infos?: string[];
+            status: components["schemas"]["AnswerStatus"];
+            /** @description Warnings of the evaluation, when Prometheus has some. */
+            warnings?: string[];
+        };
+        QueryData: {
+            result: components["schemas"]["QueryResult"];
+            resultType: components["schemas"]["ResultType"];
+        };
+        /** @description Series for `matrix` and `vector`; one point for `scalar` and `string`. */
+        QueryResult: components["schemas"]["Series"][] | components["schemas"]["Point"];
         QuotaInput: {
             cpu?: string | null;
             ephemeralStorage?: string | null;
@@ -801,10 +832,33 @@ export interface components {
             memory?: string | null;
         };
         /**
+         * @description `matrix` from `query_range` (and range-vector instant queries),
+         *     `vector`, `scalar` or `string` from `query`.
+         * @enum {string}
+         */
+        ResultType: "matrix" | "vector" | "scalar" | "string";
+        /**
          * @description What a person may do across Berth.
          * @enum {string}
          */
         Role: "admin" | "member";
+        /** @description One series: its labels and its sample (`vector`) or samples (`matrix`). */
+        Series: {
+            metric: {
+                [key: string]: string;
+            };
+            value?: null | components["schemas"]["Point"];
+            /** @description For `matrix`, oldest first. */
+            values?: components["schemas"]["Point"][] | null;
+        };
+        /** @description The `series` answer: the label sets of the matching series. */
+        SeriesAnswer: {
+            data: {
+                [key: string]: string;
+            }[];
+            status: components["schemas"]["AnswerStatus"];
+            warnings?: string[];
+        };
         /** @description A template as an admin writes it; its name is in the path. */
         TemplateBody: {
             description?: string | null;
@@ -1934,7 +1988,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["NamesAnswer"];
                 };
             };
             /** @description A parameter is invalid, over a limit, or could select another namespace's series; `details` names it (`query`, `time`, `start`, `end`, `step`, `timeout`, `match[]`, `label`) */
@@ -2000,7 +2054,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["NamesAnswer"];
                 };
             };
             /** @description A parameter is invalid, over a limit, or could select another namespace's series; `details` names it (`query`, `time`, `start`, `end`, `step`, `timeout`, `match[]`, `label`) */
@@ -2066,7 +2120,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["QueryAnswer"];
                 };
             };
             /** @description A parameter is invalid, over a limit, or could select another namespace's series; `details` names it (`query`, `time`, `start`, `end`, `step`, `timeout`, `match[]`, `label`) */
@@ -2136,7 +2190,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["QueryAnswer"];
                 };
             };
             /** @description A parameter is invalid, over a limit, or could select another namespace's series; `details` names it (`query`, `time`, `start`, `end`, `step`, `timeout`, `match[]`, `label`) */
@@ -2202,7 +2256,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["SeriesAnswer"];
                 };
             };
             /** @description A parameter is invalid, over a limit, or could select another namespace's series; `details` names it (`query`, `time`, `start`, `end`, `step`, `timeout`, `match[]`, `label`) */

@@ -3,6 +3,7 @@
 //! Handlers here only find the environment and the caller's standing;
 //! `plan` decides what goes to Prometheus, `prometheus` sends it.
 
+pub mod answer;
 pub mod plan;
 pub mod prometheus;
 
@@ -57,7 +58,7 @@ const UNAVAILABLE: &str = "No Prometheus is configured (BERTH_PROMETHEUS_URL), P
         ("timeout" = Option<String>, Query, description = "Evaluation timeout: seconds or a duration such as 10s; at most 30s, the default"),
     ),
     responses(
-        (status = 200, description = SUCCESS, body = serde_json::Value),
+        (status = 200, description = SUCCESS, body = answer::QueryAnswer),
         (status = 400, description = REFUSED, body = crate::error::ErrorBody),
         (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
         (status = 404, description = NOT_VISIBLE, body = crate::error::ErrorBody),
@@ -83,7 +84,7 @@ pub async fn query(
         ("timeout" = Option<String>, Query, description = "Evaluation timeout: seconds or a duration such as 10s; at most 30s, the default"),
     ),
     responses(
-        (status = 200, description = SUCCESS, body = serde_json::Value),
+        (status = 200, description = SUCCESS, body = answer::QueryAnswer),
         (status = 400, description = REFUSED, body = crate::error::ErrorBody),
         (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
         (status = 404, description = NOT_VISIBLE, body = crate::error::ErrorBody),
@@ -107,7 +108,7 @@ pub async fn query_range(
         ("end" = Option<String>, Query, description = "RFC 3339 or Unix seconds; default now; at most 31 days after start"),
     ),
     responses(
-        (status = 200, description = SUCCESS, body = serde_json::Value),
+        (status = 200, description = SUCCESS, body = answer::SeriesAnswer),
         (status = 400, description = REFUSED, body = crate::error::ErrorBody),
         (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
         (status = 404, description = NOT_VISIBLE, body = crate::error::ErrorBody),
@@ -131,7 +132,7 @@ pub async fn series(
         ("end" = Option<String>, Query, description = "RFC 3339 or Unix seconds; default now; at most 31 days after start"),
     ),
     responses(
-        (status = 200, description = SUCCESS, body = serde_json::Value),
+        (status = 200, description = SUCCESS, body = answer::NamesAnswer),
         (status = 400, description = REFUSED, body = crate::error::ErrorBody),
         (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
         (status = 404, description = NOT_VISIBLE, body = crate::error::ErrorBody),
@@ -156,7 +157,7 @@ pub async fn labels(
         ("end" = Option<String>, Query, description = "RFC 3339 or Unix seconds; default now; at most 31 days after start"),
     ),
     responses(
-        (status = 200, description = SUCCESS, body = serde_json::Value),
+        (status = 200, description = SUCCESS, body = answer::NamesAnswer),
         (status = 400, description = REFUSED, body = crate::error::ErrorBody),
         (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
         (status = 404, description = NOT_VISIBLE, body = crate::error::ErrorBody),
