@@ -8,11 +8,14 @@
 # Runs Debian's Prometheus (scripts/prometheus.sh) scraping a release
 # `berth serve` on the local cluster, with one Environment made by kubectl
 # whose per-environment series are the data.
-# Usage: bench/promql/run.sh [seconds] [connections]
+# The two paths alternate in rounds, so that whatever else the machine does
+# falls on both alike.
+# Usage: bench/promql/run.sh [seconds per round] [connections] [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 duration=${1:-15}
 connections=${2:-4}
+rounds=${3:-1}
 . bench/lib.sh
 bin=${CARGO_TARGET_DIR:-$HOME/.cache/berth/cargo-target}/release/berth
 [ -x "$bin" ] || cargo build --release --locked -p berth
@@ -69,9 +72,11 @@ curl -sf -H "authorization: Bearer $token" "$through" | grep -q '"phase"' ||
   "$(curl -sf -H "authorization: Bearer $token" "$through" | python3 -c 'import json, sys; print(json.load(sys.stdin)["data"])')" ] ||
   echo "note: the two answers differ (a scrape between them)"
 
-wrk -t1 -c"$connections" -d"${duration}s" --latency "$direct" >"$work/direct.txt"
-wrk -t1 -c"$connections" -d"${duration}s" --latency -H "authorization: Bearer $token" "$through" >"$work/through.txt"
 echo
-echo "query: $query ($connections connections, ${duration}s each)"
-summary "Prometheus /api/v1/query directly" "$work/direct.txt"
-summary "Berth .../metrics/query (enforcing)" "$work/through.txt"
+echo "query: $query ($connections connections, $rounds rounds of ${duration}s per path, alternating)"
+for round in $(seq "$rounds"); do
+  wrk -t1 -c"$connections" -d"${duration}s" --latency "$direct" >"$work/direct.txt"
+  wrk -t1 -c"$connections" -d"${duration}s" --latency -H "authorization: Bearer $token" "$through" >"$work/through.txt"
+  summary "round $round: Prometheus /api/v1/query directly" "$work/direct.txt"
+  summary "round $round: Berth .../metrics/query (enforcing)" "$work/through.txt"
+done
