@@ -1,5 +1,6 @@
 // Shared by the end-to-end specs: Debian's Chromium driven by playwright-core
 // (never a downloaded browser) against the real berth at $BERTH_URL.
+import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,7 +41,11 @@ export async function launch() {
  */
 export async function newPage(browser, colorScheme = 'light') {
   const context = await browser.newContext({ baseURL: BASE, acceptDownloads: true, colorScheme, viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
+  return recordErrors(await context.newPage());
+}
+
+/** Records the page's console errors in `page.consoleErrors` (for a second tab of a context). */
+export function recordErrors(page) {
   page.consoleErrors = [];
   page.on('console', (msg) => {
     if (msg.type() === 'error') page.consoleErrors.push(msg.text());
@@ -77,4 +82,11 @@ export async function login(page, { email, password }) {
 /** Console errors other than the 4xx answers a spec provokes on purpose. */
 export function unexpectedErrors(page) {
   return page.consoleErrors.filter((text) => !/Failed to load resource: the server responded with a status of 4\d\d/.test(text));
+}
+
+/** The CSRF header a cookie-authenticated write through `page.request` must send. */
+export async function csrfHeaders(page) {
+  const cookie = (await page.context().cookies()).find((c) => c.name === 'berth_csrf');
+  assert(cookie, 'no berth_csrf cookie: is the page logged in?');
+  return { 'x-csrf-token': cookie.value };
 }

@@ -2,6 +2,7 @@ import { lazy, Suspense, useEffect, useRef, type ReactNode } from 'react';
 import { Link, Navigate, NavLink, Route, Routes, useLocation, useNavigate } from 'react-router';
 import { useAuth } from './auth';
 import { ErrorNotice, Loading } from './components/ui';
+import { usePageTitle } from './lib/useResource';
 import { CreateEnvironmentPage } from './pages/CreateEnvironment';
 import { EnvironmentDetailPage } from './pages/EnvironmentDetail';
 import { EnvironmentsPage } from './pages/Environments';
@@ -106,6 +107,7 @@ function Header() {
 }
 
 function NotFound() {
+  usePageTitle('Page not found');
   return (
     <section className="empty">
       <h1>Page not found</h1>

@@ -2,6 +2,10 @@ import { createContext, useCallback, useContext, useEffect, useMemo, useState, t
 import { api, unwrap } from './api/client';
 import type { User } from './api/environments';
 import { ApiError } from './api/errors';
+import { announceLogout, onSessionEnded } from './lib/session';
+
+/** What the login page says to someone whose session ended while a page was open. */
+export const SESSION_ENDED = 'Your session ended; log in again.';
 
 interface Auth {
   /** undefined while the first /me is in flight, null when logged out. */
@@ -11,6 +15,8 @@ interface Auth {
   retry: () => void;
   setUser: (user: User | null) => void;
   logout: () => Promise<void>;
+  /** Why the person is on the login page, when Berth sent them there. */
+  notice: string | null;
 }
 
 const AuthContext = createContext<Auth | null>(null);
@@ -19,6 +25,24 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   const [user, setUser] = useState<User | null | undefined>(undefined);
   const [error, setError] = useState<unknown>(null);
   const [attempt, setAttempt] = useState(0);
+  const [notice, setNotice] = useState<string | null>(null);
+
+  // Only a signed-in page is sent to login: a 401 while logged out ends nothing.
+  useEffect(
+    () =>
+      onSessionEnded(() =>
+        setUser((current) => {
+          if (current) setNotice(SESSION_ENDED);
+          return current === undefined ? current : null;
+        }),
+      ),
+    [],
+  );
+
+  const signIn = useCallback((next: User | null) => {
+    if (next) setNotice(null);
+    setUser(next);
+  }, []);
 
   useEffect(() => {
     unwrap(api.GET('/api/v1/me'))
@@ -43,11 +67,15 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     try {
       await unwrap(api.POST('/api/v1/auth/logout'));
     } finally {
+      announceLogout();
       setUser(null);
     }
   }, []);
 
-  const value = useMemo(() => ({ user, error, retry, setUser, logout }), [user, error, retry, logout]);
+  const value = useMemo(
+    () => ({ user, error, retry, setUser: signIn, logout, notice }),
+    [user, error, retry, signIn, logout, notice],
+  );
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }
 

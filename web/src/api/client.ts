@@ -1,6 +1,7 @@
 import createClient, { type Middleware } from 'openapi-fetch';
 import type { paths } from './schema';
 import { ApiError, errorFromBody, errorFromResponse } from './errors';
+import { endsSession, sessionEnded } from '../lib/session';
 
 const CSRF_COOKIE = 'berth_csrf';
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -28,9 +29,17 @@ const csrf: Middleware = {
   },
 };
 
+/** Any 401 outside login means the session ended: every open page goes to login. */
+const session: Middleware = {
+  onResponse({ request, response }) {
+    if (endsSession(response.status, new URL(request.url, window.location.href).pathname)) sessionEnded();
+    return response;
+  },
+};
+
 /** The typed client for every endpoint the server's OpenAPI document describes. */
 export const api = createClient<paths>({ baseUrl: '', credentials: 'same-origin' });
-api.use(csrf);
+api.use(csrf, session);
 
 /**
  * Unwraps an openapi-fetch result: the data, or the contract's error thrown
@@ -53,6 +62,7 @@ export async function request<T>(method: string, path: string, body?: unknown, s
   if (body !== undefined) init.body = JSON.stringify(body);
   if (signal) init.signal = signal;
   const response = await fetch(path, init);
+  if (endsSession(response.status, path)) sessionEnded();
   if (!response.ok) throw await errorFromResponse(response);
   if (response.status === 204) return undefined as T;
   const text = await response.text();

@@ -73,6 +73,8 @@ export interface Environment {
   spec: EnvironmentSpec;
   status?: EnvironmentStatus;
   createdAt: string;
+  /** The object's resource version: orders a `GET` answer against live events. */
+  resourceVersion?: string | null;
 }
 
 export interface Preview {
@@ -130,16 +132,7 @@ export interface Workloads {
   ingresses?: { name: string; hosts?: string[]; host?: string }[];
 }
 
-export interface KubeEvent {
-  type?: string;
-  reason?: string;
-  message?: string;
-  object?: string;
-  involvedObject?: { kind?: string; name?: string };
-  count?: number;
-  lastTimestamp?: string;
-  at?: string;
-}
+export type KubeEvent = components['schemas']['EventView'];
 
 interface Items<T> {
   items: T[];
@@ -150,6 +143,9 @@ const env = (name: string) => `/api/v1/environments/${encodeURIComponent(name)}`
 export const environments = {
   list: (all: boolean, signal?: AbortSignal) =>
     request<Items<Environment>>('GET', `/api/v1/environments${all ? '?all=true' : ''}`, undefined, signal).then((r) => r.items),
+  /** The live view (Server-Sent Events) of the list, or of one environment. */
+  watchUrl: (name?: string, all = false) =>
+    name ? `${env(name)}?watch=true` : `/api/v1/environments?watch=true${all ? '&all=true' : ''}`,
   get: (name: string, signal?: AbortSignal) => request<Environment>('GET', env(name), undefined, signal),
   create: (spec: EnvironmentSpec) =>
     request<Environment | { request: ApprovalRequest }>('POST', '/api/v1/environments', spec),

@@ -49,6 +49,13 @@ export function useResource<T>(load: (signal: AbortSignal) => Promise<T>, key: s
   return { data, error, loading, reload };
 }
 
+/** Sets the tab's title to "<page> · Berth" while the page is shown. */
+export function usePageTitle(page: string): void {
+  useEffect(() => {
+    document.title = `${page} · Berth`;
+  }, [page]);
+}
+
 /** The current time, updated every `everyMs`: drives countdowns without refetching. */
 export function useNow(everyMs = 1000): number {
   const [now, setNow] = useState(() => Date.now());

@@ -4,6 +4,7 @@ import { api, unwrap } from '../api/client';
 import { ApiError } from '../api/errors';
 import { useAuth } from '../auth';
 import { describedBy, ErrorNotice, Field } from '../components/ui';
+import { usePageTitle } from '../lib/useResource';
 
 /** Where to go after logging in: only a path on this site, never another origin. */
 function safeNext(next: string | null): string {
@@ -32,7 +33,8 @@ function useFieldErrors() {
 }
 
 export function LoginPage() {
-  const { setUser } = useAuth();
+  usePageTitle('Log in');
+  const { setUser, notice } = useAuth();
   const navigate = useNavigate();
   const [params] = useSearchParams();
   const [email, setEmail] = useState('');
@@ -58,6 +60,11 @@ export function LoginPage() {
   return (
     <section className="auth card">
       <h1>Log in to Berth</h1>
+      {notice && (
+        <p className="notice" role="status">
+          {notice}
+        </p>
+      )}
       <form onSubmit={(e) => void submit(e)} noValidate>
         <Field id="login-email" label="Email" errors={errors.email}>
           <input id="login-email" type="email" autoComplete="username" required value={email} onChange={(e) => setEmail(e.target.value)} aria-describedby={describedBy('login-email', false, errors.email)} />
@@ -78,6 +85,7 @@ export function LoginPage() {
 }
 
 export function RegisterPage() {
+  usePageTitle('Create an account');
   const { setUser } = useAuth();
   const navigate = useNavigate();
   const [email, setEmail] = useState('');

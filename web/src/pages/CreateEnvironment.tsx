@@ -5,11 +5,12 @@ import { ApiError } from '../api/errors';
 import { EnvironmentFormFields } from '../components/EnvironmentFormFields';
 import { ErrorNotice, Loading } from '../components/ui';
 import { buildSpec, emptyForm, fieldId, formFields, mapFieldErrors, type EnvironmentForm } from '../lib/form';
-import { useDebounced, useResource } from '../lib/useResource';
+import { useDebounced, usePageTitle, useResource } from '../lib/useResource';
 
 const PREVIEW_DEBOUNCE_MS = 400;
 
 export function CreateEnvironmentPage() {
+  usePageTitle('New environment');
   const navigate = useNavigate();
   const templates = useResource((signal) => templatesApi.list(signal), 'templates');
   const [form, setForm] = useState<EnvironmentForm>(() => emptyForm());

@@ -8,31 +8,49 @@ import { Countdown, Empty, ErrorNotice, Loading, PhaseBadge, UsageBar } from '..
 import { MetricsPanel, QuotaBanner } from '../components/MetricsPanel';
 import { formatDate, TTL_CHOICES } from '../lib/time';
 import { usagePercent } from '../lib/quantity';
-import { useResource } from '../lib/useResource';
+import { usePageTitle, useResource } from '../lib/useResource';
+import { useLive } from '../lib/useLive';
+import { conditionClass } from '../lib/conditions';
 
 const POLL_MS = 3000;
 
 export function EnvironmentDetailPage() {
   const { name = '' } = useParams();
   const navigate = useNavigate();
-  const env = useResource((signal) => environments.get(name, signal), `env-${name}`, POLL_MS);
-  const gone = env.error instanceof ApiError && env.error.status === 404;
-  const deleting = env.data?.status?.phase === 'Deleting';
-
-  // Once a deletion finishes the environment answers 404: go back to the list and say so.
+  usePageTitle(name);
+  // The first answer comes from GET; the live view keeps it current from then on.
+  const env = useResource((signal) => environments.get(name, signal), `env-${name}`);
+  const live = useLive(environments.watchUrl(name), env.reload);
+  const { snapshot } = live;
   useEffect(() => {
-    if (gone && deleting) navigate('/', { state: { flash: `“${name}” was deleted.` } });
-  }, [gone, deleting, name, navigate]);
+    if (env.data) snapshot([env.data]);
+    // `snapshot` only dispatches; the merge must run once per answer.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [env.data]);
+  const current = live.state.items.get(name) ?? (live.state.gone.has(name) ? undefined : env.data);
+  const notFound = env.error instanceof ApiError && env.error.status === 404;
+  // Gone while shown (the live view's `deleted`, or a 404 after it was seen):
+  // back to the list, saying so, rather than staying on stale data.
+  const left = live.state.gone.has(name) || (notFound && env.data !== undefined);
+  const [lastPhase, setLastPhase] = useState<string | undefined>();
+  if (current?.status?.phase !== undefined && current.status.phase !== lastPhase) setLastPhase(current.status.phase);
+
+  useEffect(() => {
+    if (!left) return;
+    const flash =
+      lastPhase === 'Deleting' ? `“${name}” was deleted.` : `“${name}” was deleted, or you no longer have access to it.`;
+    navigate('/', { state: { flash } });
+  }, [left, lastPhase, name, navigate]);
 
   if (env.loading && !env.data) return <Loading what={name} />;
-  if (gone && !env.data) {
+  if (notFound && !current) {
     return <Empty title={`No environment “${name}”`} action={{ to: '/', label: 'Back to your environments' }}><p>It may have been deleted, or you are not one of its members.</p></Empty>;
   }
-  if (!env.data) return <ErrorNotice error={env.error} retry={env.reload} />;
-  return <Detail env={env.data} error={gone ? null : env.error} reload={env.reload} />;
+  if (!current) return <ErrorNotice error={env.error} retry={env.reload} />;
+  return <Detail env={current} error={notFound ? null : env.error} reload={env.reload} reconnecting={live.reconnecting} />;
 }
 
-function Detail({ env, error, reload }: { env: Environment; error: unknown; reload: () => void }) {
+function Detail({ env, error, reload, reconnecting }: { env: Environment; error: unknown; reload: () => void; reconnecting: boolean }) {
   const { user } = useAuth();
   const status = env.status ?? {};
   const isOwner = env.role === 'owner';
@@ -54,6 +72,11 @@ function Detail({ env, error, reload }: { env: Environment; error: unknown; relo
         </a>
       </div>
       <ErrorNotice error={error} />
+      {reconnecting && (
+        <p className="muted small" role="status">
+          Live updates interrupted; reconnecting…
+        </p>
+      )}
       <QuotaBanner hard={status.quota?.hard} used={status.quota?.used} />
 
       <div className="columns">
@@ -75,7 +98,7 @@ function Detail({ env, error, reload }: { env: Environment; error: unknown; relo
                 {status.conditions?.map((c) => (
                   <tr key={c.type}>
                     <td>{c.type}</td>
-                    <td className={c.status === 'True' ? 'ok' : 'bad'}>{c.status}</td>
+                    <td className={conditionClass(c.type, c.status)}>{c.status}</td>
                     <td>
                       {c.reason}
                       {c.message && <div className="muted small">{c.message}</div>}
@@ -209,13 +232,13 @@ function Events({ name }: { name: string }) {
           </thead>
           <tbody>
             {ev.data.slice(0, 50).map((e, i) => (
-              <tr key={`${e.lastTimestamp ?? e.at ?? ''}-${i}`}>
-                <td>{formatDate(e.lastTimestamp ?? e.at)}</td>
+              <tr key={`${e.lastSeen ?? ''}-${i}`}>
+                <td>{formatDate(e.lastSeen)}</td>
                 <td className={e.type === 'Warning' ? 'bad' : undefined}>{e.type}</td>
-                <td>{e.object ?? [e.involvedObject?.kind, e.involvedObject?.name].filter(Boolean).join('/')}</td>
+                <td>{e.object}</td>
                 <td>
                   <strong>{e.reason}</strong> {e.message}
-                  {e.count && e.count > 1 ? <span className="muted"> ×{e.count}</span> : null}
+                  {e.count > 1 ? <span className="muted"> ×{e.count}</span> : null}
                 </td>
               </tr>
             ))}
@@ -354,7 +377,6 @@ function Lifecycle({ env, onChange }: { env: Environment; onChange: () => void }
           </button>
         </form>
       )}
-      {!deleting && env.status?.phase !== 'Ready' && <p className="muted">Refreshing every few seconds.</p>}
       <p className="muted small">
         <Link to="/">All environments</Link>
       </p>

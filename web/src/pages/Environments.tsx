@@ -1,19 +1,28 @@
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { Link, useLocation } from 'react-router';
 import { environments } from '../api/environments';
 import { ApiError } from '../api/errors';
 import { useAuth } from '../auth';
 import { Countdown, Empty, ErrorNotice, Loading, PhaseBadge } from '../components/ui';
 import { formatDate } from '../lib/time';
-import { useResource } from '../lib/useResource';
-
-const POLL_MS = 3000;
+import { usePageTitle, useResource } from '../lib/useResource';
+import { useLive } from '../lib/useLive';
 
 export function EnvironmentsPage() {
   const { user } = useAuth();
   const location = useLocation();
   const [all, setAll] = useState(false);
-  const list = useResource((signal) => environments.list(all, signal), `envs-${all}`, POLL_MS);
+  usePageTitle('Environments');
+  // The first answer comes from GET; the live view keeps it current from then on.
+  const list = useResource((signal) => environments.list(all, signal), `envs-${all}`);
+  const live = useLive(environments.watchUrl(undefined, all), list.reload);
+  const { snapshot } = live;
+  useEffect(() => {
+    if (list.data) snapshot(list.data);
+    // `snapshot` only dispatches; the merge must run once per answer.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [list.data]);
+  const items = list.data ? [...live.state.items.values()] : undefined;
   const flash = (location.state as { flash?: string } | null)?.flash;
   // Until the environment endpoints land, the server answers 404: say so plainly.
   const notAvailable = list.error instanceof ApiError && list.error.status === 404;
@@ -44,13 +53,18 @@ export function EnvironmentsPage() {
         </Empty>
       ) : list.error && !list.data ? (
         <ErrorNotice error={list.error} retry={list.reload} />
-      ) : list.data && list.data.length === 0 ? (
+      ) : items && items.length === 0 ? (
         <Empty title="No environments yet" action={{ to: '/environments/new', label: 'Create your first environment' }}>
           <p>An environment is your own namespace with its quota, ready in about a minute.</p>
         </Empty>
       ) : (
         <>
           {list.error ? <ErrorNotice error={list.error} /> : null}
+          {live.reconnecting && (
+            <p className="muted small" role="status">
+              Live updates interrupted; reconnecting…
+            </p>
+          )}
           <table className="environments">
             <thead>
               <tr>
@@ -63,7 +77,7 @@ export function EnvironmentsPage() {
               </tr>
             </thead>
             <tbody aria-live="polite">
-              {list.data?.map((env) => (
+              {items?.map((env) => (
                 <tr key={env.name} data-environment={env.name}>
                   <td>
                     <Link to={`/environments/${encodeURIComponent(env.name)}`}>{env.name}</Link>

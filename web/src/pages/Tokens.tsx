@@ -4,11 +4,12 @@ import { ApiError } from '../api/errors';
 import type { components } from '../api/schema';
 import { describedBy, Empty, ErrorNotice, Field, Loading } from '../components/ui';
 import { formatDate } from '../lib/time';
-import { useResource } from '../lib/useResource';
+import { usePageTitle, useResource } from '../lib/useResource';
 
 type CreatedToken = components['schemas']['CreatedToken'];
 
 export function TokensPage() {
+  usePageTitle('Tokens');
   const tokens = useResource(() => unwrap(api.GET('/api/v1/tokens')).then((r) => r.items), 'tokens');
   const [name, setName] = useState('');
   const [days, setDays] = useState('90');

@@ -1,12 +1,12 @@
 import { useState, type FormEvent } from 'react';
-import { NavLink, Navigate, Route, Routes } from 'react-router';
+import { NavLink, Navigate, Route, Routes, useLocation } from 'react-router';
 import { api, unwrap } from '../../api/client';
 import { admin, templates as templatesApi, type ApprovalRequest, type Policy, type RequestState, type Template } from '../../api/environments';
 import { ApiError } from '../../api/errors';
 import { useAuth } from '../../auth';
 import { Empty, ErrorNotice, Field, Loading } from '../../components/ui';
 import { formatDate } from '../../lib/time';
-import { useResource } from '../../lib/useResource';
+import { usePageTitle, useResource } from '../../lib/useResource';
 
 /** A 404 from an endpoint that has not landed on this server yet, told apart from a real failure. */
 function Unavailable({ error, retry, what }: { error: unknown; retry: () => void; what: string }) {
@@ -20,7 +20,11 @@ function Unavailable({ error, retry, what }: { error: unknown; retry: () => void
   return <ErrorNotice error={error} retry={retry} />;
 }
 
+const ADMIN_TABS: Record<string, string> = { users: 'Users', requests: 'Requests', policy: 'Policy', templates: 'Templates', audit: 'Audit log' };
+
 export default function AdminPage() {
+  const tab = useLocation().pathname.split('/')[2] ?? '';
+  usePageTitle(ADMIN_TABS[tab] ? `${ADMIN_TABS[tab]} · Administration` : 'Administration');
   return (
     <section>
       <h1>Administration</h1>
