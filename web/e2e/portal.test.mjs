@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import { ADMIN, csrfHeaders, launch, login, newPage, recordErrors, screenshot, unexpectedErrors } from './helpers.mjs';
+import { ADMIN, csrfHeaders, launch, login, newPage, recordErrors, register, screenshot, unexpectedErrors, uniqueEmail } from './helpers.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const KUBECTL = join(ROOT, '.berth/bin/kubectl');
@@ -108,6 +108,24 @@ async function shownAt(page, key, value, timeout) {
   return handle.jsonValue();
 }
 
+/**
+ * Sets the policy's approval for the duration of `body` and restores it after
+ * (another spec may have left it asking for approval).
+ */
+async function withApproval(admin, approval, body) {
+  const policy = await (await admin.request.get('/api/v1/admin/policy')).json();
+  const put = async (value) => {
+    const answer = await admin.request.put('/api/v1/admin/policy', { headers: await csrfHeaders(admin), data: { ...policy, approval: value } });
+    assert.equal(answer.status(), 200, await answer.text());
+  };
+  await put(approval);
+  try {
+    return await body();
+  } finally {
+    await put(policy.approval);
+  }
+}
+
 function envName(prefix) {
   return `${prefix}-${Date.now().toString(36)}`.slice(0, 40);
 }
@@ -126,7 +144,9 @@ test('the pages show the controller’s status writes within 1 s; a deleted envi
 
     // Created while the list is open: its row and then Ready arrive through
     // the live view (the page never asks again).
-    const created = await list.request.post('/api/v1/environments', { headers: await csrfHeaders(list), data: { name, ttl: '1h' } });
+    const created = await withApproval(list, 'never', async () =>
+      list.request.post('/api/v1/environments', { headers: await csrfHeaders(list), data: { name, ttl: '1h' } }),
+    );
     assert.equal(created.status(), 201, await created.text());
     const readyWritten = await kubectl.seen(name, 'phase', 'Ready', READY_TIMEOUT_MS);
     const readyOnList = (await shownAt(list, 'phase', 'Ready', READY_TIMEOUT_MS)) - readyWritten;
@@ -203,4 +223,44 @@ test('a session ended on the server (no other tab to tell) ends the live view an
   await page.getByText(SESSION_ENDED).waitFor({ timeout: 25_000 });
   assert.equal(new URL(page.url()).pathname, '/login');
   await page.context().close();
+});
+
+test('a requester reads the admin’s rejection reason under My requests; the admin sees the pending count', async () => {
+  const admin = await newPage(chrome.browser);
+  await login(admin, ADMIN);
+  const requester = await newPage(chrome.browser);
+  await register(requester, uniqueEmail('asker'));
+  const name = envName('ask');
+  const answer = await withApproval(admin, 'always', async () =>
+    requester.request.post('/api/v1/environments', { headers: await csrfHeaders(requester), data: { name, quota: { cpu: '2' } } }),
+  );
+  assert.equal(answer.status(), 202, await answer.text());
+  const { request } = await answer.json();
+
+  await requester.getByRole('link', { name: 'My requests' }).click();
+  assert.equal(await requester.title(), 'My requests · Berth');
+  const card = requester.locator(`[data-request="${request.id}"]`);
+  await card.locator('[data-state="pending"]').waitFor();
+  await card.getByText('CPU 2').waitFor();
+
+  // The admin's navigation counts what waits, as the API does.
+  await admin.goto('/');
+  const pending = (await (await admin.request.get('/api/v1/admin/requests?state=pending')).json()).items.length;
+  assert.ok(pending >= 1);
+  await admin.getByTestId('pending-requests').filter({ hasText: `${pending} pending` }).waitFor();
+  await screenshot(admin, 'portal-pending-count');
+
+  const reason = `Two CPUs is more than a demo needs (${name})`;
+  const rejected = await admin.request.post(`/api/v1/admin/requests/${request.id}/reject`, { headers: await csrfHeaders(admin), data: { reason } });
+  assert.equal(rejected.status(), 200, await rejected.text());
+  await admin.getByRole('link', { name: 'Tokens' }).click();
+  await admin.getByTestId('pending-requests').filter({ hasText: `${pending} pending` }).waitFor({ state: 'detached' });
+
+  await requester.reload();
+  await card.locator('[data-state="rejected"]').waitFor();
+  await card.getByText(reason).waitFor();
+  await screenshot(requester, 'portal-my-requests');
+  assert.deepEqual(unexpectedErrors(requester), []);
+  await admin.context().close();
+  await requester.context().close();
 });

@@ -1,8 +1,10 @@
 import { lazy, Suspense, useEffect, useRef, type ReactNode } from 'react';
+import { api, unwrap } from './api/client';
 import { Link, Navigate, NavLink, Route, Routes, useLocation, useNavigate } from 'react-router';
 import { useAuth } from './auth';
 import { ErrorNotice, Loading } from './components/ui';
-import { usePageTitle } from './lib/useResource';
+import { usePageTitle, useResource } from './lib/useResource';
+import { RequestsPage } from './pages/Requests';
 import { CreateEnvironmentPage } from './pages/CreateEnvironment';
 import { EnvironmentDetailPage } from './pages/EnvironmentDetail';
 import { EnvironmentsPage } from './pages/Environments';
@@ -53,6 +55,7 @@ export function App() {
           <Route path="/environments/new" element={signedIn(<CreateEnvironmentPage />)} />
           <Route path="/environments/:name" element={signedIn(<EnvironmentDetailPage />)} />
           <Route path="/tokens" element={signedIn(<TokensPage />)} />
+          <Route path="/requests" element={signedIn(<RequestsPage />)} />
           <Route
             path="/admin/*"
             element={signedIn(
@@ -85,8 +88,10 @@ function Header() {
         <NavLink to="/" end>
           Environments
         </NavLink>
+        <NavLink to="/requests">My requests</NavLink>
         <NavLink to="/tokens">Tokens</NavLink>
         {user?.role === 'admin' && <NavLink to="/admin">Admin</NavLink>}
+        {user?.role === 'admin' && <PendingCount />}
       </nav>
       <div className="who">
         <span data-testid="current-user" title={user?.email}>
@@ -103,6 +108,26 @@ function Header() {
         </button>
       </div>
     </header>
+  );
+}
+
+/** How often an admin's navigation asks how many requests wait (no live view exists for requests). */
+const PENDING_POLL_MS = 30_000;
+
+/** For admins: the requests waiting for a decision, linked to them; nothing when none wait. */
+function PendingCount() {
+  const { pathname } = useLocation();
+  // Asked again on every navigation too, so a decision just taken shows at once.
+  const pending = useResource(
+    (signal) => unwrap(api.GET('/api/v1/admin/requests', { params: { query: { state: 'pending' } }, signal })).then((r) => r.items.length),
+    `pending-${pathname}`,
+    PENDING_POLL_MS,
+  );
+  if (!pending.data) return null;
+  return (
+    <NavLink to="/admin/requests" className="pending" data-testid="pending-requests">
+      {pending.data} pending
+    </NavLink>
   );
 }
 
