@@ -264,3 +264,22 @@ test('a requester reads the admin’s rejection reason under My requests; the ad
   await admin.context().close();
   await requester.context().close();
 });
+
+test('an emptied number in the policy form is an error beside it, never a saved 0', async () => {
+  const admin = await newPage(chrome.browser);
+  await login(admin, ADMIN);
+  const before = await (await admin.request.get('/api/v1/admin/policy')).json();
+  await admin.goto('/admin/policy');
+  const field = admin.getByLabel('Environments per user');
+  await field.waitFor();
+  assert.equal(await admin.title(), 'Policy · Administration · Berth');
+  await field.fill('');
+  await admin.getByRole('button', { name: 'Save policy' }).click();
+  await admin.locator('.field.invalid', { has: field }).getByText('is required: enter a whole number').waitFor();
+  assert.equal(await field.getAttribute('aria-invalid'), 'true');
+  await screenshot(admin, 'portal-policy-empty-number');
+  const after = await (await admin.request.get('/api/v1/admin/policy')).json();
+  assert.equal(after.maxEnvironmentsPerUser, before.maxEnvironmentsPerUser);
+  assert.deepEqual(unexpectedErrors(admin), []);
+  await admin.context().close();
+});

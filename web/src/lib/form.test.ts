@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildSpec, emptyForm, fieldId, formFields, mapFieldErrors, newApp, newMember, parentPath, parseEnv } from './form';
+import { buildSpec, emptyForm, fieldId, formFields, mapFieldErrors, newApp, newMember, parentPath, parseEnv, wholeNumber } from './form';
 
 describe('buildSpec', () => {
   it('sends only the name and template when nothing else is filled in', () => {
@@ -83,5 +83,15 @@ describe('field error mapping', () => {
   it('sends an app error for a removed row to the apps group', () => {
     const mapped = mapFieldErrors([{ field: 'apps[5].name', message: 'required' }], known);
     expect(mapped.get('apps')).toEqual(['required']);
+  });
+});
+
+describe('wholeNumber', () => {
+  it('never reads an emptied field as 0', () => {
+    expect(wholeNumber('')).toMatch(/required/);
+    expect(wholeNumber('  ')).toMatch(/required/);
+    expect(wholeNumber('0')).toBe(0);
+    expect(wholeNumber(' 12 ')).toBe(12);
+    expect(wholeNumber('1.5')).toMatch(/whole number/);
   });
 });

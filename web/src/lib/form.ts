@@ -212,3 +212,14 @@ export function formFields(form: EnvironmentForm): Set<string> {
   });
   return fields;
 }
+
+/**
+ * A whole number typed into a number field, or why it is not one (for the
+ * field's error): an emptied field is never read as 0.
+ */
+export function wholeNumber(text: string): number | string {
+  const trimmed = text.trim();
+  if (trimmed === '') return 'is required: enter a whole number';
+  if (!/^\d+$/.test(trimmed)) return 'must be a whole number';
+  return Number(trimmed);
+}

@@ -4,7 +4,8 @@ import { api, unwrap } from '../../api/client';
 import { admin, templates as templatesApi, type ApprovalRequest, type Policy, type RequestState, type Template } from '../../api/environments';
 import { ApiError } from '../../api/errors';
 import { useAuth } from '../../auth';
-import { Empty, ErrorNotice, Field, Loading } from '../../components/ui';
+import { describedBy, Empty, ErrorNotice, Field, Loading } from '../../components/ui';
+import { wholeNumber } from '../../lib/form';
 import { formatDate } from '../../lib/time';
 import { usePageTitle, useResource } from '../../lib/useResource';
 
@@ -209,14 +210,27 @@ function PolicyForm({ initial, onSaved }: { initial: Policy; onSaved: () => void
     setSaved(false);
     setP({ ...p, [k]: v });
   };
-  const setMax = (k: keyof Policy['maxQuota'], v: string) => set('maxQuota', { ...p.maxQuota, [k]: k === 'pods' ? Number(v) : v });
+  const setMax = (k: 'cpu' | 'memory' | 'storage', v: string) => set('maxQuota', { ...p.maxQuota, [k]: v });
+  // Number inputs keep what was typed: an emptied field is an error to show,
+  // never a 0 saved silently (0 environments per user would stop everyone).
+  const [envsText, setEnvsText] = useState(String(initial.maxEnvironmentsPerUser));
+  const [podsText, setPodsText] = useState(initial.maxQuota.pods === undefined ? '' : String(initial.maxQuota.pods));
 
   const save = async (e: FormEvent) => {
     e.preventDefault();
     setErrors({});
     setError(null);
+    const envs = wholeNumber(envsText);
+    const pods = wholeNumber(podsText);
+    const local: Record<string, string[]> = {};
+    if (typeof envs === 'string') local.maxEnvironmentsPerUser = [envs];
+    if (typeof pods === 'string') local['maxQuota.pods'] = [pods];
+    if (typeof envs === 'string' || typeof pods === 'string') {
+      setErrors(local);
+      return;
+    }
     try {
-      await admin.putPolicy(p);
+      await admin.putPolicy({ ...p, maxEnvironmentsPerUser: envs, maxQuota: { ...p.maxQuota, pods } });
       setSaved(true);
       onSaved();
     } catch (err) {
@@ -246,7 +260,7 @@ function PolicyForm({ initial, onSaved }: { initial: Policy; onSaved: () => void
           </select>
         </Field>
         <Field id="policy-max-envs" label="Environments per user" errors={errors.maxEnvironmentsPerUser}>
-          <input id="policy-max-envs" type="number" min={0} value={p.maxEnvironmentsPerUser} onChange={(e) => set('maxEnvironmentsPerUser', Number(e.target.value))} />
+          <input id="policy-max-envs" type="number" min={0} required value={envsText} aria-invalid={errors.maxEnvironmentsPerUser ? true : undefined} aria-describedby={describedBy('policy-max-envs', false, errors.maxEnvironmentsPerUser)} onChange={(e) => { setSaved(false); setEnvsText(e.target.value); }} />
         </Field>
         <Field id="policy-default-ttl" label="Default lifetime" hint="A duration such as 72h." errors={errors.defaultTtl}>
           <input id="policy-default-ttl" value={p.defaultTtl} onChange={(e) => set('defaultTtl', e.target.value)} />
@@ -264,7 +278,7 @@ function PolicyForm({ initial, onSaved }: { initial: Policy; onSaved: () => void
           <input id="policy-max-storage" value={p.maxQuota.storage ?? ''} onChange={(e) => setMax('storage', e.target.value)} />
         </Field>
         <Field id="policy-max-pods" label="Most pods" errors={errors['maxQuota.pods']}>
-          <input id="policy-max-pods" type="number" min={1} value={p.maxQuota.pods ?? ''} onChange={(e) => setMax('pods', e.target.value)} />
+          <input id="policy-max-pods" type="number" min={1} required value={podsText} aria-invalid={errors['maxQuota.pods'] ? true : undefined} aria-describedby={describedBy('policy-max-pods', false, errors['maxQuota.pods'])} onChange={(e) => { setSaved(false); setPodsText(e.target.value); }} />
         </Field>
       </div>
       <ErrorNotice error={error} />
