@@ -15,8 +15,8 @@ duration=${1:-10}
 connections=${2:-8}
 . bench/lib.sh
 target=${CARGO_TARGET_DIR:-$HOME/.cache/berth/cargo-target}/release
-cargo build --release --locked -p berth
-cargo build --release --locked -p berth-testkit --example hec-receiver
+# One invocation, so that both share one set of dependency features.
+cargo build --release --locked -p berth --bin berth -p berth-testkit --example hec-receiver
 token=bench-hec-token
 
 work=$(mktemp -d /tmp/berth-bench-hec.XXXXXX)
@@ -29,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# serve NAME [HEC_URL]: a release berth on its own SQLite store; prints its URL.
+# serve NAME [HEC_URL]: a release berth on its own SQLite store, at $base.
 serve() {
   local name=$1 port
   port=$(free_port)
@@ -40,8 +40,8 @@ serve() {
     ${2:+BERTH_SPLUNK_HEC_URL=$2 BERTH_SPLUNK_HEC_TOKEN=$token} \
     RUST_LOG=error "$target/berth" serve --no-controller >"$work/$name/server.log" 2>&1 &
   pids+=($!)
-  wait_healthy "http://127.0.0.1:$port" >&2
-  echo "http://127.0.0.1:$port"
+  base=http://127.0.0.1:$port
+  wait_healthy "$base"
 }
 
 # load BASE TOKEN OUT: audited writes for $duration seconds.
@@ -55,12 +55,14 @@ metric() {
   curl -sf "$1/metrics" | awk -v name="$2" '$1 == name {print $2}'
 }
 
-off=$(serve off)
+serve off
+off=$base
 off_token=$(api_token "$off" bench@example.com bench-admin-password "$work/off")
 load "$off" "$off_token" "$work/off.txt"
 kill "${pids[-1]}"
 
-on=$(serve on "http://127.0.0.1:$hec_port")
+serve on "http://127.0.0.1:$hec_port"
+on=$base
 on_token=$(api_token "$on" bench@example.com bench-admin-password "$work/on")
 load "$on" "$on_token" "$work/down.txt"
 

@@ -243,7 +243,10 @@ fn refusal(status: u16, answer: Answer) -> SplunkError {
     } = answer;
     match status {
         401 | 403 => SplunkError::Token { status, code, text },
-        400..=499 if status != 408 && status != 429 => SplunkError::Data {
+        // HEC answers bad data with 400, and a body too large with 413; any
+        // other status (a wrong path's 404, 429) says nothing of the events,
+        // so they are kept and sent again rather than set aside.
+        400 | 413 => SplunkError::Data {
             status,
             code,
             text,

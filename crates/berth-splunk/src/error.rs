@@ -10,7 +10,8 @@ pub enum SplunkError {
     /// No answer: connection refused, reset, or timed out. Retried.
     #[error("HEC unreachable: {0}")]
     Unreachable(String),
-    /// HEC answered 5xx (503 "Server is busy" included). Retried.
+    /// HEC answered 5xx (503 "Server is busy" included), or a 4xx that says
+    /// nothing of the events (a wrong path's 404, 429). Retried.
     #[error("HEC answered {status}: {text} (code {code})")]
     Server {
         status: u16,
@@ -25,7 +26,8 @@ pub enum SplunkError {
         code: i64,
         text: String,
     },
-    /// HEC refused the data (400). `invalid_event` is the index of the first
+    /// HEC refused the data (400, or 413 for a batch too large).
+    /// `invalid_event` is the index of the first
     /// event it refused, when it said; the events before it were accepted.
     #[error("HEC refused the data with {status}: {text} (code {code})")]
     Data {

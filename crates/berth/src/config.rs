@@ -448,6 +448,44 @@ fn splunk(
     Ok(Some(config))
 }
 
+#[cfg(test)]
+mod splunk_tests {
+    use super::splunk;
+
+    #[test]
+    fn splunk_needs_a_url_and_a_token_together_and_names_what_is_wrong() {
+        let some = |v: &str| Some(v.to_owned());
+        assert!(splunk(None, None, None, None, None).unwrap().is_none());
+        let config = splunk(some("https://splunk:8088"), some("t"), None, None, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (config.source.as_str(), config.sourcetype.as_str()),
+            ("berth", "_json")
+        );
+        assert!(!config.host.is_empty());
+        for (url, token, index, variable) in [
+            (None, some("t"), None, "BERTH_SPLUNK_HEC_URL"),
+            (
+                some("https://splunk:8088"),
+                None,
+                None,
+                "BERTH_SPLUNK_HEC_TOKEN",
+            ),
+            (some("splunk:8088"), some("t"), None, "BERTH_SPLUNK_HEC_URL"),
+            (
+                some("https://splunk:8088"),
+                some("t"),
+                some(" "),
+                "BERTH_SPLUNK_INDEX",
+            ),
+        ] {
+            let error = splunk(url, token, index, None, None).unwrap_err();
+            assert!(format!("{error:#}").contains(variable), "{error:#}");
+        }
+    }
+}
+
 /// Hides the password of a `scheme://user:password@host` URL.
 fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {

@@ -30,6 +30,8 @@ const DELIVERY: Duration = Duration::from_secs(60);
 /// A running `berth serve`, sending to Splunk.
 struct Berth {
     base: String,
+    /// One client, so that requests reuse their connection.
+    http: Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -57,6 +59,7 @@ impl Berth {
         }));
         Self {
             base,
+            http: Client::new(),
             stop: Some(stop),
             task: Some(task),
         }
@@ -110,7 +113,8 @@ impl Berth {
     /// returns how long the request took.
     async fn audited_request(&self, token: &str, name: &str) -> Duration {
         let started = Instant::now();
-        let response = Client::new()
+        let response = self
+            .http
             .post(self.url("/api/v1/tokens"))
             .bearer_auth(token)
             .json(&json!({ "name": name }))
