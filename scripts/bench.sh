@@ -7,3 +7,4 @@ bench/accounts.sh
 bench/api.sh
 bench/provision/run.sh
 bench/promql/run.sh
+bench/hec/run.sh
