@@ -8,7 +8,8 @@
 //! Endpoints: `POST /services/collector/event` (also `/services/collector`),
 //! `POST /services/collector/ack`, `GET /services/collector/health`.
 
-use anyhow::{Context, Result};
+use crate::restartable::Restartable;
+use anyhow::Result;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -20,9 +21,6 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use tokio::net::{TcpListener, TcpSocket};
-use tokio::task::JoinHandle;
-use tower::ServiceExt;
 
 /// How the collector answers event requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,9 +47,8 @@ pub struct HecRequest {
 
 /// The running collector. Dropping it stops it.
 pub struct HecReceiver {
-    addr: SocketAddr,
+    server: Restartable,
     shared: Arc<Shared>,
-    server: Mutex<Option<JoinHandle<()>>>,
 }
 
 struct Shared {
@@ -75,27 +72,38 @@ impl HecReceiver {
     /// Starts a collector on `addr` (port 0: a free one) accepting `token`,
     /// with indexer acknowledgement enabled.
     pub async fn start_on(addr: SocketAddr, token: &str) -> Result<Self> {
-        let listener = bind(addr).with_context(|| format!("binding {addr}"))?;
-        let addr = listener.local_addr()?;
-        let receiver = Self {
-            addr,
-            shared: Arc::new(Shared {
-                token: token.to_owned(),
-                mode: Mutex::new(HecMode::Normal),
-                ack: Mutex::new(true),
-                events: Mutex::new(Vec::new()),
-                requests: Mutex::new(Vec::new()),
-                acks: Mutex::new(HashMap::new()),
-            }),
-            server: Mutex::new(None),
-        };
-        receiver.serve(listener);
-        Ok(receiver)
+        let shared = Arc::new(Shared {
+            token: token.to_owned(),
+            mode: Mutex::new(HecMode::Normal),
+            ack: Mutex::new(true),
+            events: Mutex::new(Vec::new()),
+            requests: Mutex::new(Vec::new()),
+            acks: Mutex::new(HashMap::new()),
+        });
+        let router = Router::new()
+            .route("/services/collector", post(collect))
+            .route("/services/collector/event", post(collect))
+            .route("/services/collector/event/1.0", post(collect))
+            .route("/services/collector/ack", post(ack))
+            .route("/services/collector/health", get(health))
+            .route("/services/collector/health/1.0", get(health))
+            .fallback(|| async {
+                answer(
+                    StatusCode::NOT_FOUND,
+                    "The requested URL was not found on this server.",
+                    404,
+                )
+            })
+            .with_state(shared.clone());
+        Ok(Self {
+            server: Restartable::start_on(addr, router)?,
+            shared,
+        })
     }
 
     /// The base URL, as `BERTH_SPLUNK_HEC_URL` takes it.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     pub fn set_mode(&self, mode: HecMode) {
@@ -120,67 +128,13 @@ impl HecReceiver {
     /// Takes the collector down: the port refuses connections and requests
     /// in flight are cut.
     pub fn stop(&self) {
-        if let Some(server) = self.server.lock().unwrap().take() {
-            server.abort();
-        }
+        self.server.stop();
     }
 
     /// Brings it back on the same port.
     pub fn restart(&self) -> Result<()> {
-        self.stop();
-        let listener = bind(self.addr).with_context(|| format!("binding {} again", self.addr))?;
-        self.serve(listener);
-        Ok(())
+        self.server.restart()
     }
-
-    fn serve(&self, listener: TcpListener) {
-        let app = Router::new()
-            .route("/services/collector", post(collect))
-            .route("/services/collector/event", post(collect))
-            .route("/services/collector/event/1.0", post(collect))
-            .route("/services/collector/ack", post(ack))
-            .route("/services/collector/health", get(health))
-            .route("/services/collector/health/1.0", get(health))
-            .fallback(|| async {
-                answer(
-                    StatusCode::NOT_FOUND,
-                    "The requested URL was not found on this server.",
-                    404,
-                )
-            })
-            .with_state(self.shared.clone());
-        // Connections live in this task's set, so aborting the task cuts them.
-        let server = tokio::spawn(async move {
-            let mut connections = tokio::task::JoinSet::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                let app = app.clone();
-                connections.spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |request| app.clone().oneshot(request));
-                    let _ = hyper_util::server::conn::auto::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-                });
-                while connections.try_join_next().is_some() {}
-            }
-        });
-        *self.server.lock().unwrap() = Some(server);
-    }
-}
-
-impl Drop for HecReceiver {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn bind(addr: SocketAddr) -> Result<TcpListener> {
-    let socket = TcpSocket::new_v4()?;
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    Ok(socket.listen(1024)?)
 }
 
 /// An answer of HEC's: status, text and code.

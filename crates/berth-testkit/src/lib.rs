@@ -12,6 +12,7 @@
 //! [`hec`] is a Splunk HTTP Event Collector that tests can take down.
 
 pub mod hec;
+pub mod restartable;
 /// A Sentry receiver for tests: envelopes parsed as Sentry documents them.
 pub mod sentry;
 

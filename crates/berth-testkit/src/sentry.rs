@@ -18,6 +18,7 @@
 //! be taken down and brought back on the same port, or made to stall (read
 //! the request, never answer).
 
+use crate::restartable::Restartable;
 use anyhow::{Context, Result, bail, ensure};
 use axum::Router;
 use axum::body::Bytes;
@@ -28,11 +29,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::Read;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use tokio::net::{TcpListener, TcpSocket};
-use tokio::task::JoinHandle;
-use tower::ServiceExt;
 
 /// The project every DSN of this receiver names.
 pub const PROJECT_ID: &str = "42";
@@ -167,9 +164,8 @@ fn auth_key(header: &str) -> Option<&str> {
 
 /// The running receiver. Dropping it stops it.
 pub struct SentryReceiver {
-    addr: SocketAddr,
+    server: Restartable,
     shared: Arc<Shared>,
-    server: Mutex<Option<JoinHandle<()>>>,
 }
 
 struct Shared {
@@ -183,24 +179,29 @@ struct Shared {
 impl SentryReceiver {
     /// Starts a receiver on a free loopback port, with a key of its own.
     pub async fn start() -> Result<Self> {
-        let listener = bind("127.0.0.1:0".parse()?)?;
-        let receiver = Self {
-            addr: listener.local_addr()?,
-            shared: Arc::new(Shared {
-                key: uuid::Uuid::new_v4().simple().to_string(),
-                mode: Mutex::new(SentryMode::Normal),
-                envelopes: Mutex::new(Vec::new()),
-                refused: Mutex::new(Vec::new()),
-            }),
-            server: Mutex::new(None),
-        };
-        receiver.serve(listener);
-        Ok(receiver)
+        let shared = Arc::new(Shared {
+            key: uuid::Uuid::new_v4().simple().to_string(),
+            mode: Mutex::new(SentryMode::Normal),
+            envelopes: Mutex::new(Vec::new()),
+            refused: Mutex::new(Vec::new()),
+        });
+        let router = Router::new()
+            .route("/api/{project}/envelope/", post(receive))
+            .fallback(|| async { (StatusCode::NOT_FOUND, "not a Sentry endpoint") })
+            .with_state(shared.clone());
+        Ok(Self {
+            server: Restartable::start_on("127.0.0.1:0".parse()?, router)?,
+            shared,
+        })
     }
 
     /// The DSN, as `BERTH_SENTRY_DSN` takes it.
     pub fn dsn(&self) -> String {
-        format!("http://{}@{}/{PROJECT_ID}", self.shared.key, self.addr)
+        format!(
+            "http://{}@{}/{PROJECT_ID}",
+            self.shared.key,
+            self.server.addr()
+        )
     }
 
     pub fn set_mode(&self, mode: SentryMode) {
@@ -230,56 +231,13 @@ impl SentryReceiver {
     /// Takes the receiver down: the port refuses connections and requests
     /// in flight are cut.
     pub fn stop(&self) {
-        if let Some(server) = self.server.lock().unwrap().take() {
-            server.abort();
-        }
+        self.server.stop();
     }
 
     /// Brings it back on the same port.
     pub fn restart(&self) -> Result<()> {
-        self.stop();
-        let listener = bind(self.addr).with_context(|| format!("binding {} again", self.addr))?;
-        self.serve(listener);
-        Ok(())
+        self.server.restart()
     }
-
-    fn serve(&self, listener: TcpListener) {
-        let app = Router::new()
-            .route("/api/{project}/envelope/", post(receive))
-            .fallback(|| async { (StatusCode::NOT_FOUND, "not a Sentry endpoint") })
-            .with_state(self.shared.clone());
-        // Connections live in this task's set, so aborting the task cuts them.
-        let server = tokio::spawn(async move {
-            let mut connections = tokio::task::JoinSet::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                let app = app.clone();
-                connections.spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |request| app.clone().oneshot(request));
-                    let _ = hyper_util::server::conn::auto::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-                });
-                while connections.try_join_next().is_some() {}
-            }
-        });
-        *self.server.lock().unwrap() = Some(server);
-    }
-}
-
-impl Drop for SentryReceiver {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn bind(addr: SocketAddr) -> Result<TcpListener> {
-    let socket = TcpSocket::new_v4()?;
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    Ok(socket.listen(1024)?)
 }
 
 async fn receive(
