@@ -61,9 +61,16 @@ impl Server {
             .await
             .context("connecting to the store")?;
         let auth = Auth::new(store, AuthConfig::default())?;
+        let mut registry = Registry::default();
+        // Before anything worth a warning happens (the first admin's, below),
+        // so that Splunk gets it too.
+        let splunk = config
+            .splunk
+            .as_ref()
+            .map(|hec| crate::splunk::Splunk::build(hec, auth.store().clone(), &mut registry))
+            .transpose()?;
         bootstrap_admin(&auth, &config).await?;
 
-        let mut registry = Registry::default();
         let http_metrics = HttpMetrics::register(&mut registry);
         let controller = (!config.no_controller).then(|| {
             let mut options = ControllerOptions::new(crate::controller_identity());
@@ -73,11 +80,6 @@ impl Server {
         });
         let cluster = Arc::new(Cluster::new(config.kubeconfig.clone()));
         let environment_metrics = EnvironmentMetrics::register(&mut registry, cluster.clone());
-        let splunk = config
-            .splunk
-            .as_ref()
-            .map(|hec| crate::splunk::Splunk::build(hec, auth.store().clone(), &mut registry))
-            .transpose()?;
         let revocations = Revocations::default();
         let kube_listener = tokio::net::TcpListener::bind(config.kube_listen)
             .await

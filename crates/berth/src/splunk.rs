@@ -3,18 +3,21 @@
 //! its namespaces.
 
 use berth_api::Cluster;
-use berth_splunk::{DrainOptions, Drainer, HecConfig, OutboxMetrics};
+use berth_splunk::{DrainOptions, Drainer, HecConfig, LogRecord, OutboxMetrics};
 use berth_store::Store;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// What runs beside the server when `BERTH_SPLUNK_HEC_URL` is set.
 pub(crate) struct Splunk {
     drainer: Drainer<Store>,
     store: Store,
+    /// Berth's warnings, kept from the moment Splunk is configured.
+    logs: Option<mpsc::Receiver<LogRecord>>,
 }
 
 impl Splunk {
@@ -25,9 +28,21 @@ impl Splunk {
         registry: &mut Registry,
     ) -> anyhow::Result<Self> {
         let metrics = OutboxMetrics::register(registry);
-        let options = DrainOptions::new(crate::controller_identity());
+        // The outbox lease's holder: one per server, even two in one
+        // process (tests run replicas so), or both would drain.
+        static SERVERS: AtomicU64 = AtomicU64::new(0);
+        let holder = format!(
+            "{}-{}",
+            crate::controller_identity(),
+            SERVERS.fetch_add(1, Ordering::Relaxed)
+        );
+        let options = DrainOptions::new(holder);
         let drainer = Drainer::new(store.clone(), config, metrics, options)?;
-        Ok(Self { drainer, store })
+        Ok(Self {
+            drainer,
+            store,
+            logs: berth_splunk::take_log_records(),
+        })
     }
 
     /// Runs until `stopped` turns true; the handle finishes once the drainer
@@ -40,7 +55,7 @@ impl Splunk {
         let stopping = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let logs = berth_splunk::take_log_records().map(|records| {
+        let logs = self.logs.map(|records| {
             tokio::spawn(berth_splunk::forward_logs(
                 self.store.clone(),
                 records,

@@ -647,3 +647,82 @@ async fn a_refused_token_is_reported_without_itself_and_nothing_is_lost() {
     );
     berth.shutdown().await;
 }
+
+/// Berth's own warnings reach Splunk from the `berth serve` process itself
+/// (the log layer is the process's): the first admin's generated password is
+/// warned about, and the warning arrives with the password redacted; the
+/// cluster, unreachable here, is warned about too.
+#[tokio::test]
+async fn berths_own_warnings_arrive_without_secrets() {
+    let hec = HecReceiver::start("warn-token").await.unwrap();
+    let dir = std::env::temp_dir().join(format!("berth-warn-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log_path = dir.join("berth.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BERTH_LISTEN", "127.0.0.1:0")
+        .env("BERTH_KUBE_LISTEN", "127.0.0.1:0")
+        .env(
+            "BERTH_DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", dir.join("berth.db").display()),
+        )
+        .env("KUBECONFIG", dir.join("no-such-kubeconfig"))
+        .env("BERTH_ADMIN_EMAIL", "first-admin@example.com")
+        .env("BERTH_SPLUNK_HEC_URL", hec.url())
+        .env("BERTH_SPLUNK_HEC_TOKEN", "warn-token")
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("berth serve starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let warnings = loop {
+        let logs: Vec<Value> = hec
+            .events()
+            .into_iter()
+            .filter(|e| e["fields"]["kind"] == "log")
+            .collect();
+        let said = |what: &str| logs.iter().any(|e| e.to_string().contains(what));
+        if said("first admin") && said("cluster") {
+            break logs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Berth's warnings did not reach Splunk within 30 s: {logs:?}\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The password as the terminal shows it once (JSON lines, as stdout is
+    // not a terminal here).
+    let printed = || {
+        std::fs::read_to_string(&log_path)
+            .unwrap()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find_map(|line| line["fields"]["password"].as_str().map(str::to_owned))
+    };
+    let password = loop {
+        if let Some(password) = printed() {
+            break password;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no generated password on the terminal"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let sent = serde_json::to_string(&warnings).unwrap();
+    assert!(
+        !sent.contains(&password),
+        "the password went to Splunk: {sent}"
+    );
+    assert!(sent.contains("<redacted>"), "{sent}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
