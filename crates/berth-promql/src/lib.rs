@@ -74,17 +74,172 @@ pub enum PromqlError {
     /// Where only a series selector is allowed (`match[]`), something else.
     #[error("must be a series selector such as up{{job=\"web\"}}")]
     NotASelector,
+    /// Deeper or longer than the parser and the checker handle with a
+    /// bounded stack: see [`MAX_NESTING`] and [`MAX_OPERATORS`].
+    #[error("{0}: write a simpler query")]
+    TooComplex(String),
+    /// A subquery whose range holds more steps than Prometheus should
+    /// evaluate for one tenant: see [`MAX_SUBQUERY_STEPS`].
+    #[error(
+        "the subquery [{range}:{step}] evaluates {steps} steps, more than {MAX_SUBQUERY_STEPS} (nested subqueries multiply): give a longer step or a shorter range"
+    )]
+    SubqueryTooFine {
+        range: String,
+        /// As written, or Prometheus' default of the evaluation interval,
+        /// counted as one second here.
+        step: String,
+        steps: u128,
+    },
     /// The rewritten query did not read back as confined: never expected, but
     /// a query that cannot be shown safe is refused.
     #[error("could not be confined to the namespace")]
     NotConfined,
 }
 
+/// How deeply brackets (`(`, `[`, `{`) may nest. The parser and the checker
+/// recurse once per level: 2,000 nested parentheses overflowed a server
+/// thread's stack (a tenant's query took Berth down); Prometheus' own
+/// queries nest a handful deep.
+pub const MAX_NESTING: usize = 64;
+
+/// How many operators (arithmetic, comparison, set, and unary signs) a
+/// query may hold outside selectors' braces: each is a level of the tree the
+/// checker walks recursively.
+pub const MAX_OPERATORS: usize = 256;
+
+/// How many steps all subqueries on one path of the tree may evaluate
+/// together (the product of range/step of nested ones): `[30d:1ms]` made
+/// Prometheus allocate some 62 GB and die. The same bound as the points of a
+/// range query (Prometheus' 11,000).
+pub const MAX_SUBQUERY_STEPS: u128 = 11_000;
+
 /// `query` with every selector confined to `namespace`, as a query string.
 pub fn confine(query: &str, namespace: &str) -> Result<String, PromqlError> {
     let mut expr = parse(query)?;
+    check_subqueries(&expr, 1)?;
     confine_expr(&mut expr, namespace)?;
     checked_print(&expr, namespace)
+}
+
+/// Refuses, before parsing, what would make the parser or the checker recurse
+/// past [`MAX_NESTING`] or [`MAX_OPERATORS`]. Reads the text as PromQL's
+/// lexer does, as far as that needs: string literals (`"`, `'` with escapes,
+/// `` ` `` raw) and `#` comments are skipped.
+fn check_size(query: &str) -> Result<(), PromqlError> {
+    let mut chars = query.chars().peekable();
+    let (mut depth, mut braces, mut operators) = (0usize, 0usize, 0usize);
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '\'' | '`' => {
+                let mut escaped = false;
+                for d in chars.by_ref() {
+                    match d {
+                        _ if escaped => escaped = false,
+                        '\\' if c != '`' => escaped = true,
+                        _ if d == c => break,
+                        _ => {}
+                    }
+                }
+            }
+            '#' => {
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '(' | '[' | '{' => {
+                depth += 1;
+                braces += usize::from(c == '{');
+                if depth > MAX_NESTING {
+                    return Err(PromqlError::TooComplex(format!(
+                        "nests brackets more than {MAX_NESTING} deep"
+                    )));
+                }
+            }
+            ')' | ']' | '}' => {
+                depth = depth.saturating_sub(1);
+                if c == '}' {
+                    braces = braces.saturating_sub(1);
+                }
+            }
+            '+' | '-' | '*' | '/' | '%' | '^' | '<' | '>' | '=' | '!' if braces == 0 => {
+                // Two-character operators (`==`, `!=`, `<=`, `>=`) count once.
+                if matches!(c, '=' | '!' | '<' | '>') && chars.peek() == Some(&'=') {
+                    chars.next();
+                }
+                operators += 1;
+            }
+            _ if braces == 0 && c.is_ascii_alphabetic() => {
+                let mut word = String::from(c);
+                while let Some(&d) = chars.peek() {
+                    if !(d.is_ascii_alphanumeric() || d == '_' || d == ':') {
+                        break;
+                    }
+                    word.push(d);
+                    chars.next();
+                }
+                operators += usize::from(matches!(
+                    word.to_ascii_lowercase().as_str(),
+                    "and" | "or" | "unless" | "atan2"
+                ));
+            }
+            _ => {}
+        }
+        if operators > MAX_OPERATORS {
+            return Err(PromqlError::TooComplex(format!(
+                "has more than {MAX_OPERATORS} operators"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses subqueries that, with the ones around them (`outer` steps each),
+/// would evaluate more than [`MAX_SUBQUERY_STEPS`] steps.
+fn check_subqueries(expr: &Expr, outer: u128) -> Result<(), PromqlError> {
+    match expr {
+        Expr::Subquery(subquery) => {
+            // Without a step Prometheus uses its evaluation interval, which
+            // Berth does not know: counted as the finest usual one, 1 s.
+            let step = subquery.step.unwrap_or(std::time::Duration::from_secs(1));
+            let steps =
+                outer.saturating_mul(subquery.range.as_millis() / step.as_millis().max(1) + 1);
+            if steps > MAX_SUBQUERY_STEPS {
+                return Err(PromqlError::SubqueryTooFine {
+                    range: promql_parser::util::display_duration(&subquery.range),
+                    step: subquery
+                        .step
+                        .map(|s| promql_parser::util::display_duration(&s))
+                        .unwrap_or_default(),
+                    steps,
+                });
+            }
+            check_subqueries(&subquery.expr, steps)
+        }
+        Expr::Aggregate(agg) => {
+            if let Some(param) = agg.param.as_deref() {
+                check_subqueries(param, outer)?;
+            }
+            check_subqueries(&agg.expr, outer)
+        }
+        Expr::Unary(unary) => check_subqueries(&unary.expr, outer),
+        Expr::Binary(binary) => {
+            check_subqueries(&binary.lhs, outer)?;
+            check_subqueries(&binary.rhs, outer)
+        }
+        Expr::Paren(paren) => check_subqueries(&paren.expr, outer),
+        Expr::Call(call) => call
+            .args
+            .args
+            .iter()
+            .try_for_each(|arg| check_subqueries(arg, outer)),
+        Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::VectorSelector(_)
+        | Expr::MatrixSelector(_)
+        | Expr::Extension(_) => Ok(()),
+    }
 }
 
 /// A series selector (`match[]` of the series and label APIs) confined to
@@ -211,6 +366,7 @@ fn collect<'a>(expr: &'a Expr, found: &mut Vec<&'a VectorSelector>) {
 }
 
 fn parse(query: &str) -> Result<Expr, PromqlError> {
+    check_size(query)?;
     promql_parser::parser::parse(query).map_err(PromqlError::Parse)
 }
 

@@ -3,7 +3,8 @@
 //! namespace.
 
 use berth_promql::{
-    NAMESPACE_LABEL, PromqlError, confine, confine_selector, namespace_selector, selectors,
+    MAX_NESTING, MAX_OPERATORS, NAMESPACE_LABEL, PromqlError, confine, confine_selector,
+    namespace_selector, selectors,
 };
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{Expr, parse};
@@ -262,6 +263,55 @@ fn query() -> impl Strategy<Value = String> {
     })
 }
 
+#[test]
+fn queries_too_deep_or_too_fine_are_refused_before_they_reach_anything() {
+    let nested = |n: usize| format!("{}up{}", "(".repeat(n), ")".repeat(n));
+    // Each of these overflowed a server thread's stack, or was on the way.
+    for deep in [
+        format!("{}up", "-".repeat(2000)),
+        nested(2000),
+        nested(MAX_NESTING + 1),
+        format!("{}up", "up + ".repeat(MAX_OPERATORS + 1)),
+        format!("{}up", "up and ".repeat(MAX_OPERATORS + 1)),
+    ] {
+        assert!(
+            matches!(confine(&deep, NS), Err(PromqlError::TooComplex(_))),
+            "{}",
+            &deep[..40]
+        );
+    }
+    assert!(confine(&nested(MAX_NESTING - 1), NS).is_ok());
+    // Brackets and operators inside strings, braces and comments are text.
+    let text = format!(
+        "up{{job=\"{}\", path!~\"{}\"}} # {}",
+        "(".repeat(100),
+        "-".repeat(300),
+        "+".repeat(300)
+    );
+    assert!(confine(&text, NS).is_ok(), "{text}");
+
+    // [30d:1ms] made Prometheus allocate some 62 GB and die.
+    for fine in [
+        "sum_over_time(rate(container_cpu_usage_seconds_total[1m])[30d:1ms])",
+        "max_over_time(up[31d:])",
+        "max_over_time((max_over_time(up[1h:1m]))[1d:1m])",
+    ] {
+        let refused = confine(fine, NS);
+        assert!(
+            matches!(refused, Err(PromqlError::SubqueryTooFine { .. })),
+            "{fine}: {refused:?}"
+        );
+        assert!(refused.unwrap_err().to_string().contains("step"));
+    }
+    for fine_enough in [
+        "max_over_time(rate(up[5m])[1d:5m])",
+        "max_over_time(up[2h:])",
+        "max_over_time((max_over_time(up[1h:5m]))[1d:1h])",
+    ] {
+        assert!(confine(fine_enough, NS).is_ok(), "{fine_enough}");
+    }
+}
+
 /// Whether the query as written names something that confinement refuses.
 fn has_reason_to_refuse(expr: &Expr) -> bool {
     let foreign_matcher = selectors(expr).into_iter().any(|vs| {
@@ -305,6 +355,8 @@ proptest! {
                     }
                 }
             }
+            // Nested subqueries multiply their steps past the bound.
+            Err(PromqlError::SubqueryTooFine { .. }) => {}
             Err(e) => prop_assert!(has_reason_to_refuse(&written), "{query}: {e}"),
         }
     }

@@ -291,6 +291,16 @@ async fn members_see_their_namespace_and_nothing_else() {
         ),
         ("tenant_cluster_capacity_bytes".into(), Expect::Empty),
         ("vector(1)".into(), Expect::Value(1.0)),
+        // Once a stack overflow that took Berth down, and an allocation
+        // that took Prometheus down: refused before either.
+        (
+            format!("{}tenant_memory_bytes", "-".repeat(2000)),
+            Expect::Refused("simpler query"),
+        ),
+        (
+            "sum_over_time(rate(tenant_requests_total[1m])[30d:1ms])".into(),
+            Expect::Refused("longer step"),
+        ),
         (
             format!("tenant_memory_bytes{{namespace=\"{other}\"}}"),
             Expect::Refused("another namespace"),
