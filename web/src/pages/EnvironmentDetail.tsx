@@ -27,36 +27,69 @@ export function EnvironmentDetailPage() {
     // `snapshot` only dispatches; the merge must run once per answer.
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [env.data]);
-  const current = live.state.items.get(name) ?? (live.state.gone.has(name) ? undefined : env.data);
+  const [lastSeen, setLastSeen] = useState<Environment | undefined>();
+  const shown = live.state.items.get(name) ?? (live.state.gone.has(name) ? undefined : env.data);
+  if (shown && shown !== lastSeen) setLastSeen(shown);
   const notFound = env.error instanceof ApiError && env.error.status === 404;
-  // Gone while shown (the live view's `deleted`, or a 404 after it was seen):
-  // back to the list, saying so, rather than staying on stale data.
-  const left = live.state.gone.has(name) || (notFound && env.data !== undefined);
-  const [lastPhase, setLastPhase] = useState<string | undefined>();
-  if (current?.status?.phase !== undefined && current.status.phase !== lastPhase) setLastPhase(current.status.phase);
-
+  // Out of sight while shown (the live view's `deleted`, or a 404 after it was seen).
+  const outOfSight = live.state.gone.has(name) || (notFound && env.data !== undefined);
+  // Deleted: back to the list, saying so, rather than staying on stale data.
+  const deleted = outOfSight && lastSeen?.status?.phase === 'Deleting';
   useEffect(() => {
-    if (!left) return;
-    const flash =
-      lastPhase === 'Deleting' ? `“${name}” was deleted.` : `“${name}” was deleted, or you no longer have access to it.`;
-    navigate('/', { state: { flash } });
-  }, [left, lastPhase, name, navigate]);
+    if (deleted) navigate('/', { state: { flash: `“${name}” was deleted.` } });
+  }, [deleted, name, navigate]);
+  // No longer a member (it was not being deleted): the page stays, marked as
+  // no longer current, so that panels can say what became of their streams.
+  const current = shown ?? (outOfSight && !deleted ? lastSeen : undefined);
 
   if (env.loading && !env.data) return <Loading what={name} />;
   if (notFound && !current) {
     return <Empty title={`No environment “${name}”`} action={{ to: '/', label: 'Back to your environments' }}><p>It may have been deleted, or you are not one of its members.</p></Empty>;
   }
   if (!current) return <ErrorNotice error={env.error} retry={env.reload} />;
-  return <Detail env={current} error={notFound ? null : env.error} reload={env.reload} reconnecting={live.reconnecting} />;
+  // The same element whether or not it is still in sight, so that its panels keep their state.
+  return (
+    <Detail
+      env={current}
+      error={notFound ? null : env.error}
+      reload={env.reload}
+      reconnecting={live.reconnecting && !outOfSight}
+      outOfSight={outOfSight}
+    />
+  );
 }
 
-function Detail({ env, error, reload, reconnecting }: { env: Environment; error: unknown; reload: () => void; reconnecting: boolean }) {
+function Detail({
+  env,
+  error,
+  reload,
+  reconnecting,
+  outOfSight,
+}: {
+  env: Environment;
+  error: unknown;
+  reload: () => void;
+  reconnecting: boolean;
+  /** The caller may no longer see it (removed from its members): shown as it last was, marked so. */
+  outOfSight: boolean;
+}) {
   const { user } = useAuth();
   const status = env.status ?? {};
   const isOwner = env.role === 'owner';
   const canDelete = isOwner || user?.role === 'admin';
   return (
     <section className="detail">
+      {outOfSight && (
+        <div className="notice error" role="alert">
+          <p>
+            You no longer have access to “{env.name}” (you were removed from its members, or it was deleted): what is shown below is
+            no longer updated.
+          </p>
+          <p>
+            <Link to="/">Back to your environments</Link>
+          </p>
+        </div>
+      )}
       <div className="page-head">
         <div>
           <h1>
