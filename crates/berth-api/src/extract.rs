@@ -35,6 +35,21 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
+/// The caller again, from the credential a long-lived answer (a followed
+/// log, a live view) started with: `None` once it is no longer valid
+/// (logout, a deleted token, expiry, the account disabled) or names someone
+/// else. Taken up at every check, so a changed role applies too.
+pub(crate) async fn reauthenticate(
+    state: &AppState,
+    credential: &Credential,
+    caller: &Principal,
+) -> Option<Principal> {
+    match state.auth.authenticate(credential).await {
+        Ok(principal) if principal.user.id == caller.user.id => Some(principal),
+        _ => None,
+    }
+}
+
 /// An authenticated admin. Everyone else gets 404, so admin routes do not
 /// reveal that they exist.
 pub struct AdminUser(pub Principal);

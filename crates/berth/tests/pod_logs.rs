@@ -15,9 +15,8 @@ use support::*;
 #[tokio::test]
 async fn members_read_and_follow_a_pods_logs_until_they_lose_access() {
     let app = spawn_app_with_controller().await;
-    let ann = app
-        .member_token(&format!("{}@example.com", unique("ann")))
-        .await;
+    let ann_email = format!("{}@example.com", unique("ann"));
+    let ann = app.member_token(&ann_email).await;
     let viewer_email = format!("{}@example.com", unique("vic"));
     let viewer = app.member_token(&viewer_email).await;
     let stranger = app
@@ -171,6 +170,43 @@ async fn members_read_and_follow_a_pods_logs_until_they_lose_access() {
     );
     eprintln!(
         "the removed viewer's log stream ended {:?} later",
+        start.elapsed()
+    );
+
+    // A session that ends (logout, here) ends its followed streams too.
+    let browser = app.browser();
+    let login = app.login(&browser, &ann_email, PASSWORD).await;
+    assert_eq!(login.status(), StatusCode::OK);
+    let csrf = set_cookie(&login, "berth_csrf").unwrap();
+    let mut response = browser
+        .get(app.url(&format!("{logs}?follow=true&tailLines=1")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    tokio::time::timeout(Duration::from_secs(10), response.chunk())
+        .await
+        .expect("a line within 10 s")
+        .unwrap()
+        .expect("the stream is open");
+    let logout = browser
+        .post(app.url("/api/v1/auth/logout"))
+        .header("x-csrf-token", csrf)
+        .send()
+        .await
+        .unwrap();
+    assert!(logout.status().is_success());
+    let start = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = response.chunk().await {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "a logged-out session still reads the logs after 5 s"
+    );
+    eprintln!(
+        "the logged-out session's log stream ended {:?} later",
         start.elapsed()
     );
 

@@ -97,6 +97,7 @@ pub async fn logs(
     CurrentUser(caller): CurrentUser,
     Path((name, pod)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<LogQuery>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let params = query.params()?;
     let connection = state.cluster.connection().await?;
@@ -121,25 +122,24 @@ pub async fn logs(
     });
     let body = if params.follow {
         // Access is checked when the request starts; a followed stream
-        // checks again every second, and ends for a caller removed from the
-        // environment or disabled since.
-        let (cluster, store, user, env_name) = (
-            state.cluster.clone(),
-            state.auth.store().clone(),
-            caller.clone(),
-            name.clone(),
-        );
+        // checks again every second, and ends once the caller's credential
+        // is no longer valid (logout, a deleted token, disable) or they were
+        // removed from the environment.
+        let credential = crate::extract::credential(&axum::http::Method::GET, &headers)?;
+        let (state, mut user, env_name) = (state.clone(), caller.clone(), name.clone());
         let lost = async move {
             loop {
                 tokio::time::sleep(RECHECK).await;
-                let visible = cluster
+                let Some(now) = crate::extract::reauthenticate(&state, &credential, &user).await
+                else {
+                    return;
+                };
+                user = now;
+                let visible = state
+                    .cluster
                     .connected()
                     .is_some_and(|c| envs::visible(c, &env_name, &user).is_ok());
-                let enabled = matches!(
-                    store.user_by_id(user.user.id).await,
-                    Ok(Some(record)) if !record.disabled
-                );
-                if !visible || !enabled {
+                if !visible {
                     return;
                 }
             }

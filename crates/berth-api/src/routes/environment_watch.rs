@@ -202,12 +202,12 @@ impl View {
     /// Checks the credential again, taking up the caller's current role
     /// (an admin demoted sees less from the next event on).
     async fn still_authenticated(&mut self) -> bool {
-        match self.state.auth.authenticate(&self.credential).await {
-            Ok(principal) if principal.user.id == self.caller.user.id => {
+        match crate::extract::reauthenticate(&self.state, &self.credential, &self.caller).await {
+            Some(principal) => {
                 self.caller = principal;
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 }
