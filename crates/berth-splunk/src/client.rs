@@ -67,6 +67,15 @@ impl HecConfig {
     /// `BERTH_SPLUNK_HEC_URL`.
     fn base_url(&self) -> Result<String, SplunkError> {
         let url = self.url.trim_end_matches('/');
+        // Credentials in the URL would go out as Basic authentication
+        // instead of the token, and be printed wherever the URL is.
+        if reqwest::Url::parse(url)
+            .is_ok_and(|u| !u.username().is_empty() || u.password().is_some())
+        {
+            return Err(SplunkError::Config(
+                "BERTH_SPLUNK_HEC_URL: must not carry credentials (user:password@); HEC takes the token in BERTH_SPLUNK_HEC_TOKEN".into(),
+            ));
+        }
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(SplunkError::Config(format!(
                 "BERTH_SPLUNK_HEC_URL: {url:?} must be an http:// or https:// URL, such as https://splunk:8088"

@@ -474,6 +474,12 @@ mod splunk_tests {
             ),
             (some("splunk:8088"), some("t"), None, "BERTH_SPLUNK_HEC_URL"),
             (
+                some("https://x:hec-url-password@splunk:8088"),
+                some("t"),
+                None,
+                "BERTH_SPLUNK_HEC_URL",
+            ),
+            (
                 some("https://splunk:8088"),
                 some("t"),
                 some(" "),
@@ -482,6 +488,10 @@ mod splunk_tests {
         ] {
             let error = splunk(url, token, index, None, None).unwrap_err();
             assert!(format!("{error:#}").contains(variable), "{error:#}");
+            assert!(
+                !format!("{error:#}").contains("hec-url-password"),
+                "{error:#}"
+            );
         }
     }
 }
