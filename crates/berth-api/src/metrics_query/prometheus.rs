@@ -32,7 +32,19 @@ struct ErrorAnswer {
 impl Prometheus {
     /// A client of the Prometheus at `base` (e.g. `http://127.0.0.1:9090`,
     /// or with a path prefix such as `https://mimir.example/prometheus`).
+    /// `Err` says, naming `BERTH_PROMETHEUS_URL`, why `base` is no
+    /// Prometheus URL (checked at start: a garbage URL would otherwise make
+    /// every query answer "not reachable").
     pub fn new(base: &str) -> Result<Self, String> {
+        match reqwest::Url::parse(base) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
+            _ => {
+                return Err(
+                    "BERTH_PROMETHEUS_URL: must be an http:// or https:// URL, such as http://127.0.0.1:9090"
+                        .into(),
+                );
+            }
+        }
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
@@ -111,5 +123,21 @@ pub fn not_configured() -> ApiError {
             .into(),
         details: vec![],
         retry_after: RETRY_AFTER,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Prometheus;
+
+    #[test]
+    fn only_http_urls_with_a_host_name_a_prometheus() {
+        for good in ["http://127.0.0.1:9090", "https://mimir.example/prometheus/"] {
+            assert!(Prometheus::new(good).is_ok(), "{good}");
+        }
+        for bad in ["not a url", "127.0.0.1:9090", "file:///tmp/x", "http://"] {
+            let error = Prometheus::new(bad).err().expect(bad);
+            assert!(error.contains("BERTH_PROMETHEUS_URL"), "{bad}: {error}");
+        }
     }
 }
