@@ -119,6 +119,9 @@ async fn members_read_and_follow_a_pods_logs_until_they_lose_access() {
     for (token, path) in [
         (&stranger, logs.clone()),
         (&ann, format!("{path}/pods/no-such-pod/logs")),
+        // No pod has such a name: absent, not a 400 of the apiserver's.
+        (&ann, format!("{path}/pods/%2e%2e/logs")),
+        (&ann, format!("{path}/pods/Web%20Pod/logs")),
     ] {
         let response = app.get(token, &path).await;
         expect_error(response, StatusCode::NOT_FOUND, "not_found").await;

@@ -11,7 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use berth_core::environment::ContainerName;
+use berth_core::environment::{ContainerName, ObjectName};
 use berth_core::validation::{FieldError, ValidationErrors};
 use futures::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
@@ -100,6 +100,8 @@ pub async fn logs(
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let params = query.params()?;
+    // No pod can have another name ("..", "a/b"): as absent as a missing one.
+    ObjectName::parse("pod", &pod).map_err(|_| ApiError::NotFound)?;
     let connection = state.cluster.connection().await?;
     let (env, _) = envs::visible(connection, &name, &caller)?;
     if !owns_namespace(connection, &env).await? {

@@ -42,7 +42,7 @@ pub use input::{
     ObjectCountsInput, QuotaInput, ResourcesInput, TemplateInput, TemplateSpecInput,
 };
 pub use member::{Member, MemberRole};
-pub use name::{AppName, ContainerName, EnvironmentName, TemplateName};
+pub use name::{AppName, ContainerName, EnvironmentName, ObjectName, TemplateName};
 pub use policy::{
     Approval, Decision, MaxQuota, MaxQuotaInput, Policy, PolicyInput, Registration, Violation,
 };

@@ -137,6 +137,34 @@ impl ContainerName {
     }
 }
 
+/// The name of a namespaced Kubernetes object such as a pod: an RFC 1123
+/// subdomain of at most 253 characters, dot-separated labels of lowercase
+/// letters, digits and '-' (Kubernetes' `DNS_SUBDOMAIN`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ObjectName(String);
+
+impl ObjectName {
+    pub const MAX_LEN: usize = 253;
+
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationErrors> {
+        if raw.len() > Self::MAX_LEN {
+            return Err(ValidationErrors::single(
+                field,
+                format!("must be at most {} characters", Self::MAX_LEN),
+            ));
+        }
+        for label in raw.split('.') {
+            check_label(field, label, 1, 63, false)?;
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +198,23 @@ mod tests {
         assert!(AppName::parse("n", "web-1").is_ok());
         assert!(AppName::parse("n", "1web").is_err());
         assert!(ContainerName::parse("c", "1web").is_ok());
+        for good in ["web-7d4b9c-x2x", "a.b-c.d", &"a".repeat(63)] {
+            assert!(ObjectName::parse("pod", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "..",
+            ".",
+            "a..b",
+            "-a",
+            "A",
+            "a/b",
+            "a b",
+            &"a".repeat(64),
+            &"a.".repeat(127),
+        ] {
+            assert!(ObjectName::parse("pod", bad).is_err(), "{bad}");
+        }
         assert!(ContainerName::parse("c", &"a".repeat(63)).is_ok());
         for bad in ["", "-web", "web-", "Web", "we b", &"a".repeat(64)] {
             assert!(ContainerName::parse("c", bad).is_err(), "{bad}");
