@@ -72,6 +72,32 @@ curl -sf -H "authorization: Bearer $token" "$through" | grep -q '"phase"' ||
   "$(curl -sf -H "authorization: Bearer $token" "$through" | python3 -c 'import json, sys; print(json.load(sys.stdin)["data"])')" ] ||
   echo "note: the two answers differ (a scrape between them)"
 
+# One request at a time, the paths alternating request by request over
+# kept-alive connections (one curl): latency without queueing, which is
+# what a person loading a chart sees. wrk's rounds below load the machine.
+sequential=${SEQUENTIAL:-3000}
+python3 - "$direct" "$through" "$sequential" >"$work/curl.cfg" <<'PY'
+import sys
+direct, through, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for _ in range(n):
+    print(f'url = "{direct}"\noutput = /dev/null')
+    print(f'url = "{through}"\noutput = /dev/null')
+PY
+curl -s -H "authorization: Bearer $token" -K "$work/curl.cfg" -w '%{time_total}\n' >"$work/sequential.txt"
+python3 - "$work/sequential.txt" <<'PY'
+import sys
+times = [float(t) * 1000 for t in open(sys.argv[1]).read().split()]
+paths = {"Prometheus /api/v1/query directly": times[0::2], "Berth .../metrics/query (enforcing)": times[1::2]}
+print(f"\none request at a time, alternating, {len(times) // 2} each:")
+for label, ts in paths.items():
+    ts.sort()
+    pick = lambda q: ts[min(len(ts) - 1, int(q * len(ts)))]
+    print(f"{label:<48} p50 {pick(0.5):6.3f} ms   p90 {pick(0.9):6.3f} ms   p99 {pick(0.99):6.3f} ms")
+d, b = sorted(times[0::2]), sorted(times[1::2])
+q = lambda ts, p: ts[min(len(ts) - 1, int(p * len(ts)))]
+print(f"{'Berth adds':<48} p50 {q(b, .5) - q(d, .5):6.3f} ms   p90 {q(b, .9) - q(d, .9):6.3f} ms   p99 {q(b, .99) - q(d, .99):6.3f} ms")
+PY
+
 echo
 echo "query: $query ($connections connections, $rounds rounds of ${duration}s per path, alternating)"
 for round in $(seq "$rounds"); do
