@@ -110,7 +110,7 @@ async fn openapi_document_describes_the_accounts_contract() {
                 let name = parameter["name"].as_str().unwrap();
                 let expected = if path.contains(&format!("{{{name}}}")) {
                     "path"
-                } else if ["Idempotency-Key", "If-Match"].contains(&name) {
+                } else if ["Idempotency-Key", "If-Match", "Last-Event-ID"].contains(&name) {
                     "header"
                 } else {
                     "query"
