@@ -162,19 +162,7 @@ async fn members_read_and_follow_a_pods_logs_until_they_lose_access() {
         )
         .await;
     assert_eq!(removed.status(), StatusCode::NO_CONTENT);
-    let start = Instant::now();
-    let ended = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Ok(Some(_)) = response.chunk().await {}
-    })
-    .await;
-    assert!(
-        ended.is_ok(),
-        "the removed viewer still reads the logs after 5 s"
-    );
-    eprintln!(
-        "the removed viewer's log stream ended {:?} later",
-        start.elapsed()
-    );
+    ends_within_5_s(&mut response, "the removed viewer's").await;
 
     // A session that ends (logout, here) ends its followed streams too.
     let browser = app.browser();
@@ -199,20 +187,20 @@ async fn members_read_and_follow_a_pods_logs_until_they_lose_access() {
         .await
         .unwrap();
     assert!(logout.status().is_success());
+    ends_within_5_s(&mut response, "the logged-out session's").await;
+
+    let deleted = app.delete(&ann, &path).await;
+    assert!(deleted.status().is_success());
+}
+
+/// Reads `response` (a followed log) until it ends, failing after 5 s;
+/// prints how long that took, naming `whose` stream it was.
+async fn ends_within_5_s(response: &mut reqwest::Response, whose: &str) {
     let start = Instant::now();
     let ended = tokio::time::timeout(Duration::from_secs(5), async {
         while let Ok(Some(_)) = response.chunk().await {}
     })
     .await;
-    assert!(
-        ended.is_ok(),
-        "a logged-out session still reads the logs after 5 s"
-    );
-    eprintln!(
-        "the logged-out session's log stream ended {:?} later",
-        start.elapsed()
-    );
-
-    let deleted = app.delete(&ann, &path).await;
-    assert!(deleted.status().is_success());
+    assert!(ended.is_ok(), "{whose} log stream still runs after 5 s");
+    eprintln!("{whose} log stream ended {:?} later", start.elapsed());
 }
