@@ -4,13 +4,17 @@
 # from the published Go modules (localcluster/), plus fake nodes that serve
 # the kubelet's API (container logs, metrics).
 #
-#   scripts/localcluster.sh build   compile berth-cluster (cached) into .berth/bin/
+#   scripts/localcluster.sh build   compile berth-cluster and helm (cached) into .berth/bin/
 #   scripts/localcluster.sh up      start the cluster in the background, return once ready
 #   scripts/localcluster.sh down    stop it, leaving no process behind
 #   scripts/localcluster.sh status  exit 0 when it runs and is healthy
 #
-# Fixed places: .berth/bin/{berth-cluster,kubectl}, the admin kubeconfig at
+# Fixed places: .berth/bin/{berth-cluster,kubectl,helm}, the admin kubeconfig at
 # .berth/cluster/kubeconfig, logs in .berth/cluster/logs/.
+#
+# Helm (the chart's lint, template and package) is a `tool` of the same Go
+# module: its Kubernetes modules are the cluster's (k8s.io v0.34, replaced to
+# the same releases), so one module graph and one build cache serve both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,29 +52,55 @@ version_ldflags() {
   echo "$flags"
 }
 
+# Helm's release build stamps its version and the Kubernetes release it
+# defaults to (Capabilities.KubeVersion, lint's deprecation checks): the
+# client-go minor, major 0 + 1, as helm's Makefile computes it.
+helm_ldflags() {
+  local helm_version kube_version kube_minor
+  helm_version=$(cd localcluster && go list -m -f '{{.Version}}' helm.sh/helm/v3)
+  kube_version=$(cd localcluster && go list -m -f '{{.Version}}' k8s.io/client-go)
+  kube_minor=${kube_version#v*.}
+  kube_minor=${kube_minor%%.*}
+  local flags="-X helm.sh/helm/v3/internal/version.version=$helm_version -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  local pkg
+  for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    flags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$kube_minor"
+  done
+  echo "$flags"
+}
+
+# go_build OUT PACKAGE LDFLAGS: builds beside the final name and renames, so
+# that a concurrent build or an interrupted one never leaves a truncated
+# binary at the cached path.
+go_build() {
+  local out=$1 package=$2 ldflags=$3
+  local tmp="$out.tmp.$$"
+  (cd localcluster && go build -trimpath -ldflags="-s -w $ldflags" -o "$tmp" "$package")
+  mv -f "$tmp" "$out"
+}
+
 build() {
   if ! command -v go >/dev/null; then
     echo "localcluster: the go command is missing (expected in /usr/local/go/bin)" >&2
     exit 1
   fi
-  local key out
+  local key dir
   key=$(source_key)
-  out="$BERTH_CACHE/localcluster/$key/berth-cluster"
-  if [[ ! -x $out ]]; then
+  dir="$BERTH_CACHE/localcluster/$key"
+  mkdir -p "$dir"
+  if [[ ! -x $dir/berth-cluster ]]; then
     echo "localcluster: building berth-cluster $key (a cold build takes about 20 minutes on 2 cores)" >&2
-    mkdir -p "$(dirname "$out")"
-    # Build beside the final name and rename, so that a concurrent build or an
-    # interrupted one never leaves a truncated binary at the cached path.
-    local tmp="$out.tmp.$$"
-    local ldflags
-    ldflags="-s -w $(version_ldflags)"
-    (cd localcluster && go build -trimpath -ldflags="$ldflags" -o "$tmp" .)
-    mv -f "$tmp" "$out"
+    go_build "$dir/berth-cluster" . "$(version_ldflags)"
+  fi
+  if [[ ! -x $dir/helm ]]; then
+    echo "localcluster: building helm $key" >&2
+    go_build "$dir/helm" helm.sh/helm/v3/cmd/helm "$(helm_ldflags)"
   fi
   mkdir -p "$BIN_DIR"
-  ln -sfn "$out" "$BINARY"
+  ln -sfn "$dir/berth-cluster" "$BINARY"
   # berth-cluster runs kubectl when invoked under that name.
   ln -sfn berth-cluster "$BIN_DIR/kubectl"
+  ln -sfn "$dir/helm" "$BIN_DIR/helm"
 }
 
 case "${1:-}" in

@@ -38,6 +38,9 @@ step "local Kubernetes cluster (shared by every test)"
 scripts/localcluster.sh status >/dev/null 2>&1 || started_cluster=true
 scripts/localcluster.sh up
 
+step "deploy: Dockerfile (hadolint), .gitlab-ci.yml (GitLab's schema), Helm chart (lint, values schema, server-side dry run)"
+scripts/deploy-check.sh
+
 step "PostgreSQL (throwaway cluster)"
 pg_url=$(scripts/postgres.sh start "$pg_dir")
 echo "$pg_url"
