@@ -150,6 +150,12 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { constraint } => {
                 Self::Conflict(format!("conflicts with an existing record ({constraint})"))
             }
+            StoreError::Unavailable(cause) => Self::Unavailable {
+                message: "the database is not reachable; try again shortly".into(),
+                details: vec![],
+                retry_after: Duration::from_secs(5),
+            }
+            .logged(&cause),
             other => Self::Internal(other.to_string()),
         }
     }
