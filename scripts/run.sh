@@ -31,11 +31,21 @@ if [ -z "${BERTH_PROMETHEUS_URL:-}" ]; then
     >.berth/prometheus/targets/berth.json
 fi
 
+# Mailpit, kept running between runs (scripts/mailpit.sh stop .berth/mailpit
+# ends it): verification and reset links land in its web inbox.
+if [ -z "${BERTH_SMTP_URL:-}" ]; then
+  { read -r BERTH_SMTP_URL; read -r mail_inbox; } < <(scripts/mailpit.sh status .berth/mailpit 2>/dev/null \
+    || scripts/mailpit.sh start .berth/mailpit)
+  export BERTH_SMTP_URL
+  export BERTH_PUBLIC_URL=${BERTH_PUBLIC_URL:-http://$listen}
+fi
+
 cat <<MSG
 
   Berth is starting at http://$listen
   Kubeconfigs reach environments at https://${BERTH_KUBE_LISTEN:-127.0.0.1:8443}
   Prometheus: $BERTH_PROMETHEUS_URL
+  Mail (verification and password-reset links): ${mail_inbox:-$BERTH_SMTP_URL}
   Admin login: $BERTH_ADMIN_EMAIL / $BERTH_ADMIN_PASSWORD
   (the password applies when this store is created; it is kept in $creds)
 

@@ -8,10 +8,12 @@ step() { printf '\n== %s\n' "$*"; }
 
 pg_dir=$(mktemp -d /tmp/berth-pg.XXXXXX)
 prom_dir=$(mktemp -d /tmp/berth-prometheus.XXXXXX)
+mail_dir=$(mktemp -d /tmp/berth-mailpit.XXXXXX)
 started_cluster=false
 cleanup() {
   scripts/postgres.sh stop "$pg_dir"
   scripts/prometheus.sh stop "$prom_dir"
+  scripts/mailpit.sh stop "$mail_dir"
   if $started_cluster; then scripts/localcluster.sh down; fi
 }
 trap cleanup EXIT
@@ -49,6 +51,11 @@ step "Prometheus (shared by the metrics tests; they add their targets to its fil
 BERTH_TEST_PROMETHEUS_URL=$(PROMETHEUS_SCRAPE_INTERVAL=1s scripts/prometheus.sh start "$prom_dir")
 export BERTH_TEST_PROMETHEUS_URL BERTH_TEST_PROMETHEUS_TARGETS=$prom_dir/targets
 echo "$BERTH_TEST_PROMETHEUS_URL"
+
+step "Mailpit (a real SMTP server shared by the mail tests; each reads its own addresses)"
+{ read -r BERTH_TEST_SMTP_URL; read -r BERTH_TEST_MAILPIT_URL; } < <(scripts/mailpit.sh start "$mail_dir")
+export BERTH_TEST_SMTP_URL BERTH_TEST_MAILPIT_URL
+echo "$BERTH_TEST_SMTP_URL $BERTH_TEST_MAILPIT_URL"
 
 step "tests on SQLite"
 cargo test --workspace --locked --no-fail-fast --lib --bins --tests

@@ -183,6 +183,9 @@ impl From<AuthError> for ApiError {
             ),
             AuthError::Store(e) => e.into(),
             AuthError::Hashing(e) => Self::Internal(e),
+            // Mail goes from the background and its settings are checked at
+            // start: neither reaches a request but as a fault.
+            AuthError::MailConfig(e) | AuthError::Mail(e) => Self::Internal(e),
         }
     }
 }

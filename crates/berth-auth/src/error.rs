@@ -27,6 +27,12 @@ pub enum AuthError {
     /// The change would leave no enabled admin.
     #[error("the last admin cannot be demoted or disabled; make another admin first")]
     LastAdmin,
+    /// Mail settings that cannot work; names the variable, never a secret.
+    #[error("{0}")]
+    MailConfig(String),
+    /// A mail was not sent (logged; the user asks again).
+    #[error("mail not sent: {0}")]
+    Mail(String),
     #[error("password hashing failed: {0}")]
     Hashing(String),
     #[error(transparent)]

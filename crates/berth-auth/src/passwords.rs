@@ -2,6 +2,8 @@ use crate::AuthError;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use berth_core::account::Password;
+use berth_core::validation::ValidationErrors;
+use passwords::analyzer::is_common_password;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -141,5 +143,36 @@ mod tests {
         }
         // Once the queue drains, hashing works again.
         assert!(hasher.hash(&password).await.is_ok());
+    }
+}
+
+/// Checks a password someone is choosing (registration, change, reset):
+/// the length rule, and not one of the common passwords that guessing
+/// attacks try first (the list the `passwords` crate embeds, compared as
+/// typed and in lower case). Errors name `field`.
+pub fn new_password(field: &str, raw: String) -> Result<Password, ValidationErrors> {
+    let password = Password::new_secret(field, raw)?;
+    let typed = password.expose();
+    if is_common_password(typed) || is_common_password(typed.to_lowercase()) {
+        return Err(ValidationErrors::single(
+            field,
+            "is one of the most common passwords, which are guessed first; choose another",
+        ));
+    }
+    Ok(password)
+}
+
+#[cfg(test)]
+mod common_tests {
+    use super::new_password;
+
+    #[test]
+    fn common_passwords_are_refused_naming_the_field() {
+        for common in ["password123", "Password123", "qwertyuiop", "1234567890"] {
+            let errors = new_password("newPassword", common.into()).unwrap_err();
+            assert_eq!(errors.errors()[0].field, "newPassword", "{common}");
+        }
+        new_password("password", "correct horse battery".into()).unwrap();
+        assert!(new_password("password", "short".into()).is_err());
     }
 }

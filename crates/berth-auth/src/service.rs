@@ -1,9 +1,10 @@
 use crate::rate_limit::Throttle;
-use crate::{AuthError, PasswordHasher, Secret, ThrottleLimits};
+use crate::{AuthError, Mailer, PasswordHasher, Secret, ThrottleLimits};
 use berth_core::account::{DisplayName, Email, Password, Role, TokenName};
 use berth_core::validation::ValidationErrors;
 use berth_store::{
-    NewToken, NewUser, Store, StoreError, TokenRecord, UserRecord, UserUpdate, UserUpdated,
+    KeepCredential, NewAccountToken, NewToken, NewUser, Store, StoreError, TokenPurpose,
+    TokenRecord, UserRecord, UserUpdate, UserUpdated,
 };
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -26,6 +27,9 @@ pub struct AuthConfig {
     pub hash_queue: usize,
     /// Limits of failed logins and of registrations.
     pub limits: ThrottleLimits,
+    /// Where verification and reset links are mailed from (`BERTH_SMTP_URL`).
+    /// Without it addresses count as verified and nothing is mailed.
+    pub mailer: Option<Mailer>,
 }
 
 /// Hashes allowed to wait per hash running: at ~30 ms a hash, a full queue
@@ -42,6 +46,7 @@ impl Default for AuthConfig {
             hash_concurrency: cores,
             hash_queue: cores * HASH_QUEUE_PER_CORE,
             limits: ThrottleLimits::default(),
+            mailer: None,
         }
     }
 }
@@ -71,6 +76,9 @@ pub enum Credential {
 pub struct Principal {
     pub user: UserRecord,
     pub via: Via,
+    /// The memberships listed for the user's address count: they verified
+    /// it, or verification is off ([`Auth::holds_memberships`]).
+    pub holds_memberships: bool,
 }
 
 /// The kind of credential a principal came in with.
@@ -85,6 +93,15 @@ pub struct IssuedToken {
     pub record: TokenRecord,
     pub secret: Secret,
 }
+
+/// How long a mailed verification link works.
+const VERIFY_TTL: time::Duration = time::Duration::hours(24);
+/// How long a mailed password-reset link works.
+const RESET_TTL: time::Duration = time::Duration::minutes(30);
+/// Mails of one kind to one account: at most one a minute, five an hour.
+const MAIL_GAP: time::Duration = time::Duration::minutes(1);
+const MAIL_WINDOW: time::Duration = time::Duration::hours(1);
+const MAILS_PER_WINDOW: i64 = 5;
 
 /// How often a token's `lastUsedAt` is written: per request would make every
 /// read a write.
@@ -136,6 +153,15 @@ pub struct Auth {
     config: AuthConfig,
 }
 
+/// The answer to a mailed link that cannot be used (any reason alike).
+fn invalid_link(field: &str) -> AuthError {
+    ValidationErrors::single(
+        field,
+        "this link has expired or was used already; ask for a new one",
+    )
+    .into()
+}
+
 impl Auth {
     /// The service over `store`; computes one hash to have a dummy ready.
     pub fn new(store: Store, config: AuthConfig) -> Result<Self, AuthError> {
@@ -180,6 +206,8 @@ impl Auth {
                 display_name: registration.display_name,
                 role: Role::Member,
                 password_hash,
+                email_verified: !self.verification_required(),
+                must_change_password: false,
             })
             .await
             .map_err(|e| match e {
@@ -187,6 +215,9 @@ impl Auth {
                 other => other.into(),
             })?;
         tracing::info!(user_id = %user.id, "account registered");
+        if let Some(mailer) = &self.config.mailer {
+            self.mail_verification(mailer, &user).await?;
+        }
         self.open_session(user).await
     }
 
@@ -247,6 +278,7 @@ impl Auth {
                 let user = self.store.session_user(&secret_hash, now).await?;
                 let user = user.ok_or(AuthError::Unauthenticated)?;
                 Ok(Principal {
+                    holds_memberships: self.holds_memberships(&user),
                     user,
                     via: Via::Session { secret_hash },
                 })
@@ -267,6 +299,7 @@ impl Auth {
                     });
                 }
                 let principal = Principal {
+                    holds_memberships: self.holds_memberships(&user),
                     user,
                     via: Via::Token { id: token.id },
                 };
@@ -339,6 +372,9 @@ impl Auth {
                 display_name,
                 role: Role::Admin,
                 password_hash,
+                // The operator chose the address.
+                email_verified: true,
+                must_change_password: false,
             })
             .await
         {
@@ -381,16 +417,234 @@ impl Auth {
     pub async fn sweep(&self) -> Result<(), AuthError> {
         let now = OffsetDateTime::now_utc();
         let sessions = self.store.delete_expired_sessions(now).await?;
+        let links = self.store.delete_expired_account_tokens(now).await?;
         let windows = self.throttle.sweep(now).await?;
         let keys = self.store.delete_stale_idempotency_keys(now).await?;
-        if sessions + windows + keys > 0 {
+        if sessions + windows + keys + links > 0 {
             tracing::info!(
                 sessions,
                 windows,
                 keys,
-                "expired sessions, login-failure windows and idempotency keys removed"
+                links,
+                "expired sessions, login-failure windows, idempotency keys and mailed links removed"
             );
         }
+        Ok(())
+    }
+
+    /// Whether addresses must be verified before they count: true when a
+    /// mail server is configured to send the links.
+    pub fn verification_required(&self) -> bool {
+        self.config.mailer.is_some()
+    }
+
+    /// Whether `user` holds the memberships listed for their address: when
+    /// they verified it, or verification is off.
+    pub fn holds_memberships(&self, user: &UserRecord) -> bool {
+        user.email_verified || !self.verification_required()
+    }
+
+    /// Mails `user` a new verification link. `RateLimited` past one a
+    /// minute or five an hour; nothing to do when the address is verified or
+    /// verification is off.
+    pub async fn resend_verification(&self, user: &UserRecord) -> Result<(), AuthError> {
+        let Some(mailer) = &self.config.mailer else {
+            return Ok(());
+        };
+        if user.email_verified {
+            return Ok(());
+        }
+        if let Some(retry_after) = self.mail_throttled(user.id, TokenPurpose::Verify).await? {
+            return Err(AuthError::RateLimited { retry_after });
+        }
+        self.mail_verification(mailer, user).await
+    }
+
+    /// Verifies the address a mailed link was sent to; the user as they are
+    /// now. A link that is unknown, used, expired or for an address the
+    /// account no longer has is refused naming `token`.
+    pub async fn verify_email(&self, token: &str) -> Result<UserRecord, AuthError> {
+        let hash = Secret::from_client(token).hash();
+        let user = self
+            .store
+            .use_verify_token(&hash, OffsetDateTime::now_utc())
+            .await?
+            .ok_or_else(|| invalid_link("token"))?;
+        self.tokens.forget(|p| p.user.id == user.id);
+        tracing::info!(user_id = %user.id, "email verified");
+        Ok(user)
+    }
+
+    /// Mails a reset link to `email` if it has an enabled account, in the
+    /// background: the caller learns nothing, not even from the time the
+    /// answer takes. Silently at most one a minute and five an hour per
+    /// account.
+    pub fn request_password_reset(&self, email: Email) {
+        let auth = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = auth.mail_reset(&email).await {
+                tracing::warn!(%error, "a password reset link could not be made");
+            }
+        });
+    }
+
+    async fn mail_reset(&self, email: &Email) -> Result<(), AuthError> {
+        let Some(user) = self.store.user_by_email(email).await? else {
+            return Ok(());
+        };
+        let Some(mailer) = &self.config.mailer else {
+            tracing::warn!(user_id = %user.id, "a password reset was asked for, but no mail server is configured (BERTH_SMTP_URL)");
+            return Ok(());
+        };
+        if user.disabled {
+            return Ok(());
+        }
+        if self
+            .mail_throttled(user.id, TokenPurpose::Reset)
+            .await?
+            .is_some()
+        {
+            tracing::info!(user_id = %user.id, "password reset mail throttled");
+            return Ok(());
+        }
+        let secret = Secret::generate();
+        self.store
+            .create_account_token(NewAccountToken {
+                secret_hash: secret.hash(),
+                user_id: user.id,
+                purpose: TokenPurpose::Reset,
+                email: user.email.clone(),
+                expires_at: OffsetDateTime::now_utc() + RESET_TTL,
+            })
+            .await?;
+        mailer.send_reset(user.email, secret.expose(), RESET_TTL.whole_minutes());
+        Ok(())
+    }
+
+    /// Sets a new password with a mailed reset link; every session and
+    /// personal access token of the account ends. A link that is unknown,
+    /// used, expired or for an address the account no longer has is refused
+    /// naming `token`. The user as they are now.
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        new_password: &Password,
+    ) -> Result<UserRecord, AuthError> {
+        let hash = Secret::from_client(token).hash();
+        // Checked before hashing, so that made-up links cost no hash.
+        let known = self
+            .store
+            .account_token_user(&hash, TokenPurpose::Reset, OffsetDateTime::now_utc())
+            .await?;
+        if known.is_none() {
+            return Err(invalid_link("token"));
+        }
+        let password_hash = self.hasher.hash(new_password).await?;
+        let user = self
+            .store
+            .use_reset_token(&hash, OffsetDateTime::now_utc(), &password_hash)
+            .await?
+            .ok_or_else(|| invalid_link("token"))?;
+        self.tokens.forget(|p| p.user.id == user.id);
+        tracing::info!(user_id = %user.id, "password reset by mailed link");
+        Ok(user)
+    }
+
+    /// Changes the caller's password when `current` is their password;
+    /// counted like a login (and refused as one, `RateLimited`, after
+    /// repeated failures). With `revoke_others`, every other session and
+    /// every personal access token but the one in use end.
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        current: &Password,
+        new_password: &Password,
+        revoke_others: bool,
+        client: Option<IpAddr>,
+    ) -> Result<(), AuthError> {
+        let user = &principal.user;
+        let attempt = self
+            .throttle
+            .admit_login(user.email.as_str(), client, OffsetDateTime::now_utc())
+            .await?;
+        let stored = self.store.user_by_id(user.id).await?;
+        let matches = match self
+            .hasher
+            .verify(current, stored.as_ref().map(|u| u.password_hash.as_str()))
+            .await
+        {
+            Ok(matches) => matches,
+            Err(e) => {
+                self.throttle.uncount(attempt).await;
+                return Err(e);
+            }
+        };
+        if !matches {
+            tracing::info!(user_id = %user.id, "password change refused: wrong current password");
+            return Err(AuthError::InvalidCredentials);
+        }
+        self.throttle.succeeded(attempt).await;
+        let password_hash = self.hasher.hash(new_password).await?;
+        let keep = revoke_others.then_some(match &principal.via {
+            Via::Session { secret_hash } => KeepCredential::Session(secret_hash),
+            Via::Token { id } => KeepCredential::Token(*id),
+        });
+        self.store
+            .change_password(user.id, &password_hash, keep)
+            .await?;
+        if revoke_others {
+            let kept = principal.via.clone();
+            self.tokens.forget(|p| {
+                p.user.id == user.id && !matches!((&p.via, &kept), (Via::Token { id: a }, Via::Token { id: b }) if a == b)
+            });
+        }
+        tracing::info!(user_id = %user.id, revoke_others, "password changed");
+        Ok(())
+    }
+
+    /// When the last mail of `purpose` to `user_id` is too recent, how long
+    /// until another may go.
+    async fn mail_throttled(
+        &self,
+        user_id: Uuid,
+        purpose: TokenPurpose,
+    ) -> Result<Option<Duration>, AuthError> {
+        let now = OffsetDateTime::now_utc();
+        if self
+            .store
+            .account_tokens_since(user_id, purpose, now - MAIL_GAP)
+            .await?
+            > 0
+        {
+            return Ok(Some(MAIL_GAP.unsigned_abs()));
+        }
+        if self
+            .store
+            .account_tokens_since(user_id, purpose, now - MAIL_WINDOW)
+            .await?
+            >= MAILS_PER_WINDOW
+        {
+            return Ok(Some(MAIL_WINDOW.unsigned_abs()));
+        }
+        Ok(None)
+    }
+
+    async fn mail_verification(&self, mailer: &Mailer, user: &UserRecord) -> Result<(), AuthError> {
+        let secret = Secret::generate();
+        self.store
+            .create_account_token(NewAccountToken {
+                secret_hash: secret.hash(),
+                user_id: user.id,
+                purpose: TokenPurpose::Verify,
+                email: user.email.clone(),
+                expires_at: OffsetDateTime::now_utc() + VERIFY_TTL,
+            })
+            .await?;
+        mailer.send_verification(
+            user.email.clone(),
+            secret.expose(),
+            VERIFY_TTL.whole_hours(),
+        );
         Ok(())
     }
 
@@ -399,7 +653,12 @@ impl Auth {
         &self.store
     }
 
-    async fn open_session(&self, user: UserRecord) -> Result<NewSession, AuthError> {
+    /// Opens a session for `user`, whose identity the caller has proved some
+    /// other way (single sign-on); `Disabled` when the account is disabled.
+    pub async fn open_session(&self, user: UserRecord) -> Result<NewSession, AuthError> {
+        if user.disabled {
+            return Err(AuthError::Disabled);
+        }
         let secret = Secret::generate();
         let expires_at = OffsetDateTime::now_utc() + self.config.session_ttl;
         self.store

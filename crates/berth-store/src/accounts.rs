@@ -17,6 +17,12 @@ pub struct UserRecord {
     pub disabled: bool,
     pub created_at: OffsetDateTime,
     pub password_hash: String,
+    /// The owner proved they receive mail at `email` (or the account predates
+    /// verification, or was made while mail was not configured).
+    pub email_verified: bool,
+    /// The password was chosen by someone else and must be changed; a change
+    /// of password clears it.
+    pub must_change_password: bool,
 }
 
 /// A user to create.
@@ -25,6 +31,10 @@ pub struct NewUser {
     pub display_name: DisplayName,
     pub role: Role,
     pub password_hash: String,
+    /// Whether the address counts as verified from the start.
+    pub email_verified: bool,
+    /// Whether the password must be changed at the first login.
+    pub must_change_password: bool,
 }
 
 /// A change an admin makes to a user; `None` leaves a field as it is.
@@ -32,6 +42,8 @@ pub struct NewUser {
 pub struct UserUpdate {
     pub role: Option<Role>,
     pub disabled: Option<bool>,
+    /// `Some(true)` marks the email verified (an admin vouches for it).
+    pub email_verified: Option<bool>,
 }
 
 /// What became of a [`UserUpdate`].
@@ -64,8 +76,8 @@ pub struct NewToken {
     pub expires_at: Option<OffsetDateTime>,
 }
 
-const USER_COLUMNS: &str =
-    "u.id, u.email, u.display_name, u.role, u.disabled, u.created_at, u.password_hash";
+pub(crate) const USER_COLUMNS: &str = "u.id, u.email, u.display_name, u.role, u.disabled, u.created_at, \
+     u.password_hash, u.email_verified, u.must_change_password";
 // Aliased so that a join with users reads each column unambiguously by name.
 const TOKEN_COLUMNS: &str = "t.id AS token_id, t.user_id AS token_user_id, t.name AS token_name, \
      t.created_at AS token_created_at, t.expires_at AS token_expires_at, t.last_used_at AS token_last_used_at";
@@ -81,10 +93,12 @@ impl Store {
             disabled: false,
             created_at: now(),
             password_hash: new.password_hash,
+            email_verified: new.email_verified,
+            must_change_password: new.must_change_password,
         };
         sqlx::query(
-            "INSERT INTO users (id, email, display_name, password_hash, role, disabled, created_at) \
-             VALUES ($1, $2, $3, $4, $5, 0, $6)",
+            "INSERT INTO users (id, email, display_name, password_hash, role, disabled, created_at, \
+             email_verified, must_change_password) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8)",
         )
         .bind(user.id.to_string())
         .bind(user.email.as_str())
@@ -92,6 +106,8 @@ impl Store {
         .bind(&user.password_hash)
         .bind(user.role.as_str())
         .bind(to_millis(user.created_at))
+        .bind(i64::from(user.email_verified))
+        .bind(i64::from(user.must_change_password))
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::unique(e, "users_email_key"))?;
@@ -155,7 +171,8 @@ impl Store {
             .await?;
         }
         let done = sqlx::query(
-            "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled) \
+            "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), \
+             email_verified = COALESCE($4, email_verified) \
              WHERE id = $1 AND ( \
                (COALESCE($2, role) = 'admin' AND COALESCE($3, disabled) = 0) \
                OR role <> 'admin' OR disabled <> 0 \
@@ -165,6 +182,7 @@ impl Store {
         .bind(id.to_string())
         .bind(update.role.map(Role::as_str))
         .bind(update.disabled.map(i64::from))
+        .bind(update.email_verified.map(i64::from))
         .execute(&mut *tx)
         .await?;
         let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
@@ -325,7 +343,7 @@ fn parse_uuid(raw: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(raw).map_err(|e| StoreError::Corrupt(format!("id {raw:?}: {e}")))
 }
 
-fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
+pub(crate) fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
     let email: String = row.try_get("email")?;
     let role: String = row.try_get("role")?;
     Ok(UserRecord {
@@ -337,6 +355,8 @@ fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
         disabled: row.try_get::<i64, _>("disabled")? != 0,
         created_at: from_millis(row.try_get("created_at")?),
         password_hash: row.try_get("password_hash")?,
+        email_verified: row.try_get::<i64, _>("email_verified")? != 0,
+        must_change_password: row.try_get::<i64, _>("must_change_password")? != 0,
     })
 }
 

@@ -1,5 +1,5 @@
 //! The store: everything Berth keeps outside the cluster: accounts, sessions,
-//! tokens, failed logins, settings, templates, pending environment requests, the audit log,
+//! tokens, one-time account tokens (verify, reset), failed logins, settings, templates, pending environment requests, the audit log,
 //! the outbox of events for Splunk, idempotency keys and the per-person creation lock.
 //! One set of portable migrations serves SQLite (the zero set-up default) and PostgreSQL (production).
 
@@ -7,6 +7,7 @@ mod accounts;
 mod audit;
 mod decisions;
 mod error;
+mod identity;
 mod login_failures;
 mod outbox;
 mod platform;
@@ -17,6 +18,7 @@ pub use accounts::{NewToken, NewUser, TokenRecord, UserRecord, UserUpdate, UserU
 pub use audit::{AuditEntry, AuditFilter};
 pub use decisions::{CreationLock, IDEMPOTENCY_WINDOW, KeyState};
 pub use error::StoreError;
+pub use identity::{KeepCredential, NewAccountToken, TokenPurpose};
 pub use login_failures::FailureWindow;
 pub use outbox::{NewOutboxEvent, OutboxRow, OutboxStats};
 pub use platform::TemplateRecord;

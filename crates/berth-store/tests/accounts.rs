@@ -23,12 +23,18 @@ async fn user(store: &Store, email: &str, role: Role) -> Result<UserRecord, Stor
             email,
             role,
             password_hash: "not a real hash".into(),
+            email_verified: true,
+            must_change_password: false,
         })
         .await
 }
 
 fn update(role: Option<Role>, disabled: Option<bool>) -> UserUpdate {
-    UserUpdate { role, disabled }
+    UserUpdate {
+        role,
+        disabled,
+        ..UserUpdate::default()
+    }
 }
 
 async fn enabled_admins(store: &Store) -> Vec<Uuid> {

@@ -21,6 +21,8 @@ async fn user(store: &Store, email: &str) -> UserRecord {
             display_name,
             role: Role::Member,
             password_hash: "x".into(),
+            email_verified: true,
+            must_change_password: false,
         })
         .await
         .unwrap()

@@ -103,6 +103,15 @@ pub struct ServeArgs {
     pub splunk_sourcetype: Option<String>,
     #[command(flatten)]
     pub sentry: crate::reporting::SentryArgs,
+    /// Mail server of verification and password-reset links:
+    /// `smtp://host:port` (plain, local catchers), `smtp+starttls://` or
+    /// `smtps://`, credentials as `user:password@`. Without it addresses
+    /// count as verified.
+    #[arg(long, env = "BERTH_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The mails' sender (default `Berth <berth@localhost>`).
+    #[arg(long, env = "BERTH_SMTP_FROM")]
+    pub smtp_from: Option<String>,
 }
 
 /// The optional TOML file: the same settings, in snake_case.
@@ -135,6 +144,8 @@ struct FileConfig {
     splunk_sourcetype: Option<String>,
     sentry_dsn: Option<String>,
     sentry_environment: Option<String>,
+    smtp_url: Option<String>,
+    smtp_from: Option<String>,
 }
 
 /// The configuration in effect.
@@ -159,6 +170,8 @@ pub struct Config {
     pub splunk: Option<berth_splunk::HecConfig>,
     /// Where errors are reported; `None` without `BERTH_SENTRY_DSN`.
     pub sentry: Option<crate::reporting::SentrySettings>,
+    /// Sends verification and reset links; `None` without `BERTH_SMTP_URL`.
+    pub mailer: Option<berth_auth::Mailer>,
 }
 
 /// Where environments meet the rest of the cluster.
@@ -265,6 +278,28 @@ impl Network {
     }
 }
 
+/// The mailer of `BERTH_SMTP_URL`, if set. Links point at the public URL,
+/// else at the listen address (as `make run` serves).
+fn mailer(
+    url: Option<String>,
+    from: Option<String>,
+    public_url: Option<&str>,
+    listen: Option<SocketAddr>,
+) -> anyhow::Result<Option<berth_auth::Mailer>> {
+    let Some(url) = url.filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let base = match public_url {
+        Some(public) => public.to_owned(),
+        None => format!(
+            "http://{}",
+            listen.map_or_else(|| DEFAULT_LISTEN.to_owned(), |l| l.to_string())
+        ),
+    };
+    let from = from.unwrap_or_else(|| berth_auth::DEFAULT_MAIL_FROM.to_owned());
+    Ok(Some(berth_auth::Mailer::new(&url, &from, &base)?))
+}
+
 impl Config {
     pub fn load(args: ServeArgs, file: Option<&Path>) -> anyhow::Result<Self> {
         let file = match file {
@@ -276,12 +311,19 @@ impl Config {
             }
             None => FileConfig::default(),
         };
+        let mailer = mailer(
+            args.smtp_url.or(file.smtp_url),
+            args.smtp_from.or(file.smtp_from),
+            args.public_url.as_deref().or(file.public_url.as_deref()),
+            args.listen.or(file.listen),
+        )?;
         let admin_password = std::env::var("BERTH_ADMIN_PASSWORD")
             .ok()
             .filter(|p| !p.is_empty())
             .or(args.admin_password)
             .or(file.admin_password);
         Ok(Self {
+            mailer,
             listen: args
                 .listen
                 .or(file.listen)

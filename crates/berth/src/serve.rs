@@ -60,7 +60,11 @@ impl Server {
         let store = Store::connect(&config.database_url)
             .await
             .context("connecting to the store")?;
-        let auth = Auth::new(store, AuthConfig::default())?;
+        let auth_config = AuthConfig {
+            mailer: config.mailer.clone(),
+            ..AuthConfig::default()
+        };
+        let auth = Auth::new(store, auth_config)?;
         let mut registry = Registry::default();
         // Before anything worth a warning happens (the first admin's, below),
         // so that Splunk gets it too.

@@ -88,6 +88,11 @@ async fn openapi_document_describes_the_accounts_contract() {
         ("/api/v1/auth/login", "post"),
         ("/api/v1/auth/logout", "post"),
         ("/api/v1/me", "get"),
+        ("/api/v1/me/password", "put"),
+        ("/api/v1/auth/verify", "post"),
+        ("/api/v1/auth/verify/resend", "post"),
+        ("/api/v1/auth/password-reset", "post"),
+        ("/api/v1/auth/password-reset/confirm", "post"),
         ("/api/v1/tokens", "post"),
         ("/api/v1/tokens", "get"),
         ("/api/v1/tokens/{id}", "delete"),
@@ -120,7 +125,14 @@ async fn openapi_document_describes_the_accounts_contract() {
         }
     }
     let user = &doc["components"]["schemas"]["UserView"]["properties"];
-    for field in ["id", "email", "displayName", "role", "createdAt"] {
+    for field in [
+        "id",
+        "email",
+        "displayName",
+        "role",
+        "emailVerified",
+        "createdAt",
+    ] {
         assert!(user.get(field).is_some(), "User has {field}");
     }
 }

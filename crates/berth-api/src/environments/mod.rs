@@ -108,7 +108,14 @@ pub fn members_of(env: &Environment) -> Vec<Member> {
 }
 
 pub fn standing_of(env: &Environment, caller: &Principal) -> Standing {
-    access::standing(&members_of(env), &caller.user.email, caller.user.role)
+    // Memberships are by address: one whose owner has not verified it
+    // (while verification is on) holds none.
+    let members = if caller.holds_memberships {
+        members_of(env)
+    } else {
+        Vec::new()
+    };
+    access::standing(&members, &caller.user.email, caller.user.role)
 }
 
 /// The environment named `name` if the caller may see it; 404 otherwise, so

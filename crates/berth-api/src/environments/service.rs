@@ -53,6 +53,11 @@ pub async fn create(
         .settings
         .reserved_names
         .check("name", spec.name.as_str())?;
+    if !caller.holds_memberships {
+        return Err(ApiError::Forbidden(
+            "verify your email address first: open the link Berth mailed you (or ask for a new one), then create environments",
+        ));
+    }
     spec.set_creator(caller.user.email.clone())?;
     let store = state.auth.store();
     let policy = crate::platform::policy(store).await?;

@@ -27,6 +27,10 @@ pub struct UserView {
     pub display_name: String,
     pub role: Role,
     pub disabled: bool,
+    /// The owner proved they receive mail at `email` (always true while
+    /// verification is off, i.e. no mail server is configured). Until then
+    /// the account holds no membership and cannot create environments.
+    pub email_verified: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -39,6 +43,7 @@ impl From<&UserRecord> for UserView {
             display_name: user.display_name.as_str().to_owned(),
             role: user.role,
             disabled: user.disabled,
+            email_verified: user.email_verified,
             created_at: user.created_at,
         }
     }
@@ -61,7 +66,7 @@ pub struct LoginRequest {
 
 #[utoipa::path(post, operation_id = "accounts_register", path = "/api/v1/auth/register", tag = "accounts", request_body = RegisterRequest, responses(
     (status = 201, description = "Account created; session cookies set", body = UserView),
-    (status = 400, description = "Invalid field", body = crate::error::ErrorBody),
+    (status = 400, description = "Invalid field; a password under 10 characters or a common one (field password)", body = crate::error::ErrorBody),
     (status = 403, description = "Registration is closed", body = crate::error::ErrorBody),
     (status = 409, description = "The email has an account", body = crate::error::ErrorBody),
     (status = 429, description = "Too many registrations from this client; see Retry-After", body = crate::error::ErrorBody),
@@ -76,7 +81,7 @@ pub async fn register(
 ) -> Result<impl IntoResponse, ApiError> {
     let mut errors = ValidationErrors::new();
     let email = errors.collect(Email::parse("email", &body.email));
-    let password = errors.collect(Password::new_secret("password", body.password));
+    let password = errors.collect(berth_auth::new_password("password", body.password));
     let display_name = errors.collect(DisplayName::parse(
         "displayName",
         body.display_name.as_deref(),
@@ -92,7 +97,12 @@ pub async fn register(
         display_name,
     };
     let session = state.auth.register(registration, open, client).await?;
-    crate::identities::ensure_soon(&state, session.user.id, session.user.email.clone());
+    // An address still to be verified gets no identity in the cluster: the
+    // controller binds identities by address, so one made now would hand the
+    // account every membership listed for an address it has not proved.
+    if state.auth.holds_memberships(&session.user) {
+        crate::identities::ensure_soon(&state, session.user.id, session.user.email.clone());
+    }
     let action = account_action(&session.user.email, "auth.register", client);
     state.audit(action, "success", &request_id).await;
     Ok(with_session(StatusCode::CREATED, &state, session))

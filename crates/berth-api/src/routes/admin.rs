@@ -14,8 +14,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct UserList {
     items: Vec<UserView>,
+    /// Whether addresses must be verified by a mailed link (a mail server
+    /// is configured, `BERTH_SMTP_URL`); false: every account counts as
+    /// verified.
+    email_verification: bool,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -23,6 +28,10 @@ pub struct UserList {
 pub struct UpdateUserRequest {
     role: Option<Role>,
     disabled: Option<bool>,
+    /// `true` marks the email verified, as if its owner had opened the
+    /// mailed link (an extension of the contract's body); `false` is refused.
+    #[serde(rename = "emailVerified")]
+    email_verified: Option<bool>,
 }
 
 #[utoipa::path(get, operation_id = "admin_list_users", path = "/api/v1/admin/users", tag = "admin", responses(
@@ -36,12 +45,14 @@ pub async fn list_users(
     let users = state.auth.store().list_users().await?;
     Ok(ApiJson(UserList {
         items: users.iter().map(UserView::from).collect(),
+        email_verification: state.auth.verification_required(),
     }))
 }
 
 #[utoipa::path(patch, operation_id = "admin_update_user", path = "/api/v1/admin/users/{id}", tag = "admin", params(("id" = Uuid, Path)),
     request_body = UpdateUserRequest, responses(
-    (status = 200, description = "Updated; a disabled user's sessions and tokens stop working", body = UserView),
+    (status = 200, description = "Updated; a disabled user's sessions and tokens stop working; emailVerified true marks the email verified", body = UserView),
+    (status = 400, description = "Invalid field (emailVerified false)", body = crate::error::ErrorBody),
     (status = 404, description = "No such user, or not an admin", body = crate::error::ErrorBody),
     (status = 409, description = "An admin cannot demote or disable themselves, nor the last enabled admin", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
@@ -59,9 +70,17 @@ pub async fn update_user(
             "you cannot demote or disable your own account".into(),
         ));
     }
+    if body.email_verified == Some(false) {
+        return Err(berth_core::validation::ValidationErrors::single(
+            "emailVerified",
+            "can only be set to true: an address, once verified, stays so",
+        )
+        .into());
+    }
     let update = UserUpdate {
         role: body.role,
         disabled: body.disabled,
+        email_verified: body.email_verified,
     };
     let (outcome, target, user) = match state.auth.update_user(id, update).await {
         Ok(Some(user)) => ("success", user.email.clone(), Ok(user)),
@@ -79,14 +98,19 @@ pub async fn update_user(
         action: "user.update",
         target: format!("user/{target}"),
         environment: None,
-        details: json!({ "id": id, "role": body.role, "disabled": body.disabled }),
+        details: json!({ "id": id, "role": body.role, "disabled": body.disabled, "emailVerified": body.email_verified }),
     };
     state.audit(action, outcome, &request_id).await;
     let user = user?;
     match body.disabled {
         Some(true) => end_identity(&state, id).await?,
-        Some(false) => identities::ensure_soon(&state, id, user.email.clone()),
-        None => {}
+        // Verified now, or enabled again: memberships count (again).
+        _ if (body.disabled == Some(false) || body.email_verified == Some(true))
+            && state.auth.holds_memberships(&user) =>
+        {
+            identities::ensure_soon(&state, id, user.email.clone())
+        }
+        _ => {}
     }
     tracing::info!(user_id = %id, role = ?body.role, disabled = ?body.disabled, "user updated by admin");
     Ok(ApiJson(UserView::from(&user)))

@@ -85,6 +85,15 @@ pub async fn list(
             &headers,
         );
     }
+    // An address not yet verified holds no membership (see `standing_of`),
+    // so a member who has not verified it is a member of nothing.
+    if !caller.holds_memberships && caller.user.role != berth_core::account::Role::Admin {
+        return Ok((
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"items":[]}"#,
+        )
+            .into_response());
+    }
     if let Some((limit, after)) = paging {
         let page = connection.listing.page(
             &connection.environments,

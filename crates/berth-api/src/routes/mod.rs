@@ -6,6 +6,7 @@ pub(crate) mod environment_details;
 pub(crate) mod environment_logs;
 pub(crate) mod environment_watch;
 pub(crate) mod environments;
+pub(crate) mod identity;
 pub(crate) mod policy;
 pub(crate) mod requests;
 pub(crate) mod system;
@@ -29,6 +30,17 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/v1/auth/login", post(accounts::login))
         .route("/api/v1/auth/logout", post(accounts::logout))
         .route("/api/v1/me", get(accounts::me))
+        .route("/api/v1/me/password", put(identity::change_password))
+        .route("/api/v1/auth/verify", post(identity::verify))
+        .route("/api/v1/auth/verify/resend", post(identity::resend))
+        .route(
+            "/api/v1/auth/password-reset",
+            post(identity::password_reset),
+        )
+        .route(
+            "/api/v1/auth/password-reset/confirm",
+            post(identity::password_reset_confirm),
+        )
         .route("/api/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/api/v1/tokens/{id}", delete(tokens::revoke))
         .route("/api/v1/admin/users", get(admin::list_users))

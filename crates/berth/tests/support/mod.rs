@@ -117,7 +117,48 @@ async fn spawn_configured(
         no_controller,
         splunk: None,
         sentry,
+        mailer: None,
     };
+    let server = Server::build(config).await.expect("the server starts");
+    let base = format!("http://{}", server.local_addr());
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(server.run_until(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        database_url,
+        shutdown: Some(tx),
+        task: Some(task),
+        _dir: dir,
+    }
+}
+
+/// Berth mailing its links through the SMTP server at `smtp_url` (set up
+/// as `BERTH_SMTP_URL` is, links to `http://berth.test`); with `cluster`,
+/// the whole of `berth serve` on the shared local cluster.
+pub async fn spawn_app_with_mail(smtp_url: &str, cluster: bool) -> TestApp {
+    let dir = TempDir::new();
+    let database_url = berth_store::testing::fresh_database_url(&dir.0).await;
+    let kubeconfig = if cluster {
+        local_cluster_kubeconfig().await
+    } else {
+        dir.0.join("no-such-kubeconfig")
+    };
+    let args = berth::config::ServeArgs {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        kube_listen: Some("127.0.0.1:0".parse().unwrap()),
+        database_url: Some(database_url.clone()),
+        kubeconfig: Some(kubeconfig),
+        admin_email: Some(ADMIN_EMAIL.into()),
+        admin_password: Some(ADMIN_PASSWORD.into()),
+        no_controller: !cluster,
+        public_url: Some("http://berth.test".into()),
+        smtp_url: Some(smtp_url.into()),
+        smtp_from: Some("Berth <berth@example.com>".into()),
+        ..Default::default()
+    };
+    let config = Config::load(args, None).expect("a configuration with mail");
     let server = Server::build(config).await.expect("the server starts");
     let base = format!("http://{}", server.local_addr());
     let (tx, rx) = oneshot::channel();
