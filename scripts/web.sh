@@ -149,13 +149,21 @@ cmd_e2e() {
   fi
   [ -f "$web/dist/index.html" ] || cmd_build
   build_binary
-  mkdir -p "$root/test-artifacts/screenshots"
   local dir
   dir=$(mktemp -d /tmp/berth-e2e.XXXXXX)
+  # Screenshots of every page state at 1280 and 390 px, outside the checkout
+  # unless BERTH_E2E_SHOTS names a directory (CI: one it keeps as artifacts).
+  export BERTH_E2E_SHOTS=${BERTH_E2E_SHOTS:-$(mktemp -d /tmp/berth-e2e-shots.XXXXXX)}
+  mkdir -p "$BERTH_E2E_SHOTS"
+  echo "web: screenshots go to $BERTH_E2E_SHOTS"
   step "end-to-end (Chromium against berth)"
   # The metrics spec starts a second server of its own, without Prometheus.
   export BERTH_E2E_BIN=${BERTH_BIN:-$CARGO_TARGET_DIR/debug/berth}
-  with_server "$dir" bash -c 'cd "$0" && node --test --test-reporter=spec --test-concurrency=1 e2e/*.test.mjs' "$web"
+  # Specs named after `e2e` (web/e2e/portal.test.mjs or e2e/portal.test.mjs) run alone.
+  local specs=() spec
+  for spec in "$@"; do specs+=("$web/e2e/${spec##*/}"); done
+  [ ${#specs[@]} -gt 0 ] || specs=("$web"/e2e/*.test.mjs)
+  with_server "$dir" bash -c 'cd "$0" && node --test --test-reporter=spec --test-concurrency=1 "${@}"' "$web" "${specs[@]}"
   rm -rf "$dir"
 }
 
@@ -164,6 +172,6 @@ case "${1:-}" in
   check) cmd_check ;;
   check-api) cmd_check_api ;;
   update-api) cmd_update_api ;;
-  e2e) cmd_e2e ;;
-  *) echo "usage: scripts/web.sh build|check|check-api|update-api|e2e" >&2; exit 2 ;;
+  e2e) shift; cmd_e2e "$@" ;;
+  *) echo "usage: scripts/web.sh build|check|check-api|update-api|e2e [spec...]" >&2; exit 2 ;;
 esac

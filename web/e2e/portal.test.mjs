@@ -290,3 +290,97 @@ test('an emptied number in the policy form is an error beside it, never a saved 
   assert.deepEqual(unexpectedErrors(admin), []);
   await admin.context().close();
 });
+
+test('editing an environment: what changes, a concurrent change answered 412 with a reload, approval said before saving', async () => {
+  const admin = await newPage(chrome.browser);
+  await login(admin, ADMIN);
+  const name = envName('edit');
+  await withApproval(admin, 'never', async () => {
+    const created = await admin.request.post('/api/v1/environments', { headers: await csrfHeaders(admin), data: { name, ttl: '1h', description: 'first' } });
+    assert.equal(created.status(), 201, await created.text());
+  });
+  try {
+    await admin.goto(`/environments/${name}`);
+    // Connect: the commands with copy buttons, and the settings in sentences.
+    const connect = admin.locator('section.connect');
+    await connect.getByText(`export KUBECONFIG=~/Downloads/${name}-kubeconfig.yaml`).waitFor();
+    assert.ok((await connect.getByRole('button', { name: /^Copy/ }).count()) >= 2);
+    await admin.getByTestId('settings-summary').locator('li').first().waitFor();
+    await screenshot(admin, 'portal-detail-connect');
+
+    // The sole owner (the admin, its creator) is offered no "Remove".
+    assert.equal(await admin.getByRole('button', { name: `Remove ${ADMIN.email}` }).count(), 0);
+
+    await admin.getByRole('button', { name: 'Change apps, members or settings' }).click();
+    const form = admin.locator('form.edit');
+    await form.getByRole('heading', { name: `Change ${name}` }).waitFor();
+    // A new app's empty fields are not errors until the person has been
+    // there, though the preview (awaited) finds them missing.
+    const previewed = admin.waitForResponse((r) => r.url().endsWith('/api/v1/environments/preview') && r.status() === 400);
+    await form.getByRole('button', { name: 'Add an app' }).click();
+    await previewed;
+    await form.getByLabel('App name').waitFor();
+    assert.equal(await form.locator('.field-error').count(), 0, 'errors shown on fields not yet touched');
+    await form.getByLabel('App name').fill('web');
+    await form.getByLabel('Image').fill('nginx:1.27');
+    await form.getByLabel('Port', { exact: true }).fill('80');
+    await form.getByTestId('edit-changes').getByText('App web added').waitFor();
+    assert.equal(await form.getByRole('button', { name: 'Save changes' }).isEnabled(), true);
+    await screenshot(admin, 'portal-edit-what-changes');
+
+    // Someone else changes it meanwhile (another client, through the API).
+    const current = await (await admin.request.get(`/api/v1/environments/${name}`)).json();
+    const other = await admin.request.patch(`/api/v1/environments/${name}`, {
+      headers: { ...(await csrfHeaders(admin)), 'content-type': 'application/merge-patch+json', 'if-match': `"${current.generation}"` },
+      data: { description: 'changed elsewhere' },
+    });
+    assert.equal(other.status(), 200, await other.text());
+    const refused = admin.waitForResponse((r) => r.request().method() === 'PATCH');
+    await form.getByRole('button', { name: 'Save changes' }).click();
+    const answer = await refused;
+    assert.equal(answer.status(), 412, await answer.text());
+    const stale = form.getByTestId('edit-stale');
+    await stale.getByText('Someone else changed this environment').waitFor();
+    await screenshot(admin, 'portal-edit-412');
+    let spec = (await (await admin.request.get(`/api/v1/environments/${name}`)).json()).spec;
+    assert.equal(spec.apps?.length ?? 0, 0, 'the stale change was saved');
+
+    // Reload: the form starts again from the latest version, which it can save.
+    await stale.getByRole('button', { name: 'Reload the latest version' }).click();
+    await form.getByText('Nothing yet').waitFor();
+    assert.equal(await form.getByLabel('Description (optional)').inputValue(), 'changed elsewhere');
+    await form.getByRole('button', { name: 'Add an app' }).click();
+    await form.getByLabel('App name').fill('web');
+    await form.getByLabel('Image').fill('nginx:1.27');
+    await form.getByLabel('Port', { exact: true }).fill('80');
+    await form.getByRole('button', { name: 'Save changes' }).click();
+    await admin.getByText('Saved: the controller is applying your change.').waitFor();
+    spec = (await (await admin.request.get(`/api/v1/environments/${name}`)).json()).spec;
+    assert.deepEqual(
+      { description: spec.description, apps: spec.apps.map((a) => [a.name, a.image]) },
+      { description: 'changed elsewhere', apps: [['web', 'nginx:1.27']] },
+    );
+
+    // A change of bounds under a policy that holds every one: the button and
+    // the preview say so before anything is sent; saving files a request.
+    await withApproval(admin, 'always', async () => {
+      await admin.getByRole('button', { name: 'Change apps, members or settings' }).click();
+      await form.getByLabel('Pods').fill('7');
+      await form.getByText('Needs an admin’s approval.').waitFor();
+      const ask = form.getByRole('button', { name: 'Request approval' });
+      await ask.waitFor();
+      await screenshot(admin, 'portal-edit-needs-approval');
+      await ask.click();
+      await admin.getByText('Your change needs an admin’s approval').waitFor();
+    });
+    const pending = (await (await admin.request.get('/api/v1/requests?state=pending')).json()).items.filter((r) => r.environment === name);
+    assert.equal(pending.length, 1);
+    assert.equal(pending[0].spec.quota.pods, 7);
+    const rejected = await admin.request.post(`/api/v1/admin/requests/${pending[0].id}/reject`, { headers: await csrfHeaders(admin), data: { reason: 'test over' } });
+    assert.equal(rejected.status(), 200, await rejected.text());
+    assert.deepEqual(unexpectedErrors(admin).filter((e) => !/status of 503/.test(e)), []);
+  } finally {
+    await admin.request.delete(`/api/v1/environments/${name}`, { headers: await csrfHeaders(admin) });
+    await admin.context().close();
+  }
+});

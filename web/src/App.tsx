@@ -4,6 +4,7 @@ import { Link, Navigate, NavLink, Route, Routes, useLocation, useNavigate } from
 import { useAuth } from './auth';
 import { ErrorNotice, Loading } from './components/ui';
 import { usePageTitle, useResource } from './lib/useResource';
+import { applyTheme, useTheme, type Theme } from './lib/theme';
 import { RequestsPage } from './pages/Requests';
 import { CreateEnvironmentPage } from './pages/CreateEnvironment';
 import { EnvironmentDetailPage } from './pages/EnvironmentDetail';
@@ -94,6 +95,7 @@ function Header() {
         {user?.role === 'admin' && <PendingCount />}
       </nav>
       <div className="who">
+        <ThemeSwitch />
         <span data-testid="current-user" title={user?.email}>
           {user?.displayName || user?.email}
         </span>
@@ -108,6 +110,21 @@ function Header() {
         </button>
       </div>
     </header>
+  );
+}
+
+/** Light, dark or the system's theme; remembered in this browser. */
+function ThemeSwitch() {
+  const theme = useTheme();
+  return (
+    <div className="theme-switch">
+      <label htmlFor="theme">Theme</label>
+      <select id="theme" value={theme} onChange={(e) => applyTheme(e.target.value as Theme)}>
+        <option value="system">System</option>
+        <option value="light">Light</option>
+        <option value="dark">Dark</option>
+      </select>
+    </div>
   );
 }
 

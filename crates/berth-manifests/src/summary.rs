@@ -9,12 +9,18 @@ use berth_core::environment::{
 use serde::Serialize;
 
 /// The answer of `POST /api/v1/environments/preview`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Preview {
+    /// Every object the environment consists of, as one YAML stream.
     pub yaml: String,
+    /// The same objects as Kubernetes JSON.
+    #[schema(value_type = Vec<Object>)]
     pub objects: Vec<serde_json::Value>,
+    /// What the environment means, a sentence each ("Pods may use at most 2 CPUs in total").
     pub summary: Vec<String>,
+    /// What will probably not work as hoped, and what the policy will say
+    /// ("Needs an admin's approval: ...", "Will be refused: ...").
     pub warnings: Vec<String>,
 }
 

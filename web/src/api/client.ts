@@ -1,6 +1,6 @@
 import createClient, { type Middleware } from 'openapi-fetch';
 import type { paths } from './schema';
-import { ApiError, errorFromBody, errorFromResponse } from './errors';
+import { ApiError, errorFromBody } from './errors';
 import { endsSession, sessionEnded } from '../lib/session';
 
 const CSRF_COOKIE = 'berth_csrf';
@@ -52,21 +52,13 @@ export async function unwrap<T>(call: Promise<{ data?: T; error?: unknown; respo
 }
 
 /**
- * A request to an endpoint the OpenAPI document does not describe yet
- * (environments, templates, policy, requests, audit), typed by the caller.
+ * The same for the endpoints that also answer `?watch=true` with Server-Sent
+ * Events: without it they answer JSON, typed as the document's JSON answer.
  */
-export async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-  const headers: Record<string, string> = { Accept: 'application/json', ...csrfHeaders(method) };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const init: RequestInit = { method, headers, credentials: 'same-origin' };
-  if (body !== undefined) init.body = JSON.stringify(body);
-  if (signal) init.signal = signal;
-  const response = await fetch(path, init);
-  if (endsSession(response.status, path)) sessionEnded();
-  if (!response.ok) throw await errorFromResponse(response);
-  if (response.status === 204) return undefined as T;
-  const text = await response.text();
-  return (text ? JSON.parse(text) : undefined) as T;
+export async function unwrapJson<T>(call: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<Exclude<T, string>> {
+  const data = await unwrap(call);
+  if (typeof data === 'string') throw new ApiError(500, 'unexpected_stream', 'The server answered a stream where JSON was asked for');
+  return data as Exclude<T, string>;
 }
 
 export { ApiError };

@@ -573,14 +573,15 @@ export interface components {
             env?: {
                 [key: string]: string;
             } | null;
-            expose?: string | null;
-            image?: string | null;
-            name?: string | null;
+            /** @enum {string|null} */
+            expose?: "none" | "cluster" | "ingress" | null;
+            image: string;
+            name: string;
             /** Format: int64 */
             port?: number | null;
             /** Format: int64 */
             replicas?: number | null;
-            resources?: null | components["schemas"]["ResourcesInput"];
+            resources?: components["schemas"]["ResourcesInput"] | null;
         };
         AuditList: {
             items: components["schemas"]["AuditView"][];
@@ -594,6 +595,16 @@ export interface components {
             outcome: string;
             requestId?: string | null;
             target: string;
+        };
+        /** @description One observation of the controller, shaped like Kubernetes conditions. */
+        Condition: {
+            /** @description RFC 3339 UTC. */
+            lastTransitionTime: string;
+            message: string;
+            reason: string;
+            /** @description `True`, `False` or `Unknown`. */
+            status: string;
+            type: string;
         };
         CreateTokenRequest: {
             /**
@@ -627,15 +638,27 @@ export interface components {
         EnvironmentSpecInput: {
             apps?: components["schemas"]["AppInput"][] | null;
             description?: string | null;
-            exceptions?: null | components["schemas"]["ExceptionsInput"];
-            limits?: null | components["schemas"]["LimitsInput"];
+            /** @description Exceptions to the tenant guardrails; granted by an admin only. */
+            exceptions?: components["schemas"]["ExceptionsInput"] | null;
+            limits?: components["schemas"]["LimitsInput"] | null;
             members?: components["schemas"]["MemberInput"][] | null;
             name?: string | null;
-            network?: null | components["schemas"]["NetworkInput"];
-            podSecurity?: string | null;
-            quota?: null | components["schemas"]["QuotaInput"];
+            network?: components["schemas"]["NetworkInput"] | null;
+            /** @enum {string|null} */
+            podSecurity?: "restricted" | "baseline" | null;
+            quota?: components["schemas"]["QuotaInput"] | null;
             template?: string | null;
             ttl?: string | null;
+        };
+        /** @description What the controller last saw of an environment. */
+        EnvironmentStatus: {
+            conditions: components["schemas"]["Condition"][];
+            /** @description RFC 3339 UTC; absent when the environment does not expire. */
+            expiresAt?: string | null;
+            /** Format: int64 */
+            observedGeneration?: number | null;
+            phase: components["schemas"]["Phase"];
+            quota?: components["schemas"]["QuotaStatus"] | null;
         };
         /** @description An environment as the API answers it. */
         EnvironmentView: {
@@ -653,12 +676,11 @@ export interface components {
             resourceVersion?: string | null;
             /**
              * @description The caller's role: owner, editor, viewer, or admin for an admin who is not a member.
-             *     Last, so that a list can share the rest of the JSON between callers (`listing`).
+             * @enum {string}
              */
-            role: string;
-            spec: Record<string, never>;
-            /** @description `{phase, conditions, quota, expiresAt, observedGeneration}`. */
-            status: Record<string, never>;
+            role: "owner" | "editor" | "viewer" | "admin";
+            spec: components["schemas"]["EnvironmentSpecInput"];
+            status: components["schemas"]["EnvironmentStatus"];
         };
         /** @description The body of every error answer, as the contract shapes it. */
         ErrorBody: {
@@ -724,8 +746,9 @@ export interface components {
         };
         /** @description A member as it travels in JSON. */
         MemberInput: {
-            email?: string | null;
-            role?: string | null;
+            email: string;
+            /** @enum {string} */
+            role: "owner" | "editor" | "viewer";
         };
         /** @description The `labels` and `label/{label}/values` answers: names or values, sorted. */
         NamesAnswer: {
@@ -734,7 +757,8 @@ export interface components {
             warnings?: string[];
         };
         NetworkInput: {
-            isolation?: string | null;
+            /** @enum {string|null} */
+            isolation?: "isolated" | "open" | null;
         };
         /** @description How many objects of each kind the namespace may hold, as they travel in JSON. */
         ObjectCountsInput: {
@@ -748,6 +772,11 @@ export interface components {
             services?: number | null;
         };
         /**
+         * @description Where an environment is in its life.
+         * @enum {string}
+         */
+        Phase: "Pending" | "Provisioning" | "Ready" | "Degraded" | "Deleting";
+        /**
          * @description `[time, value]`: Unix seconds (with a fraction) and the sample's value
          *     as a string (`"NaN"`, `"+Inf"` and `"-Inf"` included).
          */
@@ -758,9 +787,23 @@ export interface components {
             defaultTtl?: string | null;
             /** Format: int64 */
             maxEnvironmentsPerUser?: number | null;
-            maxQuota?: null | components["schemas"]["MaxQuotaInput"];
+            maxQuota?: components["schemas"]["MaxQuotaInput"] | null;
             maxTtl?: string | null;
             registration?: string | null;
+        };
+        /** @description The answer of `POST /api/v1/environments/preview`. */
+        Preview: {
+            /** @description The same objects as Kubernetes JSON. */
+            objects: Record<string, never>[];
+            /** @description What the environment means, a sentence each ("Pods may use at most 2 CPUs in total"). */
+            summary: string[];
+            /**
+             * @description What will probably not work as hoped, and what the policy will say
+             *     ("Needs an admin's approval: ...", "Will be refused: ...").
+             */
+            warnings: string[];
+            /** @description Every object the environment consists of, as one YAML stream. */
+            yaml: string;
         };
         /** @description An instant or range query's answer (`query`, `query_range`). */
         QueryAnswer: {
@@ -781,10 +824,21 @@ export interface components {
             cpu?: string | null;
             ephemeralStorage?: string | null;
             memory?: string | null;
-            objects?: null | components["schemas"]["ObjectCountsInput"];
+            objects?: components["schemas"]["ObjectCountsInput"] | null;
             /** Format: int64 */
             pods?: number | null;
             storage?: string | null;
+        };
+        /** @description The quota's limits and what the namespace uses of them, as Kubernetes reports them. */
+        QuotaStatus: {
+            /** @default {} */
+            hard: {
+                [key: string]: string;
+            };
+            /** @default {} */
+            used: {
+                [key: string]: string;
+            };
         };
         RegisterRequest: {
             displayName?: string | null;
@@ -804,6 +858,10 @@ export interface components {
              */
             ttl: string;
         };
+        /** @description The answer when the policy holds a create or change for an admin (202). */
+        RequestAnswer: {
+            request: components["schemas"]["RequestView"];
+        };
         RequestList: {
             items: components["schemas"]["RequestView"][];
         };
@@ -815,16 +873,23 @@ export interface components {
             environment: string;
             /** Format: uuid */
             id: string;
-            /** @description `create` or `update`. */
-            kind: string;
+            /**
+             * @description `create` a new environment or `update` an existing one.
+             * @enum {string}
+             */
+            kind: "create" | "update";
             /** @description The admin's reason, when rejected. */
             reason?: string | null;
             /** @description Why it needs an admin. */
             reasons: string[];
             requester: string;
-            spec: Record<string, never>;
-            /** @description `pending`, `approved` or `rejected`. */
-            state: string;
+            /** @description The spec asked, resolved as the environment would hold it. */
+            spec: components["schemas"]["EnvironmentSpecInput"];
+            /**
+             * @description `pending` until an admin approves or rejects it.
+             * @enum {string}
+             */
+            state: "pending" | "approved" | "rejected";
         };
         /** @description Per-container CPU and memory as they travel in JSON. */
         ResourcesInput: {
@@ -868,17 +933,17 @@ export interface components {
         TemplateInput: {
             description?: string | null;
             name?: string | null;
-            spec?: null | components["schemas"]["TemplateSpecInput"];
+            spec?: components["schemas"]["TemplateSpecInput"] | null;
         };
         TemplateList: {
             items: components["schemas"]["TemplateInput"][];
         };
         /** @description A template's settings as they travel in JSON: the spec fields a template fills. */
         TemplateSpecInput: {
-            limits?: null | components["schemas"]["LimitsInput"];
-            network?: null | components["schemas"]["NetworkInput"];
+            limits?: components["schemas"]["LimitsInput"] | null;
+            network?: components["schemas"]["NetworkInput"] | null;
             podSecurity?: string | null;
-            quota?: null | components["schemas"]["QuotaInput"];
+            quota?: components["schemas"]["QuotaInput"] | null;
             ttl?: string | null;
         };
         TokenList: {
@@ -914,6 +979,27 @@ export interface components {
             id: string;
             role: components["schemas"]["Role"];
         };
+        /** @description A Deployment of the namespace: an app, or one made with kubectl. */
+        WorkloadDeployment: {
+            /** Format: int32 */
+            availableReplicas: number;
+            /** @description The first container's image. */
+            image?: string | null;
+            name: string;
+            /** Format: int32 */
+            readyReplicas: number;
+            /**
+             * Format: int32
+             * @description Pods wanted.
+             */
+            replicas: number;
+        };
+        /** @description An Ingress of the namespace. */
+        WorkloadIngress: {
+            /** @description The host names its rules answer, reachable over HTTP(S). */
+            hosts: string[];
+            name: string;
+        };
         /** @description A pod of the namespace, as the environment page lists it. */
         WorkloadPod: {
             /**
@@ -934,11 +1020,20 @@ export interface components {
              */
             restarts: number;
         };
+        /** @description A Service of the namespace. */
+        WorkloadService: {
+            clusterIP?: string | null;
+            name: string;
+            /** @description The ports it listens on. */
+            ports: number[];
+            /** @description `ClusterIP`, `NodePort`, `LoadBalancer` or `ExternalName`. */
+            type?: string | null;
+        };
         Workloads: {
-            deployments: unknown[];
-            ingresses: unknown[];
+            deployments: components["schemas"]["WorkloadDeployment"][];
+            ingresses: components["schemas"]["WorkloadIngress"][];
             pods: components["schemas"]["WorkloadPod"][];
-            services: unknown[];
+            services: components["schemas"]["WorkloadService"][];
         };
     };
     responses: never;
@@ -1577,7 +1672,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["RequestAnswer"];
                 };
             };
             /** @description Invalid field, or refused by the policy */
@@ -1619,7 +1714,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["Preview"];
                 };
             };
             /** @description Invalid field */
@@ -1743,10 +1838,10 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description JSON merge patch of the spec */
+        /** @description JSON merge patch (RFC 7396) of the spec: the fields to change, null to remove one; apps and members are replaced whole */
         requestBody: {
             content: {
-                "application/merge-patch+json": Record<string, never>;
+                "application/merge-patch+json": components["schemas"]["EnvironmentSpecInput"];
             };
         };
         responses: {
@@ -1765,7 +1860,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["RequestAnswer"];
                 };
             };
             /** @description Invalid field */
@@ -2391,7 +2486,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["RequestAnswer"];
                 };
             };
             /** @description Invalid or over the policy's maximum TTL */

@@ -6,22 +6,31 @@ import { describedBy, Field, FieldErrors } from './ui';
 
 type Errors = Map<string, string[]>;
 
-/** Every input of the create form; each input's id is `fieldId` of its server field path. */
+/**
+ * Every input of the create and edit forms; each input's id is `fieldId` of
+ * its server field path. Editing keeps the name (it is the namespace) and the
+ * template (a record of where the settings came from), and offers no empty
+ * "from the template" choices: an existing environment has every setting.
+ */
 export function EnvironmentFormFields({
   form,
   onChange,
   templates,
   errors,
+  editing = false,
 }: {
   form: EnvironmentForm;
   onChange: (form: EnvironmentForm) => void;
   templates: Template[];
   errors: Errors;
+  editing?: boolean;
 }) {
   const set = <K extends keyof EnvironmentForm>(key: K, value: EnvironmentForm[K]) => onChange({ ...form, [key]: value });
   const err = (path: string) => errors.get(path);
   const tpl = templates.find((t) => t.name === form.template)?.spec;
-  const from = (value: string | number | undefined) => (value === undefined ? undefined : String(value));
+  const from = (value: string | number | null | undefined) => (value === undefined || value === null ? undefined : String(value));
+  const ttlChoices: { value: string; label: string }[] =
+    form.ttl && !TTL_CHOICES.some((c) => c.value === form.ttl) ? [{ value: form.ttl, label: form.ttl }, ...TTL_CHOICES] : [...TTL_CHOICES];
 
   const setApp = (index: number, app: AppForm) => set('apps', form.apps.map((a, i) => (i === index ? app : a)));
   const setMember = (index: number, member: MemberForm) => set('members', form.members.map((m, i) => (i === index ? member : m)));
@@ -30,10 +39,16 @@ export function EnvironmentFormFields({
     <>
       <fieldset>
         <legend>Basics</legend>
-        <Field id={fieldId('name')} label="Name" hint="3 to 40 lowercase letters, digits and dashes; it is also the namespace." errors={err('name')}>
+        <Field
+          id={fieldId('name')}
+          label="Name"
+          hint={editing ? 'The name is the namespace: it cannot change.' : '3 to 40 lowercase letters, digits and dashes; it is also the namespace.'}
+          errors={err('name')}
+        >
           <input
             id={fieldId('name')}
             value={form.name}
+            readOnly={editing}
             required
             autoComplete="off"
             spellCheck={false}
@@ -47,7 +62,7 @@ export function EnvironmentFormFields({
         </Field>
       </fieldset>
 
-      <fieldset className="templates">
+      {!editing && <fieldset className="templates">
         <legend>Template</legend>
         <p className="hint">A template fills every field you leave empty.</p>
         <div className="choices" id={fieldId('template')}>
@@ -60,7 +75,7 @@ export function EnvironmentFormFields({
           ))}
         </div>
         <FieldErrors id={fieldId('template')} errors={err('template')} />
-      </fieldset>
+      </fieldset>}
 
       <fieldset>
         <legend>Quota</legend>
@@ -89,22 +104,22 @@ export function EnvironmentFormFields({
         <div className="grid">
           <Field id={fieldId('network.isolation')} label="Network" errors={err('network.isolation')}>
             <select id={fieldId('network.isolation')} value={form.isolation} onChange={(e) => set('isolation', e.target.value as Isolation | '')} aria-describedby={describedBy(fieldId('network.isolation'), false, err('network.isolation'))}>
-              <option value="">From the template{tpl?.network?.isolation ? ` (${tpl.network.isolation})` : ''}</option>
+              {!editing && <option value="">From the template{tpl?.network?.isolation ? ` (${tpl.network.isolation})` : ''}</option>}
               <option value="isolated">Isolated: only this namespace and the ingress controller reach it</option>
               <option value="open">Open: any pod in the cluster may reach it</option>
             </select>
           </Field>
           <Field id={fieldId('podSecurity')} label="Pod security" errors={err('podSecurity')}>
             <select id={fieldId('podSecurity')} value={form.podSecurity} onChange={(e) => set('podSecurity', e.target.value as PodSecurity | '')} aria-describedby={describedBy(fieldId('podSecurity'), false, err('podSecurity'))}>
-              <option value="">From the template{tpl?.podSecurity ? ` (${tpl.podSecurity})` : ''}</option>
+              {!editing && <option value="">From the template{tpl?.podSecurity ? ` (${tpl.podSecurity})` : ''}</option>}
               <option value="restricted">Restricted: non-root, no privilege escalation</option>
               <option value="baseline">Baseline: blocks known privilege escalations only</option>
             </select>
           </Field>
           <Field id={fieldId('ttl')} label="Delete after" errors={err('ttl')}>
             <select id={fieldId('ttl')} value={form.ttl} onChange={(e) => set('ttl', e.target.value)} aria-describedby={describedBy(fieldId('ttl'), false, err('ttl'))}>
-              <option value="">From the template or policy{tpl?.ttl ? ` (${tpl.ttl})` : ''}</option>
-              {TTL_CHOICES.map((c) => (
+              {!editing && <option value="">From the template or policy{tpl?.ttl ? ` (${tpl.ttl})` : ''}</option>}
+              {ttlChoices.map((c) => (
                 <option key={c.value} value={c.value}>
                   {c.label}
                 </option>
@@ -117,7 +132,9 @@ export function EnvironmentFormFields({
       <fieldset>
         <legend>Apps</legend>
         <FieldErrors id={fieldId('apps')} errors={err('apps')} />
-        {form.apps.length === 0 && <p className="hint">No apps: the namespace starts empty, ready for your own deployments.</p>}
+        {form.apps.length === 0 && (
+          <p className="hint">{editing ? 'No apps: add one to have Berth run an image here.' : 'No apps: the namespace starts empty, ready for your own deployments.'}</p>
+        )}
         {form.apps.map((app, i) => {
           const p = `apps[${i}]`;
           const e = (f: string) => err(`${p}.${f}`);
@@ -165,7 +182,7 @@ export function EnvironmentFormFields({
       <fieldset>
         <legend>Members</legend>
         <FieldErrors id={fieldId('members')} errors={err('members')} />
-        <p className="hint">You are an owner. Add people who should share this environment.</p>
+        <p className="hint">{editing ? 'Owners manage members; an environment keeps at least one owner.' : 'You are an owner. Add people who should share this environment.'}</p>
         {form.members.map((m, i) => {
           const id = (f: string) => fieldId(`members[${i}].${f}`);
           const e = (f: string) => err(`members[${i}].${f}`);

@@ -1,4 +1,4 @@
-import { useEffect, useId, useMemo, useRef, useState, useSyncExternalStore } from 'react';
+import { useEffect, useId, useMemo, useRef, useState } from 'react';
 import type uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import './MetricsPanel.css';
@@ -25,6 +25,7 @@ import {
   type Series,
 } from '../lib/metrics';
 import { useResource } from '../lib/useResource';
+import { useDark } from '../lib/theme';
 import { ErrorNotice, Loading } from './ui';
 
 type Quantities = Record<string, string | number> | undefined;
@@ -203,19 +204,6 @@ function Chart({
   );
 }
 
-const DARK = '(prefers-color-scheme: dark)';
-
-function subscribeToScheme(onChange: () => void): () => void {
-  const media = window.matchMedia(DARK);
-  media.addEventListener('change', onChange);
-  return () => media.removeEventListener('change', onChange);
-}
-
-/** Whether the page is dark now; canvases do not follow CSS, so charts redraw on a change. */
-function useDark(): boolean {
-  return useSyncExternalStore(subscribeToScheme, () => window.matchMedia(DARK).matches);
-}
-
 /** The chart's colours from the page's custom properties, so dark mode applies. */
 function themeColors(element: Element) {
   const style = getComputedStyle(element);
@@ -245,6 +233,7 @@ function Plot({
 }) {
   const ref = useRef<HTMLDivElement>(null);
   const [failed, setFailed] = useState(false);
+  // Canvases do not follow CSS: charts redraw when the theme changes.
   const dark = useDark();
 
   useEffect(() => {

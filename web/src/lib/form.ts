@@ -1,6 +1,6 @@
 import type { FieldError } from '../api/errors';
 import type { AppSpec, EnvironmentSpec, Expose, Isolation, MemberRole, MemberSpec, PodSecurity } from '../api/environments';
-import { joinQuantity, type QuantityValue } from './quantity';
+import { joinQuantity, splitQuantity, type QuantityValue } from './quantity';
 
 export interface AppForm {
   key: number;
@@ -222,4 +222,46 @@ export function wholeNumber(text: string): number | string {
   if (trimmed === '') return 'is required: enter a whole number';
   if (!/^\d+$/.test(trimmed)) return 'must be a whole number';
   return Number(trimmed);
+}
+
+/**
+ * The form for an existing environment's spec, every field filled as stored
+ * (environments are stored resolved), so that the edit form starts from
+ * what is, and an untouched form builds the same spec back.
+ */
+export function formFromSpec(spec: EnvironmentSpec, name: string): EnvironmentForm {
+  const text = (value: string | number | null | undefined) => (value === undefined || value === null ? '' : String(value));
+  return {
+    name,
+    description: spec.description ?? '',
+    template: spec.template ?? '',
+    quotaCpu: splitQuantity(spec.quota?.cpu ?? undefined, 'cpu'),
+    quotaMemory: splitQuantity(spec.quota?.memory ?? undefined, 'bytes'),
+    quotaStorage: splitQuantity(spec.quota?.storage ?? undefined, 'bytes'),
+    quotaPods: text(spec.quota?.pods),
+    defaultCpu: splitQuantity(spec.limits?.defaultCpu ?? undefined, 'cpu'),
+    defaultMemory: splitQuantity(spec.limits?.defaultMemory ?? undefined, 'bytes'),
+    isolation: spec.network?.isolation ?? '',
+    podSecurity: spec.podSecurity ?? '',
+    ttl: spec.ttl ?? '',
+    apps: (spec.apps ?? []).map((app) => ({
+      key: rowKey(),
+      name: app.name,
+      image: app.image,
+      replicas: text(app.replicas),
+      port: text(app.port),
+      env: Object.entries(app.env ?? {})
+        .map(([key, value]) => `${key}=${value}`)
+        .join('\n'),
+      cpu: splitQuantity(app.resources?.cpu ?? undefined, 'cpu'),
+      memory: splitQuantity(app.resources?.memory ?? undefined, 'bytes'),
+      expose: app.expose ?? 'none',
+    })),
+    members: (spec.members ?? []).map((m) => ({ key: rowKey(), email: m.email, role: m.role })),
+  };
+}
+
+/** The errors of the inputs in `touched` (DOM ids), for live checking while the person types. */
+export function touchedOnly(errors: Map<string, string[]>, touched: ReadonlySet<string>): Map<string, string[]> {
+  return new Map([...errors].filter(([path]) => path !== '' && touched.has(fieldId(path))));
 }

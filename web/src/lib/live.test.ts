@@ -6,10 +6,11 @@ function env(name: string, rv: number, phase: 'Pending' | 'Ready' = 'Pending'): 
   return {
     name,
     namespace: name,
+    description: '',
     owner: 'a@example.com',
     role: 'owner',
     spec: {},
-    status: { phase },
+    status: { phase, conditions: [] },
     createdAt: '2026-01-01T00:00:00Z',
     resourceVersion: String(rv),
   };

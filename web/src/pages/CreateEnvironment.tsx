@@ -4,7 +4,8 @@ import { environments, isApprovalAnswer, templates as templatesApi, type Preview
 import { ApiError } from '../api/errors';
 import { EnvironmentFormFields } from '../components/EnvironmentFormFields';
 import { ErrorNotice, Loading } from '../components/ui';
-import { buildSpec, emptyForm, fieldId, formFields, mapFieldErrors, type EnvironmentForm } from '../lib/form';
+import { approvalWarnings } from '../lib/changes';
+import { buildSpec, emptyForm, fieldId, formFields, mapFieldErrors, touchedOnly, type EnvironmentForm } from '../lib/form';
 import { useDebounced, usePageTitle, useResource } from '../lib/useResource';
 
 const PREVIEW_DEBOUNCE_MS = 400;
@@ -21,6 +22,12 @@ export function CreateEnvironmentPage() {
   const [preview, setPreview] = useState<Preview | null>(null);
   const [previewError, setPreviewError] = useState<unknown>(null);
   const [previewing, setPreviewing] = useState(false);
+  // The inputs the person has left: live errors show there only, never on a field not yet reached.
+  const [touched, setTouched] = useState<ReadonlySet<string>>(() => new Set());
+  // Typed into or left: from then on the field's live errors show.
+  const touch = (id: string) => {
+    if (id && !touched.has(id)) setTouched(new Set([...touched, id]));
+  };
 
   // Preselect the first template once they load; the person can pick another or none.
   useEffect(() => {
@@ -53,10 +60,11 @@ export function CreateEnvironmentPage() {
   }, [specJson]);
 
   const known = useMemo(() => formFields(form), [form]);
-  // Preview errors show only once the spec has a name, so an untouched form is not a wall of red.
-  const liveDetails = previewError instanceof ApiError && form.name.trim() !== '' ? previewError.details : [];
-  const errors = mapFieldErrors(submitErrors ? submitErrors.details : liveDetails, known);
-  const unplaced = errors.get('') ?? [];
+  const liveDetails = previewError instanceof ApiError ? previewError.details : [];
+  const errors = submitErrors ? mapFieldErrors(submitErrors.details, known) : touchedOnly(mapFieldErrors(liveDetails, known), touched);
+  const unplaced = submitErrors ? (errors.get('') ?? []) : [];
+  // Over the policy's limits the create becomes a request: the button says so before it is pressed.
+  const needsApproval = preview !== null && !previewError && approvalWarnings(preview.warnings).length > 0;
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -71,7 +79,11 @@ export function CreateEnvironmentPage() {
         navigate(`/environments/${encodeURIComponent(answer.name)}`);
       }
     } catch (err) {
-      if (err instanceof ApiError && err.details.length > 0) {
+      if (err instanceof ApiError && err.status === 409 && err.code === 'conflict' && /name|exists|taken|deleted/i.test(err.message)) {
+        // The name is taken: said at the name field, where it can be changed.
+        setSubmitErrors(new ApiError(409, err.code, err.message, [{ field: 'name', message: `${err.message}: choose another name` }]));
+        document.getElementById(fieldId('name'))?.focus();
+      } else if (err instanceof ApiError && err.details.length > 0) {
         setSubmitErrors(err);
         const first = mapFieldErrors(err.details, known).keys().next().value;
         if (first) document.getElementById(fieldId(first))?.focus();
@@ -88,7 +100,14 @@ export function CreateEnvironmentPage() {
         <Link to="/">Cancel</Link>
       </div>
       <div className="split">
-        <form className="create" onSubmit={(e) => void submit(e)} noValidate aria-describedby="create-summary">
+        <form
+          className="create"
+          onSubmit={(e) => void submit(e)}
+          onBlur={(e) => touch(e.target.id)}
+          onChange={(e) => touch((e.target as HTMLElement).id)}
+          noValidate
+          aria-describedby="create-summary"
+        >
           {templates.loading && !templates.data && <Loading what="templates" />}
           {templates.error ? <ErrorNotice error={templates.error} retry={templates.reload} /> : null}
           <EnvironmentFormFields
@@ -112,8 +131,13 @@ export function CreateEnvironmentPage() {
             )}
             <ErrorNotice error={submitFailure} />
           </div>
-          <button type="submit" disabled={busy}>
-            {busy ? 'Creating…' : 'Create environment'}
+          {needsApproval && (
+            <p className="notice" id="create-approval">
+              This asks for more than the policy allows on its own: it will be sent to an admin for approval (see the preview’s warnings).
+            </p>
+          )}
+          <button type="submit" disabled={busy} aria-describedby={needsApproval ? 'create-approval' : undefined}>
+            {busy ? 'Sending…' : needsApproval ? 'Request approval' : 'Create environment'}
           </button>
         </form>
         <aside className="preview" aria-label="Preview" aria-busy={previewing}>

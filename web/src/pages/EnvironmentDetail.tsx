@@ -1,14 +1,16 @@
-import { useEffect, useState, type FormEvent } from 'react';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { Link, useNavigate, useParams } from 'react-router';
-import { environments, type Environment, type MemberRole } from '../api/environments';
+import { environments, type Environment, type MemberRole, type Workloads as WorkloadList } from '../api/environments';
 import { ApiError } from '../api/errors';
 import { useAuth } from '../auth';
 import { LogViewer } from '../components/LogViewer';
+import { Connect } from '../components/Connect';
+import { EditEnvironment } from '../components/EditEnvironment';
 import { Countdown, Empty, ErrorNotice, Loading, PhaseBadge, UsageBar } from '../components/ui';
 import { MetricsPanel, QuotaBanner } from '../components/MetricsPanel';
 import { formatDate, TTL_CHOICES } from '../lib/time';
 import { usagePercent } from '../lib/quantity';
-import { usePageTitle, useResource } from '../lib/useResource';
+import { usePageTitle, useResource, type Resource } from '../lib/useResource';
 import { useLive } from '../lib/useLive';
 import { conditionClass } from '../lib/conditions';
 
@@ -74,9 +76,23 @@ function Detail({
   outOfSight: boolean;
 }) {
   const { user } = useAuth();
-  const status = env.status ?? {};
+  const status = env.status;
   const isOwner = env.role === 'owner';
   const canDelete = isOwner || user?.role === 'admin';
+  const deleting = status.phase === 'Deleting';
+  const canEdit = env.role !== 'viewer' && !deleting && !outOfSight;
+  const [editing, setEditing] = useState(false);
+  const [saved, setSaved] = useState('');
+  const savedRef = useRef<HTMLParagraphElement>(null);
+  const editButton = useRef<HTMLButtonElement>(null);
+  const workloads = useResource((signal) => environments.workloads(env.name, signal), `wl-${env.name}`, POLL_MS * 2);
+  const finishEdit = (message: string) => {
+    setEditing(false);
+    setSaved(message);
+    // After a save, focus goes to what it said; after a cancel, back to the button that opened the form.
+    requestAnimationFrame(() => (message ? savedRef.current : editButton.current)?.focus());
+    if (message) reload();
+  };
   return (
     <section className="detail">
       {outOfSight && (
@@ -100,10 +116,27 @@ function Detail({
             Namespace <code>{env.namespace}</code> · owner {env.owner} · you are {env.role} · created {formatDate(env.createdAt)} · <Countdown expiresAt={status.expiresAt} />
           </p>
         </div>
-        <a className="button" href={environments.kubeconfigUrl(env.name)} download={`${env.name}-kubeconfig.yaml`}>
-          Download kubeconfig
-        </a>
+        <div className="actions">
+          {canEdit && !editing && (
+            <button type="button" className="secondary" ref={editButton} onClick={() => setEditing(true)}>
+              Change apps, members or settings
+            </button>
+          )}
+          <a className="button" href={environments.kubeconfigUrl(env.name)} download={`${env.name}-kubeconfig.yaml`}>
+            Download kubeconfig
+          </a>
+        </div>
       </div>
+      {saved && (
+        <p className="notice success" role="status" tabIndex={-1} ref={savedRef}>
+          {saved}
+        </p>
+      )}
+      {editing && canEdit && (
+        <section className="card">
+          <EditEnvironment env={env} onDone={finishEdit} />
+        </section>
+      )}
       <ErrorNotice error={error} />
       {reconnecting && (
         <p className="muted small" role="status">
@@ -115,10 +148,17 @@ function Detail({
       <div className="columns">
         <section className="card">
           <h2>Conditions</h2>
-          {(status.conditions ?? []).length === 0 ? (
-            <p className="muted">No conditions reported yet: the controller has not reconciled this environment.</p>
+          {deleting && status.conditions.length > 0 && (
+            <p className="muted small">As last reported before deletion started; the namespace is being removed.</p>
+          )}
+          {status.conditions.length === 0 ? (
+            <p className="muted">
+              {deleting
+                ? 'No conditions: the environment is being deleted.'
+                : 'No conditions reported yet: the controller reports them as it works on this environment.'}
+            </p>
           ) : (
-            <table>
+            <table className={deleting ? 'stack stale' : 'stack'}>
               <thead>
                 <tr>
                   <th scope="col">Type</th>
@@ -128,15 +168,17 @@ function Detail({
                 </tr>
               </thead>
               <tbody>
-                {status.conditions?.map((c) => (
+                {status.conditions.map((c) => (
                   <tr key={c.type}>
-                    <td>{c.type}</td>
-                    <td className={conditionClass(c.type, c.status)}>{c.status}</td>
-                    <td>
+                    <td data-label="Type">{c.type}</td>
+                    <td data-label="Status" className={conditionClass(c.type, c.status)}>
+                      {c.status}
+                    </td>
+                    <td data-label="Reason">
                       {c.reason}
                       {c.message && <div className="muted small">{c.message}</div>}
                     </td>
-                    <td>{formatDate(c.lastTransitionTime)}</td>
+                    <td data-label="Since">{formatDate(c.lastTransitionTime)}</td>
                   </tr>
                 ))}
               </tbody>
@@ -149,8 +191,9 @@ function Detail({
         </section>
       </div>
 
-      <MetricsPanel name={env.name} createdAt={env.createdAt} hard={status.quota?.hard} />
-      <Workloads name={env.name} />
+      <Connect env={env} workloads={workloads.data} />
+      <MetricsPanel name={env.name} createdAt={env.createdAt ?? undefined} hard={status.quota?.hard} />
+      <Workloads workloads={workloads} canEdit={canEdit} onAddApp={() => setEditing(true)} />
       <LogViewer environment={env.name} />
       <Events name={env.name} />
       <Members env={env} canEdit={isOwner} onChange={reload} />
@@ -173,8 +216,7 @@ function QuotaBars({ hard, used }: { hard: Record<string, string | number> | und
   );
 }
 
-function Workloads({ name }: { name: string }) {
-  const w = useResource((signal) => environments.workloads(name, signal), `wl-${name}`, POLL_MS * 2);
+function Workloads({ workloads: w, canEdit, onAddApp }: { workloads: Resource<WorkloadList>; canEdit: boolean; onAddApp: () => void }) {
   const data = w.data;
   const empty = data && !data.deployments?.length && !data.pods?.length && !data.services?.length && !data.ingresses?.length;
   return (
@@ -185,7 +227,14 @@ function Workloads({ name }: { name: string }) {
       ) : w.error && !data ? (
         <ErrorNotice error={w.error} retry={w.reload} />
       ) : empty ? (
-        <p className="muted">Nothing runs here yet. Download the kubeconfig and deploy with kubectl, or add apps to the environment.</p>
+        <div className="empty small">
+          <p>Nothing runs here yet. Deploy with kubectl (see Connect above), or add an app for Berth to run.</p>
+          {canEdit && (
+            <button type="button" className="secondary" onClick={onAddApp}>
+              Add an app
+            </button>
+          )}
+        </div>
       ) : (
         <div className="columns">
           {data?.deployments?.length ? (
@@ -230,7 +279,7 @@ function Workloads({ name }: { name: string }) {
               <ul className="plain">
                 {data.ingresses.map((i) => (
                   <li key={i.name}>
-                    {i.name} <span className="muted">{(i.hosts ?? (i.host ? [i.host] : [])).join(', ')}</span>
+                    {i.name} <span className="muted">{i.hosts.join(', ')}</span>
                   </li>
                 ))}
               </ul>
@@ -252,9 +301,9 @@ function Events({ name }: { name: string }) {
       ) : ev.error && !ev.data ? (
         <ErrorNotice error={ev.error} retry={ev.reload} />
       ) : !ev.data?.length ? (
-        <p className="muted">No events in the last hour.</p>
+        <p className="muted">No events in the last hour. Events appear here as Kubernetes schedules, pulls and starts your pods.</p>
       ) : (
-        <table>
+        <table className="stack">
           <thead>
             <tr>
               <th scope="col">When</th>
@@ -266,10 +315,12 @@ function Events({ name }: { name: string }) {
           <tbody>
             {ev.data.slice(0, 50).map((e, i) => (
               <tr key={`${e.lastSeen ?? ''}-${i}`}>
-                <td>{formatDate(e.lastSeen)}</td>
-                <td className={e.type === 'Warning' ? 'bad' : undefined}>{e.type}</td>
-                <td>{e.object}</td>
-                <td>
+                <td data-label="When">{formatDate(e.lastSeen)}</td>
+                <td data-label="Type" className={e.type === 'Warning' ? 'bad' : undefined}>
+                  {e.type}
+                </td>
+                <td data-label="Object">{e.object}</td>
+                <td data-label="Message">
                   <strong>{e.reason}</strong> {e.message}
                   {e.count > 1 ? <span className="muted"> ×{e.count}</span> : null}
                 </td>
@@ -287,6 +338,8 @@ function Members({ env, canEdit, onChange }: { env: Environment; canEdit: boolea
   const [role, setRole] = useState<MemberRole>('editor');
   const [error, setError] = useState<unknown>(null);
   const members = env.spec.members ?? [];
+  // The last owner cannot be removed (409): no link offers it.
+  const owners = members.filter((m) => m.role === 'owner').length;
 
   const act = async (action: () => Promise<unknown>) => {
     setError(null);
@@ -309,8 +362,8 @@ function Members({ env, canEdit, onChange }: { env: Environment; canEdit: boolea
         {members.map((m) => (
           <li key={m.email}>
             {m.email} <span className="muted">{m.email === env.owner ? `${m.role} (creator)` : m.role}</span>
-            {canEdit && m.email && (
-              <button type="button" className="link" onClick={() => void act(() => environments.removeMember(env.name, m.email ?? ''))} aria-label={`Remove ${m.email}`}>
+            {canEdit && !(m.role === 'owner' && owners <= 1) && (
+              <button type="button" className="link" onClick={() => void act(() => environments.removeMember(env.name, m.email))} aria-label={`Remove ${m.email}`}>
                 Remove
               </button>
             )}
@@ -343,7 +396,7 @@ function Lifecycle({ env, onChange }: { env: Environment; onChange: () => void }
   const [typed, setTyped] = useState('');
   const [error, setError] = useState<unknown>(null);
   const [notice, setNotice] = useState('');
-  const deleting = env.status?.phase === 'Deleting';
+  const deleting = env.status.phase === 'Deleting';
 
   const renew = async (e: FormEvent) => {
     e.preventDefault();

@@ -65,7 +65,7 @@ export function EnvironmentsPage() {
               Live updates interrupted; reconnecting…
             </p>
           )}
-          <table className="environments">
+          <table className="stack environments">
             <thead>
               <tr>
                 <th scope="col">Name</th>
@@ -79,19 +79,19 @@ export function EnvironmentsPage() {
             <tbody aria-live="polite">
               {items?.map((env) => (
                 <tr key={env.name} data-environment={env.name}>
-                  <td>
+                  <td data-label="Name">
                     <Link to={`/environments/${encodeURIComponent(env.name)}`}>{env.name}</Link>
                     {env.description && <div className="muted small">{env.description}</div>}
                   </td>
-                  <td>
+                  <td data-label="Phase">
                     <PhaseBadge phase={env.status?.phase} />
                   </td>
-                  <td>
+                  <td data-label="Expires">
                     <Countdown expiresAt={env.status?.expiresAt} />
                   </td>
-                  <td>{env.role}</td>
-                  {all && <td>{env.owner}</td>}
-                  <td>{formatDate(env.createdAt)}</td>
+                  <td data-label="Your role">{env.role}</td>
+                  {all && <td data-label="Owner">{env.owner}</td>}
+                  <td data-label="Created">{formatDate(env.createdAt)}</td>
                 </tr>
               ))}
             </tbody>

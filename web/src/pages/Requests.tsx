@@ -21,7 +21,7 @@ export function describeSpec(spec: EnvironmentSpec): string[] {
   if (q.cpu) out.push(`CPU ${q.cpu}`);
   if (q.memory) out.push(`memory ${q.memory}`);
   if (q.storage) out.push(`storage ${q.storage}`);
-  if (q.pods !== undefined) out.push(`${q.pods} pods`);
+  if (q.pods !== undefined && q.pods !== null) out.push(`${q.pods} pods`);
   if (spec.ttl) out.push(`kept for ${spec.ttl}`);
   if (spec.apps?.length) out.push(`${spec.apps.length} app${spec.apps.length === 1 ? '' : 's'}`);
   return out;

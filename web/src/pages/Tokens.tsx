@@ -112,7 +112,7 @@ export function TokensPage() {
           <p>Create one above when a script or the CLI needs to call Berth.</p>
         </Empty>
       ) : (
-        <table>
+        <table className="stack">
           <thead>
             <tr>
               <th scope="col">Name</th>
@@ -127,11 +127,11 @@ export function TokensPage() {
           <tbody>
             {tokens.data?.map((t) => (
               <tr key={t.id}>
-                <td>{t.name}</td>
-                <td>{formatDate(t.createdAt)}</td>
-                <td>{t.expiresAt ? formatDate(t.expiresAt) : 'never'}</td>
-                <td>{t.lastUsedAt ? formatDate(t.lastUsedAt) : 'never'}</td>
-                <td>
+                <td data-label="Name">{t.name}</td>
+                <td data-label="Created">{formatDate(t.createdAt)}</td>
+                <td data-label="Expires">{t.expiresAt ? formatDate(t.expiresAt) : 'never'}</td>
+                <td data-label="Last used">{t.lastUsedAt ? formatDate(t.lastUsedAt) : 'never'}</td>
+                <td data-label="Actions">
                   <button type="button" className="danger small" onClick={() => void revoke(t.id, t.name)} aria-label={`Revoke ${t.name}`}>
                     Revoke
                   </button>

@@ -34,10 +34,11 @@ pub struct EnvironmentView {
     pub namespace: String,
     pub description: String,
     pub owner: String,
-    #[schema(value_type = Object)]
     pub spec: EnvironmentSpecInput,
-    /// `{phase, conditions, quota, expiresAt, observedGeneration}`.
-    #[schema(value_type = Object)]
+    /// `{phase, conditions, quota, expiresAt, observedGeneration}`: the
+    /// controller's status with `phase` (Pending before the controller's
+    /// first write, Deleting once deletion started) and `conditions` always set.
+    #[schema(schema_with = crate::openapi::status_ref)]
     pub status: serde_json::Value,
     pub created_at: Option<String>,
     pub resource_version: Option<String>,
@@ -46,6 +47,7 @@ pub struct EnvironmentView {
     pub generation: Option<i64>,
     /// The caller's role: owner, editor, viewer, or admin for an admin who is not a member.
     /// Last, so that a list can share the rest of the JSON between callers (`listing`).
+    #[schema(schema_with = crate::openapi::caller_role)]
     pub role: &'static str,
 }
 

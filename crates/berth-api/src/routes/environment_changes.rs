@@ -20,9 +20,9 @@ use serde_json::Value;
 
 #[utoipa::path(patch, operation_id = "environment_changes_patch", path = "/api/v1/environments/{name}", tag = "environments",
     params(("name" = String, Path), ("If-Match" = Option<String>, Header, description = "The environment's `generation` the change is based on, as `\"<generation>\"`; 412 when it moved on")),
-    request_body(content = Object, description = "JSON merge patch of the spec", content_type = "application/merge-patch+json"), responses(
+    request_body(content = berth_core::environment::EnvironmentSpecInput, description = "JSON merge patch (RFC 7396) of the spec: the fields to change, null to remove one; apps and members are replaced whole", content_type = "application/merge-patch+json"), responses(
     (status = 200, description = "Changed", body = EnvironmentView),
-    (status = 202, description = "Over policy: a request waits for an admin", body = Object),
+    (status = 202, description = "Over policy: a request waits for an admin", body = crate::routes::requests::RequestAnswer),
     (status = 400, description = "Invalid field", body = crate::error::ErrorBody),
     (status = 403, description = "The caller's role may not change these fields", body = crate::error::ErrorBody),
     (status = 404, description = "Absent or not visible", body = crate::error::ErrorBody),

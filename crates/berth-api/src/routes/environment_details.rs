@@ -202,10 +202,46 @@ fn event_view(e: Event) -> EventView {
 #[derive(Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Workloads {
-    deployments: Vec<serde_json::Value>,
+    deployments: Vec<WorkloadDeployment>,
     pods: Vec<WorkloadPod>,
-    services: Vec<serde_json::Value>,
-    ingresses: Vec<serde_json::Value>,
+    services: Vec<WorkloadService>,
+    ingresses: Vec<WorkloadIngress>,
+}
+
+/// A Deployment of the namespace: an app, or one made with kubectl.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadDeployment {
+    name: String,
+    /// Pods wanted.
+    replicas: i32,
+    ready_replicas: i32,
+    available_replicas: i32,
+    /// The first container's image.
+    image: Option<String>,
+}
+
+/// A Service of the namespace.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadService {
+    name: String,
+    /// `ClusterIP`, `NodePort`, `LoadBalancer` or `ExternalName`.
+    #[serde(rename = "type")]
+    type_: Option<String>,
+    #[serde(rename = "clusterIP")]
+    cluster_ip: Option<String>,
+    /// The ports it listens on.
+    ports: Vec<i32>,
+}
+
+/// An Ingress of the namespace.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadIngress {
+    name: String,
+    /// The host names its rules answer, reachable over HTTP(S).
+    hosts: Vec<String>,
 }
 
 /// A pod of the namespace, as the environment page lists it.
@@ -258,13 +294,18 @@ pub async fn workloads(
             .iter()
             .map(|d| {
                 let status = d.status.clone().unwrap_or_default();
-                json!({
-                    "name": d.metadata.name,
-                    "replicas": d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-                    "readyReplicas": status.ready_replicas.unwrap_or(0),
-                    "availableReplicas": status.available_replicas.unwrap_or(0),
-                    "image": d.spec.as_ref().and_then(|s| s.template.spec.as_ref()).and_then(|s| s.containers.first()).and_then(|c| c.image.clone()),
-                })
+                WorkloadDeployment {
+                    name: d.metadata.name.clone().unwrap_or_default(),
+                    replicas: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+                    ready_replicas: status.ready_replicas.unwrap_or(0),
+                    available_replicas: status.available_replicas.unwrap_or(0),
+                    image: d
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.template.spec.as_ref())
+                        .and_then(|s| s.containers.first())
+                        .and_then(|c| c.image.clone()),
+                }
             })
             .collect(),
         pods: pods
@@ -282,7 +323,11 @@ pub async fn workloads(
                     containers: p
                         .spec
                         .iter()
-                        .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+                        .flat_map(|s| {
+                            s.containers
+                                .iter()
+                                .chain(s.init_containers.iter().flatten())
+                        })
                         .map(|c| c.name.clone())
                         .collect(),
                 }
@@ -293,20 +338,33 @@ pub async fn workloads(
             .iter()
             .map(|s| {
                 let spec = s.spec.clone().unwrap_or_default();
-                json!({
-                    "name": s.metadata.name,
-                    "type": spec.type_,
-                    "clusterIP": spec.cluster_ip,
-                    "ports": spec.ports.unwrap_or_default().iter().map(|p| p.port).collect::<Vec<_>>(),
-                })
+                WorkloadService {
+                    name: s.metadata.name.clone().unwrap_or_default(),
+                    type_: spec.type_,
+                    cluster_ip: spec.cluster_ip,
+                    ports: spec
+                        .ports
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|p| p.port)
+                        .collect(),
+                }
             })
             .collect(),
         ingresses: ingresses
             .items
             .iter()
             .map(|i| {
-                let hosts: Vec<_> = i.spec.iter().flat_map(|s| s.rules.iter().flatten()).filter_map(|r| r.host.clone()).collect();
-                json!({ "name": i.metadata.name, "hosts": hosts })
+                let hosts: Vec<_> = i
+                    .spec
+                    .iter()
+                    .flat_map(|s| s.rules.iter().flatten())
+                    .filter_map(|r| r.host.clone())
+                    .collect();
+                WorkloadIngress {
+                    name: i.metadata.name.clone().unwrap_or_default(),
+                    hosts,
+                }
             })
             .collect(),
     }))

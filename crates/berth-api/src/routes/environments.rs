@@ -8,7 +8,7 @@ use crate::extract::CurrentUser;
 use crate::json::ApiJson;
 use crate::query::ApiQuery;
 use crate::routes::environment_watch::{self as watch, Scope};
-use crate::routes::requests::RequestView;
+use crate::routes::requests::{RequestAnswer, RequestView};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -179,7 +179,10 @@ pub fn answer(outcome: Outcome, caller: &berth_auth::Principal) -> (StatusCode, 
         Outcome::Changed(env) => (StatusCode::OK, view(&env)),
         Outcome::Requested(record) => (
             StatusCode::ACCEPTED,
-            json!({ "request": RequestView::from(*record) }),
+            serde_json::to_value(RequestAnswer {
+                request: RequestView::from(*record),
+            })
+            .expect("a request serializes"),
         ),
     }
 }
@@ -191,7 +194,7 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h replay the first answer; the same key with another body answers 409. 1 to 200 visible ASCII characters.")),
     responses(
     (status = 201, description = "Created; the controller is making it real", body = EnvironmentView),
-    (status = 202, description = "Over policy: a request waits for an admin", body = Object),
+    (status = 202, description = "Over policy: a request waits for an admin", body = crate::routes::requests::RequestAnswer),
     (status = 400, description = "Invalid field, or refused by the policy", body = crate::error::ErrorBody),
     (status = 409, description = "The name is taken or being deleted, or the Idempotency-Key was used with another body or is in use right now", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
@@ -277,7 +280,7 @@ fn body_hash(input: &EnvironmentSpecInput) -> String {
 }
 
 #[utoipa::path(post, operation_id = "environments_preview_spec", path = "/api/v1/environments/preview", tag = "environments", request_body = EnvironmentSpecInput, responses(
-    (status = 200, description = "The objects, as YAML and JSON, a plain-language summary and warnings; nothing is created", body = Object),
+    (status = 200, description = "The objects, as YAML and JSON, a plain-language summary and warnings; nothing is created", body = Preview),
     (status = 400, description = "Invalid field", body = crate::error::ErrorBody),
 ), security(("session" = []), ("token" = [])))]
 pub async fn preview_spec(
@@ -290,6 +293,10 @@ pub async fn preview_spec(
     let mut answer = preview(&spec, &BuildOptions::default());
     match decision {
         Decision::Allow => {}
+        // Approval `always`: nothing is over a limit, yet an admin decides.
+        Decision::NeedsApproval(violations) if violations.is_empty() => answer.warnings.push(
+            "Needs an admin's approval: the policy holds every create and change of bounds for an admin".into(),
+        ),
         Decision::NeedsApproval(violations) => answer.warnings.extend(
             violations
                 .iter()
@@ -408,7 +415,7 @@ pub struct RenewRequest {
 #[utoipa::path(post, operation_id = "environments_renew", path = "/api/v1/environments/{name}/renew", tag = "environments", params(("name" = String, Path)),
     request_body = RenewRequest, responses(
     (status = 200, description = "Renewed; `status.expiresAt` is the new expiry", body = EnvironmentView),
-    (status = 202, description = "Another TTL than the environment's is a change of bounds that the policy holds for an admin: a request waits", body = Object),
+    (status = 202, description = "Another TTL than the environment's is a change of bounds that the policy holds for an admin: a request waits", body = crate::routes::requests::RequestAnswer),
     (status = 400, description = "Invalid or over the policy's maximum TTL", body = crate::error::ErrorBody),
     (status = 403, description = "Viewers cannot renew; only owners and admins change the TTL itself", body = crate::error::ErrorBody),
     (status = 404, description = "Absent or not visible", body = crate::error::ErrorBody),

@@ -21,14 +21,15 @@ use uuid::Uuid;
 pub struct RequestView {
     id: Uuid,
     environment: String,
-    /// `create` or `update`.
+    #[schema(schema_with = crate::openapi::request_kind)]
     kind: &'static str,
     requester: String,
-    #[schema(value_type = Object)]
+    /// The spec asked, resolved as the environment would hold it.
+    #[schema(value_type = berth_core::environment::EnvironmentSpecInput)]
     spec: serde_json::Value,
     /// Why it needs an admin.
     reasons: Vec<String>,
-    /// `pending`, `approved` or `rejected`.
+    #[schema(schema_with = crate::openapi::request_state)]
     state: &'static str,
     /// The admin's reason, when rejected.
     reason: Option<String>,
@@ -36,6 +37,12 @@ pub struct RequestView {
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     decided_at: Option<OffsetDateTime>,
+}
+
+/// The answer when the policy holds a create or change for an admin (202).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RequestAnswer {
+    pub request: RequestView,
 }
 
 impl From<RequestRecord> for RequestView {

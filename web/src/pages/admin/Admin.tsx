@@ -69,7 +69,7 @@ function Users() {
     <>
       <h2>Users</h2>
       <ErrorNotice error={error} />
-      <table data-testid="users-table">
+      <table className="stack" data-testid="users-table">
         <thead>
           <tr>
             <th scope="col">Email</th>
@@ -84,20 +84,20 @@ function Users() {
             const self = u.id === me?.id;
             return (
               <tr key={u.id} className={u.disabled ? 'disabled' : undefined}>
-                <td>{u.email}</td>
-                <td>{u.displayName}</td>
-                <td>
+                <td data-label="Email">{u.email}</td>
+                <td data-label="Name">{u.displayName}</td>
+                <td data-label="Role">
                   <select aria-label={`Role of ${u.email}`} value={u.role} disabled={self} title={self ? 'You cannot change your own role' : undefined} onChange={(e) => void update(u.id, { role: e.target.value as 'admin' | 'member' })}>
                     <option value="member">member</option>
                     <option value="admin">admin</option>
                   </select>
                 </td>
-                <td>
+                <td data-label="Access">
                   <label className="check">
                     <input type="checkbox" checked={u.disabled} disabled={self} onChange={(e) => void update(u.id, { disabled: e.target.checked })} /> Disabled
                   </label>
                 </td>
-                <td>{formatDate(u.createdAt)}</td>
+                <td data-label="Joined">{formatDate(u.createdAt)}</td>
               </tr>
             );
           })}
@@ -437,7 +437,7 @@ function Audit() {
           <p>Widen the filters, or clear them to see everything.</p>
         </Empty>
       ) : (
-        <table>
+        <table className="stack">
           <thead>
             <tr>
               <th scope="col">When</th>
@@ -450,11 +450,11 @@ function Audit() {
           <tbody>
             {entries.data.map((a, i) => (
               <tr key={`${a.at}-${i}`}>
-                <td>{formatDate(a.at)}</td>
-                <td>{a.actor}</td>
-                <td>{a.action}</td>
-                <td>{a.target}</td>
-                <td className={a.outcome === 'success' || a.outcome === 'ok' ? 'ok' : 'bad'}>{a.outcome}</td>
+                <td data-label="When">{formatDate(a.at)}</td>
+                <td data-label="Actor">{a.actor}</td>
+                <td data-label="Action">{a.action}</td>
+                <td data-label="Target">{a.target}</td>
+                <td data-label="Outcome" className={a.outcome === 'success' || a.outcome === 'ok' ? 'ok' : 'bad'}>{a.outcome}</td>
               </tr>
             ))}
           </tbody>
