@@ -2,7 +2,12 @@
 
 use crate::routes;
 use std::sync::OnceLock;
+use berth_core::environment::{EnvironmentSpecInput, PolicyInput, TemplateInput};
+use berth_manifests::EnvironmentStatus;
+use schemars::generate::SchemaSettings;
+use serde_json::{Value, json};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Ref, Type};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -79,12 +84,106 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The document, rendered once.
+/// The document, rendered once. The wire types that the `Environment` CRD
+/// also carries take their schemas from schemars, as the CRD does: one
+/// source for the patterns, lengths, ranges and enums the parsers enforce,
+/// where utoipa's derive would describe free strings.
 pub fn openapi_json() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
     DOC.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
-            .expect("the OpenAPI document serializes")
+        let mut doc =
+            serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+        if let Some(schemas) = doc
+            .pointer_mut("/components/schemas")
+            .and_then(Value::as_object_mut)
+        {
+            schemas.extend(wire_schemas());
+        }
+        serde_json::to_string_pretty(&doc).expect("the OpenAPI document serializes")
     })
+}
+
+/// The schemas of the spec, policy and status types as schemars derives
+/// them, named as utoipa names them, so that the derived `$ref`s resolve.
+fn wire_schemas() -> serde_json::Map<String, Value> {
+    let mut generator = SchemaSettings::draft2020_12()
+        .with(|s| s.definitions_path = "/components/schemas".into())
+        .into_generator();
+    generator.subschema_for::<EnvironmentSpecInput>();
+    generator.subschema_for::<TemplateInput>();
+    generator.subschema_for::<PolicyInput>();
+    generator.subschema_for::<EnvironmentStatus>();
+    let mut schemas = generator.take_definitions(true);
+    for schema in schemas.values_mut() {
+        strip_kubernetes_extensions(schema);
+    }
+    // Every answer carries a phase and conditions: the view fills them in
+    // when the controller has not written a status yet.
+    if let Some(status) = schemas
+        .get_mut(STATUS_SCHEMA)
+        .and_then(Value::as_object_mut)
+    {
+        status.insert("required".into(), json!(["phase", "conditions"]));
+        if let Some(properties) = status.get_mut("properties").and_then(Value::as_object_mut) {
+            properties.insert(
+                "phase".into(),
+                json!({ "$ref": "#/components/schemas/Phase" }),
+            );
+        }
+    }
+    schemas
+}
+
+/// The CRD's CEL rules and structural markers (`x-kubernetes-*`) mean
+/// something to the apiserver only; the patterns and bounds beside them stay.
+fn strip_kubernetes_extensions(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            map.retain(|key, _| !key.starts_with("x-kubernetes-"));
+            map.values_mut().for_each(strip_kubernetes_extensions);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_kubernetes_extensions),
+        _ => {}
+    }
+}
+
+/// The name of an environment's status schema in the document.
+const STATUS_SCHEMA: &str = "EnvironmentStatus";
+
+/// A reference to the status schema, for `#[schema(schema_with = ...)]`.
+pub(crate) fn status_ref() -> Ref {
+    Ref::from_schema_name(STATUS_SCHEMA)
+}
+
+/// A string schema limited to `values`, for fields held as `&'static str`.
+fn string_enum(description: &str, values: &[&str]) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .enum_values(Some(values.iter().copied()))
+        .build()
+}
+
+/// The caller's role in an environment (`EnvironmentView.role`).
+pub(crate) fn caller_role() -> Object {
+    string_enum(
+        "The caller's role: owner, editor, viewer, or admin for an admin who is not a member.",
+        &["owner", "editor", "viewer", "admin"],
+    )
+}
+
+/// What a request asks (`RequestView.kind`).
+pub(crate) fn request_kind() -> Object {
+    string_enum(
+        "`create` a new environment or `update` an existing one.",
+        &["create", "update"],
+    )
+}
+
+/// Where a request is (`RequestView.state`).
+pub(crate) fn request_state() -> Object {
+    string_enum(
+        "`pending` until an admin approves or rejects it.",
+        &["pending", "approved", "rejected"],
+    )
 }

@@ -135,4 +135,39 @@ async fn openapi_document_describes_the_accounts_contract() {
     ] {
         assert!(user.get(field).is_some(), "User has {field}");
     }
+    // Environments are typed through and through (the portal's one client):
+    // the spec and status are schemas, with the parsers' constraints.
+    let schemas = &doc["components"]["schemas"];
+    let view = &schemas["EnvironmentView"]["properties"];
+    assert_eq!(
+        view["spec"]["$ref"],
+        "#/components/schemas/EnvironmentSpecInput"
+    );
+    assert_eq!(
+        view["status"]["$ref"],
+        "#/components/schemas/EnvironmentStatus"
+    );
+    assert_eq!(
+        schemas["EnvironmentSpecInput"]["properties"]["name"]["maxLength"],
+        40
+    );
+    assert_eq!(
+        schemas["AppInput"]["properties"]["expose"]["enum"],
+        serde_json::json!(["none", "cluster", "ingress"])
+    );
+    assert_eq!(
+        schemas["EnvironmentStatus"]["required"],
+        serde_json::json!(["phase", "conditions"])
+    );
+    assert!(
+        schemas["Phase"]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&"Deleting".into())
+    );
+    let text = serde_json::to_string(&doc).unwrap();
+    assert!(
+        !text.contains("x-kubernetes-"),
+        "the CRD's CEL rules stay in the CRD"
+    );
 }
