@@ -19,3 +19,6 @@ fi
 for tool in cargo go node npm; do
   command -v "$tool" >/dev/null || { echo "deps: $tool is not installed; this machine kind ships it" >&2; exit 1; }
 done
+
+# schemathesis (PyPI) for the contract test, in a venv cached by version.
+"$(dirname "$0")/schemathesis.sh" --install

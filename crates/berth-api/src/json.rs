@@ -37,6 +37,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 ApiError::validation(ValidationErrors::single("body", "could not be read"))
             }
         })?;
+        // Every body of this API is an object; serde would also read a
+        // struct from an array of its fields in order.
+        if bytes.trim_ascii_start().first() == Some(&b'[') {
+            return Err(ApiError::validation(ValidationErrors::single(
+                "body",
+                "must be a JSON object",
+            )));
+        }
         parse(&bytes).map(ApiJson)
     }
 }

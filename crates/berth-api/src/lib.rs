@@ -16,6 +16,7 @@ mod metrics;
 mod metrics_query;
 mod middleware;
 mod openapi;
+mod openapi_common;
 mod platform;
 mod policy_object;
 mod query;

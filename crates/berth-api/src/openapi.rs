@@ -1,5 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and types.
 
+use crate::openapi_common::CommonResponses;
 use crate::routes;
 use std::sync::OnceLock;
 use berth_core::environment::{EnvironmentSpecInput, PolicyInput, TemplateInput};
@@ -62,7 +63,7 @@ use utoipa::{Modify, OpenApi};
         routes::requests::reject,
     ),
     components(schemas(crate::error::ErrorBody, berth_core::validation::FieldError)),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &CommonResponses),
 )]
 struct ApiDoc;
 

@@ -228,7 +228,7 @@ async fn bad_bodies_get_field_named_errors() {
                 REGISTER,
                 r#"{}"#,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "validation_failed",
+                "unsupported_media_type",
                 None,
             )
         },

@@ -52,15 +52,20 @@ impl From<&UserRecord> for UserView {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RegisterRequest {
+    #[schema(schema_with = crate::openapi_common::email)]
     email: String,
+    #[schema(schema_with = crate::openapi_common::new_password)]
     password: String,
+    #[schema(schema_with = crate::openapi_common::display_name, required = false)]
     display_name: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(schema_with = crate::openapi_common::email)]
     email: String,
+    #[schema(schema_with = crate::openapi_common::given_password)]
     password: String,
 }
 

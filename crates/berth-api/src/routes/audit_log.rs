@@ -19,8 +19,10 @@ pub struct AuditQuery {
     /// Only entries about this environment.
     environment: Option<String>,
     /// Only entries at or after this RFC 3339 time.
+    #[param(format = DateTime)]
     since: Option<String>,
     /// At most this many entries (1 to 1000, default 200).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

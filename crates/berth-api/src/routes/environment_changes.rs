@@ -116,7 +116,7 @@ fn needed_permissions(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberBody {
-    /// `owner`, `editor` or `viewer`.
+    #[schema(schema_with = crate::openapi_common::member_role)]
     role: String,
 }
 

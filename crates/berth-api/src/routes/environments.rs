@@ -42,6 +42,7 @@ pub struct ListQuery {
     /// (`text/event-stream`), not with a list; not with `limit` or `continue`.
     watch: Option<bool>,
     /// At most this many (1 to 1000); without it, all of them.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// The `continue` of the previous page.
     #[serde(rename = "continue")]
@@ -191,7 +192,7 @@ pub fn answer(outcome: Outcome, caller: &berth_auth::Principal) -> (StatusCode, 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 #[utoipa::path(post, operation_id = "environments_create", path = "/api/v1/environments", tag = "environments", request_body = EnvironmentSpecInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h replay the first answer; the same key with another body answers 409. 1 to 200 visible ASCII characters.")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h replay the first answer; the same key with another body answers 409. 1 to 200 visible ASCII characters.", pattern = "^[\\x21-\\x7e]{1,200}$")),
     responses(
     (status = 201, description = "Created; the controller is making it real", body = EnvironmentView),
     (status = 202, description = "Over policy: a request waits for an admin", body = crate::routes::requests::RequestAnswer),
@@ -409,6 +410,7 @@ pub struct RenewRequest {
     /// restarts its clock (any member but a viewer); another TTL also
     /// changes it, which is a change of bounds (owners and admins, judged
     /// by the policy).
+    #[schema(schema_with = crate::openapi_common::ttl)]
     ttl: String,
 }
 

@@ -119,6 +119,7 @@ pub fn api_routes() -> Router<AppState> {
         )
 }
 
+/// A method the path does not serve: 405, with `Allow` (axum adds it) naming those it does.
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::NotFound
+    ApiError::MethodNotAllowed
 }

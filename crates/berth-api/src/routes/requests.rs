@@ -73,7 +73,7 @@ pub struct RequestList {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StateQuery {
-    /// `pending`, `approved` or `rejected`; all when left out.
+    #[param(schema_with = crate::openapi_common::request_state_filter)]
     state: Option<String>,
 }
 
@@ -164,7 +164,7 @@ pub async fn approve(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectBody {
-    /// Shown to the requester.
+    #[schema(schema_with = crate::openapi_common::reason)]
     reason: String,
 }
 

@@ -15,8 +15,10 @@ use uuid::Uuid;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateTokenRequest {
+    #[schema(schema_with = crate::openapi_common::token_name)]
     name: String,
     /// Days until the token expires: 1 to 365, 90 when left out.
+    #[schema(minimum = 1, maximum = 365)]
     expires_in_days: Option<i64>,
 }
 
