@@ -168,6 +168,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/password-reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["accounts_password_reset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/password-reset/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["accounts_password_reset_confirm"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/register": {
         parameters: {
             query?: never;
@@ -178,6 +210,38 @@ export interface paths {
         get?: never;
         put?: never;
         post: operations["accounts_register"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["accounts_verify"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/verify/resend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["accounts_verify_resend"];
         delete?: never;
         options?: never;
         head?: never;
@@ -422,6 +486,22 @@ export interface paths {
         };
         get: operations["accounts_me"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put: operations["accounts_change_password"];
         post?: never;
         delete?: never;
         options?: never;
@@ -771,6 +851,25 @@ export interface components {
             /** Format: int64 */
             services?: number | null;
         };
+        PasswordChange: {
+            currentPassword: string;
+            /** @description At least 10 characters, at most 1024 bytes, and not a common password. */
+            newPassword: string;
+            /**
+             * @description End every other session and every personal access token (but the
+             *     one this request uses); false when absent.
+             */
+            revokeOtherSessions?: boolean | null;
+        };
+        PasswordResetConfirm: {
+            /** @description At least 10 characters, at most 1024 bytes, and not a common password. */
+            newPassword: string;
+            /** @description The `token` of the mailed link. */
+            token: string;
+        };
+        PasswordResetRequest: {
+            email: string;
+        };
         /**
          * @description Where an environment is in its life.
          * @enum {string}
@@ -963,9 +1062,20 @@ export interface components {
         };
         UpdateUserRequest: {
             disabled?: boolean | null;
+            /**
+             * @description `true` marks the email verified, as if its owner had opened the
+             *     mailed link (an extension of the contract's body); `false` is refused.
+             */
+            emailVerified?: boolean | null;
             role?: null | components["schemas"]["Role"];
         };
         UserList: {
+            /**
+             * @description Whether addresses must be verified by a mailed link (a mail server
+             *     is configured, `BERTH_SMTP_URL`); false: every account counts as
+             *     verified.
+             */
+            emailVerification: boolean;
             items: components["schemas"]["UserView"][];
         };
         /** @description A person's account as the API shows it. */
@@ -975,9 +1085,19 @@ export interface components {
             disabled: boolean;
             displayName: string;
             email: string;
+            /**
+             * @description The owner proved they receive mail at `email` (always true while
+             *     verification is off, i.e. no mail server is configured). Until then
+             *     the account holds no membership and cannot create environments.
+             */
+            emailVerified: boolean;
             /** Format: uuid */
             id: string;
             role: components["schemas"]["Role"];
+        };
+        VerifyRequest: {
+            /** @description The `token` of the mailed link. */
+            token: string;
         };
         /** @description A Deployment of the namespace: an app, or one made with kubectl. */
         WorkloadDeployment: {
@@ -1386,13 +1506,22 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Updated; a disabled user's sessions and tokens stop working */
+            /** @description Updated; a disabled user's sessions and tokens stop working; emailVerified true marks the email verified */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["UserView"];
+                };
+            };
+            /** @description Invalid field (emailVerified false) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description No such user, or not an admin */
@@ -1511,6 +1640,77 @@ export interface operations {
             };
         };
     };
+    accounts_password_reset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordResetRequest"];
+            };
+        };
+        responses: {
+            /** @description Whether or not the email has an account, alike; if it has, a link valid for 30 minutes is mailed (at most one a minute) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not an email address (field email) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    accounts_password_reset_confirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordResetConfirm"];
+            };
+        };
+        responses: {
+            /** @description The password is set; every session, personal access token and kubeconfig of the account stops working */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The link is unknown, expired or used (field token), or the password is weak or common (field newPassword) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many passwords are being checked, or the store is unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     accounts_register: {
         parameters: {
             query?: never;
@@ -1533,7 +1733,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserView"];
                 };
             };
-            /** @description Invalid field */
+            /** @description Invalid field; a password under 10 characters or a common one (field password) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1571,6 +1771,91 @@ export interface operations {
             };
             /** @description Too many passwords are being checked; see Retry-After */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    accounts_verify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VerifyRequest"];
+            };
+        };
+        responses: {
+            /** @description The email is verified; memberships listed for it take effect */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The link is unknown, expired or used (field token) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The store is unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    accounts_verify_resend: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A new link is mailed (nothing is sent when the email is verified or verification is off) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not logged in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description CSRF token missing or wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A link was mailed less than a minute ago, or five this hour; see Retry-After */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2569,6 +2854,73 @@ export interface operations {
             };
             /** @description Not logged in */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    accounts_change_password: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordChange"];
+            };
+        };
+        responses: {
+            /** @description Changed; with revokeOtherSessions, every other session and personal access token, and every kubeconfig, stop working */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The new password is weak or common (field newPassword) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not logged in, or the current password is wrong (invalid_credentials) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description CSRF token missing or wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many wrong passwords for this account, as for login; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many passwords are being checked; see Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
