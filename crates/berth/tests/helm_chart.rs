@@ -1,0 +1,631 @@
+//! The Helm chart (`deploy/helm/berth`) against Berth itself: its CRDs are
+//! the ones Berth generates, its RBAC names the objects Berth installs, and
+//! Berth's API and controller do a whole environment's life under exactly
+//! the chart's rules without one refusal.
+//!
+//! The least-privilege run: the chart's ClusterRoles and Roles, rendered by
+//! `helm template`, are bound to a user of its own, and `berth serve` (API
+//! only) and `berth controller` run as that user with a client certificate
+//! the local cluster's CA signs. The user is `berth-admin`, the name the
+//! admin kubeconfig (and so every other test's Berth) has, but without the
+//! `system:masters` group: RBAC grants it only the chart's rules, while the
+//! admission policies Berth's leader installs, which exempt the identity
+//! Berth runs as by name, stay exactly as every other test's Berth installs
+//! them in the shared cluster. Any API call the code makes and the chart
+//! does not allow fails the environment's progress or shows as `forbidden`
+//! in Berth's logs, and the test with it.
+
+use anyhow::{Context, Result, bail, ensure};
+use berth_manifests::Environment;
+use kube::api::{Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, CustomResourceExt};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use serde_yaml::Value as Yaml;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const CHART: &str = "deploy/helm/berth";
+/// The user the restricted certificate names (see the module's note).
+const USER: &str = "berth-admin";
+const ADMIN_EMAIL: &str = "admin@example.com";
+const ADMIN_PASSWORD: &str = "admin-password-1";
+const RUN_LABEL: &str = "berth.dev/test-run";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `helm template RELEASE deploy/helm/berth --namespace NAMESPACE ARGS...`,
+/// as YAML documents.
+fn helm_template(release: &str, namespace: &str, args: &[&str]) -> Result<Vec<Yaml>> {
+    let helm = repo_root().join(".berth/bin/helm");
+    ensure!(
+        helm.exists(),
+        "{} is missing: `scripts/localcluster.sh build` builds helm (make test does)",
+        helm.display()
+    );
+    let out = Command::new(&helm)
+        .current_dir(repo_root())
+        .args(["template", release, CHART, "--namespace", namespace])
+        .args(args)
+        .output()
+        .context("running helm template")?;
+    ensure!(
+        out.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout)?;
+    let mut docs = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value = Yaml::deserialize(doc)?;
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    Ok(docs)
+}
+
+fn kind(doc: &Yaml) -> &str {
+    doc["kind"].as_str().unwrap_or_default()
+}
+
+fn name(doc: &Yaml) -> &str {
+    doc["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+/// The objects of `berth install-manifests`, as (kind, name).
+fn installed_by_berth() -> Result<BTreeSet<(String, String)>> {
+    let text = berth_manifests::install_manifests(
+        "system:serviceaccount:berth:berth",
+        &berth_manifests::GuardrailOptions::default(),
+    );
+    let mut objects = BTreeSet::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value = Yaml::deserialize(doc)?;
+        if !value.is_null() {
+            objects.insert((kind(&value).to_owned(), name(&value).to_owned()));
+        }
+    }
+    Ok(objects)
+}
+
+/// The resourceNames of the chart's ClusterRole rules on `resource`.
+fn named_in_rules(docs: &[Yaml], resource: &str) -> BTreeSet<String> {
+    docs.iter()
+        .filter(|d| kind(d) == "ClusterRole")
+        .flat_map(|d| d["rules"].as_sequence().cloned().unwrap_or_default())
+        .filter(|rule| {
+            rule["resources"]
+                .as_sequence()
+                .is_some_and(|r| r.iter().any(|r| r.as_str() == Some(resource)))
+        })
+        .flat_map(|rule| {
+            rule["resourceNames"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|n| n.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn the_charts_crds_are_the_ones_berth_generates() {
+    let crds = repo_root().join(CHART).join("crds");
+    for (file, generated) in [
+        ("environments.berth.dev.yaml", berth_manifests::crd_yaml()),
+        (
+            "environmentpolicies.berth.dev.yaml",
+            serde_yaml::to_string(&berth_manifests::EnvironmentPolicy::crd()).unwrap(),
+        ),
+    ] {
+        let path = crds.join(file);
+        let chart = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        assert_eq!(
+            chart,
+            generated,
+            "{} differs from what Berth generates",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn the_charts_rules_name_every_object_berth_installs() -> Result<()> {
+    let docs = helm_template("berth", "berth", &[])?;
+    let installed = installed_by_berth()?;
+    let of_kind = |k: &str| -> BTreeSet<String> {
+        installed
+            .iter()
+            .filter(|(kind, _)| kind == k)
+            .map(|(_, name)| name.clone())
+            .collect()
+    };
+    assert_eq!(
+        named_in_rules(&docs, "customresourcedefinitions"),
+        of_kind("CustomResourceDefinition")
+    );
+    assert_eq!(
+        named_in_rules(&docs, "clusterroles"),
+        of_kind("ClusterRole")
+    );
+    assert_eq!(
+        named_in_rules(&docs, "validatingadmissionpolicies"),
+        of_kind("ValidatingAdmissionPolicy")
+    );
+    assert_eq!(
+        named_in_rules(&docs, "validatingadmissionpolicybindings"),
+        of_kind("ValidatingAdmissionPolicyBinding")
+    );
+    // The leader's Lease is the one `berth serve` takes by default.
+    let lease = berth_controller::LeaseOptions::new("any");
+    let leader = docs
+        .iter()
+        .find(|d| kind(d) == "Role" && name(d) == "berth-leader")
+        .context("the chart has no leader Role")?;
+    assert_eq!(
+        leader["metadata"]["namespace"].as_str(),
+        Some(lease.namespace.as_str())
+    );
+    assert!(
+        serde_yaml::to_string(&leader["rules"])?.contains(&lease.name),
+        "the leader Role does not name the Lease {}",
+        lease.name
+    );
+    Ok(())
+}
+
+/// A process killed when dropped, its output in a file.
+struct Process {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    fn start(command: &mut Command, log: PathBuf) -> Result<Self> {
+        let file = std::fs::File::create(&log)?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()?;
+        Ok(Self { child, log })
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A kubeconfig for `USER` without `system:masters`: a fresh key and a
+/// certificate from the local cluster's CA, valid for a day.
+fn restricted_kubeconfig(root: &Path, dir: &Path) -> Result<PathBuf> {
+    let pki = root.join(".berth/cluster/pki");
+    let (key, csr, cert) = (
+        dir.join("user.key"),
+        dir.join("user.csr"),
+        dir.join("user.crt"),
+    );
+    let openssl = |args: &[&str]| -> Result<()> {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .context("running openssl")?;
+        ensure!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    };
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        &format!("/CN={USER}"),
+        "-keyout",
+        &path(&key),
+        "-out",
+        &path(&csr),
+    ])?;
+    let serial = format!("0x{}", uuid::Uuid::new_v4().simple());
+    // Extensions make it an X.509 v3 certificate, the only version rustls takes.
+    let extensions = dir.join("user.ext");
+    std::fs::write(
+        &extensions,
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &path(&csr),
+        "-CA",
+        &path(&pki.join("ca.crt")),
+        "-CAkey",
+        &path(&pki.join("ca.key")),
+        "-set_serial",
+        &serial,
+        "-extfile",
+        &path(&extensions),
+        "-days",
+        "1",
+        "-out",
+        &path(&cert),
+    ])?;
+    let admin: Yaml = serde_yaml::from_str(&std::fs::read_to_string(
+        root.join(".berth/cluster/kubeconfig"),
+    )?)?;
+    let cluster = admin["clusters"][0]["cluster"].clone();
+    let config = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": cluster}],
+        "users": [{"name": USER, "user": {
+            "client-certificate": path(&cert),
+            "client-key": path(&key),
+        }}],
+        "contexts": [{"name": "restricted", "context": {"cluster": "local", "user": USER}}],
+        "current-context": "restricted",
+    });
+    let file = dir.join("restricted.kubeconfig");
+    std::fs::write(&file, serde_yaml::to_string(&config)?)?;
+    Ok(file)
+}
+
+/// The chart's RBAC objects for release `release`, bound to `USER` instead
+/// of the ServiceAccount, the leader Role moved to `lease_namespace` (so
+/// that this run's controller elects itself on a Lease no other Berth uses,
+/// under the chart's very rule).
+fn restricted_rbac(release: &str, lease_namespace: &str) -> Result<String> {
+    let docs = helm_template(release, "berth", &[])?;
+    let mut out = String::new();
+    for mut doc in docs {
+        if !["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"].contains(&kind(&doc)) {
+            continue;
+        }
+        if doc["subjects"].is_sequence() {
+            doc["subjects"] = serde_yaml::to_value(json!([
+                {"kind": "User", "name": USER, "apiGroup": "rbac.authorization.k8s.io"}
+            ]))?;
+        }
+        if doc["metadata"]["namespace"].as_str() == Some("kube-system") {
+            doc["metadata"]["namespace"] = Yaml::from(lease_namespace);
+        }
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&doc)?);
+    }
+    Ok(out)
+}
+
+fn kubectl(root: &Path, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Result<String> {
+    use std::io::Write;
+    let mut child = Command::new(root.join(".berth/bin/kubectl"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.unwrap_or("").as_bytes())?;
+    let out = child.wait_with_output()?;
+    ensure!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// A personal access token of the admin, logged in as the web UI does.
+async fn admin_token(http: &reqwest::Client, base: &str) -> Result<String> {
+    let login = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await?;
+    ensure!(
+        login.status() == StatusCode::OK,
+        "login: {}",
+        login.status()
+    );
+    let cookie = |name: &str| {
+        login
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| {
+                v.strip_prefix(&format!("{name}="))
+                    .map(|r| r.split(';').next().unwrap_or("").to_owned())
+            })
+    };
+    let (session, csrf) = (cookie("berth_session"), cookie("berth_csrf"));
+    let (Some(session), Some(csrf)) = (session, csrf) else {
+        bail!("login set no session or CSRF cookie");
+    };
+    let token: Value = http
+        .post(format!("{base}/api/v1/tokens"))
+        .header(
+            "cookie",
+            format!("berth_session={session}; berth_csrf={csrf}"),
+        )
+        .header("x-csrf-token", csrf)
+        .json(&json!({"name": "helm-chart-test"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    token["token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no token in the answer")
+}
+
+#[tokio::test]
+async fn berth_does_an_environments_life_under_the_charts_rules_alone() -> Result<()> {
+    let cluster = berth_testkit::cluster()
+        .await
+        .context("the local cluster is needed")?;
+    let root = cluster.repo_root().to_owned();
+    let admin_kubeconfig = cluster.kubeconfig();
+    let lease_namespace = berth_testkit::TestNamespace::create(&cluster, "chart-lease").await?;
+    let run = berth_testkit::unique_name("chart");
+    let dir = std::env::temp_dir().join(&run);
+    std::fs::create_dir_all(&dir)?;
+
+    // The chart's rules, bound to the restricted user.
+    let rbac = restricted_rbac(&run, lease_namespace.name())?;
+    kubectl(
+        &root,
+        &admin_kubeconfig,
+        &["apply", "--server-side", "-f", "-"],
+        Some(&rbac),
+    )?;
+    let result = life_of_an_environment(&cluster, &root, &dir, &run, lease_namespace.name()).await;
+    let _ = kubectl(
+        &root,
+        &admin_kubeconfig,
+        &["delete", "--ignore-not-found", "-f", "-"],
+        Some(&rbac),
+    );
+    lease_namespace.delete().await?;
+    result
+}
+
+async fn life_of_an_environment(
+    cluster: &berth_testkit::Cluster,
+    root: &Path,
+    dir: &Path,
+    run: &str,
+    lease_namespace: &str,
+) -> Result<()> {
+    let kubeconfig = restricted_kubeconfig(root, dir)?;
+    let config = kube::Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(&kubeconfig)?,
+        &KubeConfigOptions::default(),
+    )
+    .await?;
+    let restricted = Client::try_from(config)?;
+    // The bindings are in force once the user may list Environments.
+    berth_testkit::eventually(Duration::from_secs(10), || async {
+        Api::<Environment>::all(restricted.clone())
+            .list_metadata(&Default::default())
+            .await
+            .map(|_| ())
+            .context("listing Environments as the restricted user")
+    })
+    .await?;
+
+    let berth = env!("CARGO_BIN_EXE_berth");
+    let controller_metrics = free_port()?;
+    let controller = Process::start(
+        Command::new(berth)
+            .arg("controller")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--identity", run, "--lease-namespace", lease_namespace])
+            .args(["--selector", &format!("{RUN_LABEL}={run}")])
+            .args([
+                "--metrics-listen",
+                &format!("127.0.0.1:{controller_metrics}"),
+            ]),
+        dir.join("controller.log"),
+    )?;
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let server = Process::start(
+        Command::new(berth)
+            .arg("serve")
+            .env("KUBECONFIG", &kubeconfig)
+            .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
+            .env("BERTH_KUBE_LISTEN", format!("127.0.0.1:{}", free_port()?))
+            .env(
+                "BERTH_DATABASE_URL",
+                format!("sqlite://{}", dir.join("berth.db").display()),
+            )
+            .env("BERTH_NO_CONTROLLER", "true")
+            .env("BERTH_ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        dir.join("serve.log"),
+    )?;
+    let outcome = exercise(cluster, root, dir, run, &base).await;
+    let logs = format!(
+        "controller log:\n{}\nserve log:\n{}",
+        controller.log(),
+        server.log()
+    );
+    drop(controller);
+    drop(server);
+    outcome.with_context(|| logs.clone())?;
+    let forbidden: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("forbidden") || l.contains("Forbidden"))
+        .collect();
+    ensure!(
+        forbidden.is_empty(),
+        "Berth was refused under the chart's rules:\n{}",
+        forbidden.join("\n")
+    );
+    Ok(())
+}
+
+/// Create, Ready, details, a kubeconfig used with kubectl, delete, gone: as
+/// the admin of the restricted Berth, through its API.
+async fn exercise(
+    cluster: &berth_testkit::Cluster,
+    root: &Path,
+    dir: &Path,
+    run: &str,
+    base: &str,
+) -> Result<()> {
+    let http = reqwest::Client::new();
+    berth_testkit::eventually(Duration::from_secs(20), || async {
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    })
+    .await
+    .context("berth serve did not answer /healthz")?;
+    let token = admin_token(&http, base).await?;
+    let auth = format!("Bearer {token}");
+    let name = run.to_owned();
+    let environments = format!("{base}/api/v1/environments");
+    let created = http
+        .post(&environments)
+        .header("authorization", &auth)
+        .json(&json!({
+            "name": name,
+            "description": "the chart's rules alone",
+            "ttl": "1h",
+            "apps": [{"name": "web", "image": "nginx:1.27", "port": 8080, "expose": "ingress"}],
+        }))
+        .send()
+        .await?;
+    let status = created.status();
+    ensure!(
+        status == StatusCode::CREATED,
+        "create: {status} {}",
+        created.text().await?
+    );
+    // This run's controller reconciles only what carries its label.
+    Api::<Environment>::all(cluster.client())
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {RUN_LABEL: run}}})),
+        )
+        .await?;
+    let environment = format!("{environments}/{name}");
+    berth_testkit::eventually(Duration::from_secs(60), || async {
+        let body: Value = http
+            .get(&environment)
+            .header("authorization", &auth)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let phase = &body["status"]["phase"];
+        ensure!(
+            phase == "Ready",
+            "phase {phase}: {}",
+            body["status"]["conditions"]
+        );
+        Ok(())
+    })
+    .await?;
+    for detail in ["workloads", "events"] {
+        let answer = http
+            .get(format!("{environment}/{detail}"))
+            .header("authorization", &auth)
+            .send()
+            .await?;
+        ensure!(
+            answer.status() == StatusCode::OK,
+            "{detail}: {}",
+            answer.status()
+        );
+    }
+    // A kubeconfig (a user ServiceAccount, a TokenRequest), used through
+    // Berth's kube proxy (TokenReview, impersonation) once the controller
+    // has bound the new identity.
+    let tenant_kubeconfig = http
+        .get(format!("{environment}/kubeconfig"))
+        .header("authorization", &auth)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let tenant_kubeconfig_file = dir.join("tenant.kubeconfig");
+    std::fs::write(&tenant_kubeconfig_file, tenant_kubeconfig)?;
+    berth_testkit::eventually(Duration::from_secs(20), || async {
+        kubectl(
+            root,
+            &tenant_kubeconfig_file,
+            &["get", "deployments", "-o", "name"],
+            None,
+        )
+        .and_then(|out| {
+            ensure!(out.contains("deployment.apps/web"), "deployments: {out}");
+            Ok(())
+        })
+    })
+    .await?;
+    let deleted = http
+        .delete(&environment)
+        .header("authorization", &auth)
+        .send()
+        .await?;
+    ensure!(
+        deleted.status().is_success(),
+        "delete: {}",
+        deleted.status()
+    );
+    berth_testkit::eventually(Duration::from_secs(60), || async {
+        let status = http
+            .get(&environment)
+            .header("authorization", &auth)
+            .send()
+            .await?
+            .status();
+        ensure!(status == StatusCode::NOT_FOUND, "still there: {status}");
+        Ok(())
+    })
+    .await
+}
