@@ -11,6 +11,7 @@ import { EnvironmentDetailPage } from './pages/EnvironmentDetail';
 import { EnvironmentsPage } from './pages/Environments';
 import { LoginPage, RegisterPage } from './pages/Auth';
 import { TokensPage } from './pages/Tokens';
+import { ForgotPasswordPage, ResetPasswordPage, VerifyBanner, VerifyPage } from './pages/Identity';
 
 // Admin pages are their own chunk: most people never load them.
 const AdminPage = lazy(() => import('./pages/admin/Admin'));
@@ -49,9 +50,13 @@ export function App() {
       </a>
       {user && <Header />}
       <main id="main" ref={mainRef} tabIndex={-1} className={user ? 'page' : 'center'}>
+        <VerifyBanner />
         <Routes>
           <Route path="/login" element={anonymous(<LoginPage />)} />
           <Route path="/register" element={anonymous(<RegisterPage />)} />
+          <Route path="/verify" element={<VerifyPage />} />
+          <Route path="/forgot-password" element={anonymous(<ForgotPasswordPage />)} />
+          <Route path="/reset-password" element={<ResetPasswordPage />} />
           <Route path="/" element={signedIn(<EnvironmentsPage />)} />
           <Route path="/environments/new" element={signedIn(<CreateEnvironmentPage />)} />
           <Route path="/environments/:name" element={signedIn(<EnvironmentDetailPage />)} />

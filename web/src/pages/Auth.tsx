@@ -78,7 +78,7 @@ export function LoginPage() {
         </button>
       </form>
       <p>
-        New here? <Link to="/register">Create an account</Link>
+        New here? <Link to="/register">Create an account</Link> · <Link to="/forgot-password">Forgot your password?</Link>
       </p>
     </section>
   );

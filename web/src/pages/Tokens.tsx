@@ -5,6 +5,7 @@ import type { components } from '../api/schema';
 import { describedBy, Empty, ErrorNotice, Field, Loading } from '../components/ui';
 import { formatDate } from '../lib/time';
 import { usePageTitle, useResource } from '../lib/useResource';
+import { ChangePasswordForm } from './Identity';
 
 type CreatedToken = components['schemas']['CreatedToken'];
 
@@ -141,6 +142,7 @@ export function TokensPage() {
           </tbody>
         </table>
       )}
+      <ChangePasswordForm />
     </section>
   );
 }

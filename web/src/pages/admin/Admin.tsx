@@ -50,10 +50,10 @@ export default function AdminPage() {
 
 function Users() {
   const { user: me } = useAuth();
-  const users = useResource(() => unwrap(api.GET('/api/v1/admin/users')).then((r) => r.items), 'users');
+  const users = useResource(() => unwrap(api.GET('/api/v1/admin/users')), 'users');
   const [error, setError] = useState<unknown>(null);
 
-  const update = async (id: string, body: { role?: 'admin' | 'member'; disabled?: boolean }) => {
+  const update = async (id: string, body: { role?: 'admin' | 'member'; disabled?: boolean; emailVerified?: boolean }) => {
     setError(null);
     try {
       await unwrap(api.PATCH('/api/v1/admin/users/{id}', { params: { path: { id } }, body }));
@@ -68,6 +68,11 @@ function Users() {
   return (
     <>
       <h2>Users</h2>
+      {!users.data.emailVerification && (
+        <p className="notice" role="status">
+          Email verification is off (no mail server is configured, <code>BERTH_SMTP_URL</code>): every account counts as verified.
+        </p>
+      )}
       <ErrorNotice error={error} />
       <table className="stack" data-testid="users-table">
         <thead>
@@ -76,11 +81,12 @@ function Users() {
             <th scope="col">Name</th>
             <th scope="col">Role</th>
             <th scope="col">Access</th>
+            <th scope="col">Email verified</th>
             <th scope="col">Joined</th>
           </tr>
         </thead>
         <tbody>
-          {users.data.map((u) => {
+          {users.data.items.map((u) => {
             const self = u.id === me?.id;
             return (
               <tr key={u.id} className={u.disabled ? 'disabled' : undefined}>
@@ -96,6 +102,15 @@ function Users() {
                   <label className="check">
                     <input type="checkbox" checked={u.disabled} disabled={self} onChange={(e) => void update(u.id, { disabled: e.target.checked })} /> Disabled
                   </label>
+                </td>
+                <td data-label="Email verified">
+                  {u.emailVerified ? (
+                    'yes'
+                  ) : (
+                    <button type="button" onClick={() => void update(u.id, { emailVerified: true })}>
+                      Mark {u.email} verified
+                    </button>
+                  )}
                 </td>
                 <td data-label="Joined">{formatDate(u.createdAt)}</td>
               </tr>
