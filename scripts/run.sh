@@ -3,7 +3,9 @@
 # .berth/admin.env (created once, readable only by you) and printed at start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Only you may read what Berth keeps here (the admin's password, the database).
 mkdir -p .berth
+chmod 700 .berth
 
 creds=.berth/admin.env
 if [ -z "${BERTH_ADMIN_PASSWORD:-}" ]; then

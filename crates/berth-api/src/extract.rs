@@ -14,6 +14,12 @@ use time::OffsetDateTime;
 
 pub const SESSION_COOKIE: &str = "berth_session";
 pub const CSRF_COOKIE: &str = "berth_csrf";
+/// The session cookie's name under TLS: a browser keeps a `__Host-` cookie
+/// only when it is Secure, for `Path=/` and without `Domain`, so neither a
+/// sibling subdomain nor a plain-HTTP answer can set or shadow it.
+pub const HOST_SESSION_COOKIE: &str = "__Host-berth_session";
+/// The CSRF cookie's name under TLS (see [`HOST_SESSION_COOKIE`]).
+pub const HOST_CSRF_COOKIE: &str = "__Host-berth_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// An authenticated caller. Rejects with 401 when no valid credential is
@@ -28,7 +34,7 @@ impl FromRequestParts<AppState> for CurrentUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let credential = credential(&parts.method, &parts.headers)?;
+        let credential = credential(&parts.method, &parts.headers, state.settings.secure_cookies)?;
         let principal = state.auth.authenticate(&credential).await?;
         crate::error_reports::identify(&principal.user.id);
         Ok(Self(principal))
@@ -92,7 +98,26 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
-pub(crate) fn credential(method: &Method, headers: &HeaderMap) -> Result<Credential, ApiError> {
+/// The names of the session and CSRF cookies: `__Host-` prefixed when
+/// cookies are `Secure` (under TLS). Only those names are read then, so a
+/// cookie planted without the prefix is never taken for a session.
+pub fn cookie_names(secure: bool) -> (&'static str, &'static str) {
+    if secure {
+        (HOST_SESSION_COOKIE, HOST_CSRF_COOKIE)
+    } else {
+        (SESSION_COOKIE, CSRF_COOKIE)
+    }
+}
+
+/// The credential of a request: its bearer token, else its session cookie
+/// (named as [`cookie_names`] says for `secure`), checked against CSRF for
+/// a write.
+pub(crate) fn credential(
+    method: &Method,
+    headers: &HeaderMap,
+    secure: bool,
+) -> Result<Credential, ApiError> {
+    let (session_cookie, csrf_cookie) = cookie_names(secure);
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let token = value
             .to_str()
@@ -103,10 +128,10 @@ pub(crate) fn credential(method: &Method, headers: &HeaderMap) -> Result<Credent
             .ok_or(ApiError::Unauthenticated)?;
         return Ok(Credential::Token(Secret::from_client(token)));
     }
-    let session = cookie(headers, SESSION_COOKIE).ok_or(ApiError::Unauthenticated)?;
+    let session = cookie(headers, session_cookie).ok_or(ApiError::Unauthenticated)?;
     let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe {
-        let expected = cookie(headers, CSRF_COOKIE).unwrap_or_default();
+        let expected = cookie(headers, csrf_cookie).unwrap_or_default();
         let given = headers
             .get(CSRF_HEADER)
             .and_then(|v| v.to_str().ok())
@@ -141,14 +166,15 @@ pub fn session_cookies(
         .whole_seconds()
         .max(0);
     let csrf = Secret::generate();
+    let (session_cookie, csrf_cookie) = cookie_names(secure);
     let secure = if secure { "; Secure" } else { "" };
     [
         format!(
-            "{SESSION_COOKIE}={}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+            "{session_cookie}={}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
             session.expose()
         ),
         format!(
-            "{CSRF_COOKIE}={}; Path=/; Max-Age={max_age}; SameSite=Lax{secure}",
+            "{csrf_cookie}={}; Path=/; Max-Age={max_age}; SameSite=Lax{secure}",
             csrf.expose()
         ),
     ]
@@ -157,10 +183,11 @@ pub fn session_cookies(
 
 /// `Set-Cookie` values that make the browser forget the session.
 pub fn cleared_cookies(secure: bool) -> [HeaderValue; 2] {
+    let (session_cookie, csrf_cookie) = cookie_names(secure);
     let secure = if secure { "; Secure" } else { "" };
     [
-        format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"),
-        format!("{CSRF_COOKIE}=; Path=/; Max-Age=0; SameSite=Lax{secure}"),
+        format!("{session_cookie}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"),
+        format!("{csrf_cookie}=; Path=/; Max-Age=0; SameSite=Lax{secure}"),
     ]
     .map(|v| HeaderValue::from_str(&v).expect("cookie values are ASCII"))
 }

@@ -12,7 +12,6 @@ use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,15 +39,14 @@ pub struct KubeTls {
 }
 
 impl KubeTls {
-    /// The certificate chain and key of `cert_pem` and `key_pem`.
-    pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, TlsError> {
-        let chain = CertificateDer::pem_slice_iter(cert_pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| TlsError::Pem(e.to_string()))?;
-        let key =
-            PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::Pem(e.to_string()))?;
+    /// The configured certificate and key (`BERTH_TLS_CERT`, `BERTH_TLS_KEY`),
+    /// served as `certificate` holds them now (it reloads them when the
+    /// files change).
+    pub fn from_files(
+        certificate: Arc<crate::tls::ReloadingCertificate>,
+    ) -> Result<Self, TlsError> {
         Ok(Self {
-            config: server_config(chain, key)?,
+            config: crate::tls::server_config(certificate)?,
             ca_pem: None,
         })
     }

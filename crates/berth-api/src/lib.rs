@@ -22,6 +22,7 @@ mod policy_object;
 mod query;
 mod routes;
 mod state;
+mod tls;
 
 pub use cluster::{Cluster, LOCAL_CLUSTER_KUBECONFIG};
 pub use environment_metrics::EnvironmentMetrics;
@@ -36,7 +37,15 @@ pub use metrics_query::answer as prometheus_answer;
 pub use middleware::wrap;
 pub use openapi::openapi_json;
 pub use policy_object::publish_at_start as publish_policy_at_start;
+pub use routes::integrations::{
+    IntegrationSettings, SENTRY_DSN as SENTRY_DSN_SECRET,
+    SPLUNK_HEC_TOKEN as SPLUNK_HEC_TOKEN_SECRET,
+};
 pub use state::{AppState, Settings};
+pub use tls::{
+    ReloadingCertificate, STRICT_TRANSPORT_SECURITY, serve as serve_tls,
+    server_config as tls_server_config,
+};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -18,10 +18,14 @@ use tracing::Span;
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The Content-Security-Policy of every answer but the UI's pages.
+pub const API_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
+
 /// Layers every answer gets: a request id (taken from the client or made
 /// here) on the log span and the answer, request logging without secrets,
-/// headers that keep browsers from guessing content types, and errors to
-/// Sentry (`error_reports`).
+/// security headers (content types not guessed, no framing, no referrer, a
+/// Content-Security-Policy that loads nothing), and errors to Sentry
+/// (`error_reports`).
 pub fn wrap(router: Router) -> Router {
     router.layer(
         ServiceBuilder::new()
@@ -52,6 +56,21 @@ pub fn wrap(router: Router) -> Router {
             .layer(SetResponseHeaderLayer::if_not_present(
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
+            ))
+            // The UI's pages set their own policy and referrer policy
+            // (berth-web); everything else is data, which may load nothing
+            // and be framed by nobody.
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(API_CONTENT_SECURITY_POLICY),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::X_FRAME_OPTIONS,
+                HeaderValue::from_static("DENY"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
             ))
             .layer(SetResponseHeaderLayer::if_not_present(
                 header::CACHE_CONTROL,

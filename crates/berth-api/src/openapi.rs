@@ -35,6 +35,8 @@ use utoipa::{Modify, OpenApi};
         routes::admin::update_user,
         routes::policy::get,
         routes::policy::put,
+        routes::integrations::get,
+        routes::integrations::put,
         routes::audit_log::list,
         routes::templates::list,
         routes::templates::put,

@@ -42,4 +42,7 @@ pub struct AppState {
     pub prometheus: Option<Prometheus>,
     /// Ends kubeconfigs' open requests when their access is taken away.
     pub revocations: crate::kube_proxy::Revocations,
+    /// The key ring secrets are stored under, and which secrets the
+    /// environment sets (`/api/v1/admin/integrations`).
+    pub integrations: Arc<crate::routes::integrations::IntegrationSettings>,
 }

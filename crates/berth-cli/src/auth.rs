@@ -132,9 +132,15 @@ async fn password_login(
         .call(Method::POST, "/api/v1/auth/login", Some(&body), false)
         .await?;
     let user = login.json()?;
-    let session = cookie(&login, "berth_session");
-    let csrf = cookie(&login, "berth_csrf");
-    let (Some(session), Some(csrf)) = (session, csrf) else {
+    // Under TLS the server names them `__Host-...`.
+    let names = ["__Host-berth_session", "berth_session"]
+        .into_iter()
+        .zip(["__Host-berth_csrf", "berth_csrf"])
+        .find(|(session, _)| cookie(&login, session).is_some());
+    let session = names.and_then(|(session, _)| cookie(&login, session));
+    let csrf = names.and_then(|(_, csrf)| cookie(&login, csrf));
+    let (Some((session_name, csrf_name)), Some(session), Some(csrf)) = (names, session, csrf)
+    else {
         return Err(CliError::Unreachable(format!(
             "{server} accepted the login but set no session: is the URL the Berth server's?"
         )));
@@ -143,7 +149,7 @@ async fn password_login(
         api.request(method, path)
             .header(
                 COOKIE,
-                format!("berth_session={session}; berth_csrf={csrf}"),
+                format!("{session_name}={session}; {csrf_name}={csrf}"),
             )
             .header("x-csrf-token", csrf.as_str())
     };

@@ -12,6 +12,7 @@ mod login_failures;
 mod outbox;
 mod platform;
 mod requests;
+mod secrets;
 pub mod testing;
 
 pub use accounts::{NewToken, NewUser, TokenRecord, UserRecord, UserUpdate, UserUpdated};
@@ -23,9 +24,11 @@ pub use login_failures::FailureWindow;
 pub use outbox::{NewOutboxEvent, OutboxRow, OutboxStats};
 pub use platform::TemplateRecord;
 pub use requests::{EnvironmentVersion, NewRequest, RequestKind, RequestRecord, RequestState};
+pub use secrets::SealedSecret;
 
 use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -89,6 +92,9 @@ impl Store {
 }
 
 /// SQLite wants its directory to exist and `mode=rwc` to create the file.
+/// Berth creates both itself, readable by its own user only (0700, 0600):
+/// the file holds password hashes and sealed secrets, and SQLite gives its
+/// `-wal` and `-shm` files the database file's mode.
 fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
     let rest = url
         .trim_start_matches("sqlite://")
@@ -103,8 +109,25 @@ fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(dir)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
             .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    if !query.contains("mode=ro") {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(StoreError::Config(format!("cannot create {path}: {e}")));
+            }
+        }
     }
     let query = if query.contains("mode=") {
         query.to_owned()

@@ -52,8 +52,10 @@ pub struct ServeArgs {
     /// a kubeconfig was asked of, at the listener's port).
     #[arg(long, env = "BERTH_KUBE_PUBLIC_URL")]
     pub kube_public_url: Option<String>,
-    /// PEM certificate chain and key for that listener (else Berth makes a
-    /// CA and certificate at start, which kubeconfigs carry).
+    /// PEM certificate chain and key: the main listener serves HTTPS with
+    /// them, and so does the kube listener (else it serves a certificate of
+    /// a CA Berth makes at start, which kubeconfigs carry). Reloaded when
+    /// the files change.
     #[arg(long, env = "BERTH_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     #[arg(long, env = "BERTH_TLS_KEY", requires = "tls_cert")]
@@ -142,6 +144,7 @@ struct FileConfig {
     splunk_index: Option<String>,
     splunk_source: Option<String>,
     splunk_sourcetype: Option<String>,
+    encryption_keys: Option<String>,
     sentry_dsn: Option<String>,
     sentry_environment: Option<String>,
     smtp_url: Option<String>,
@@ -160,7 +163,8 @@ pub struct Config {
     pub public_url: Option<String>,
     pub kube_listen: SocketAddr,
     pub kube_public_url: Option<String>,
-    /// Certificate chain and key files of the kube listener.
+    /// Certificate chain and key files of both listeners, reloaded when
+    /// they change.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub ingress_domain: String,
     pub kubeconfig_ttl: Duration,
@@ -170,6 +174,9 @@ pub struct Config {
     pub splunk: Option<berth_splunk::HecConfig>,
     /// Where errors are reported; `None` without `BERTH_SENTRY_DSN`.
     pub sentry: Option<crate::reporting::SentrySettings>,
+    /// The key ring secrets are stored under (`BERTH_ENCRYPTION_KEYS`);
+    /// without it none can be stored.
+    pub encryption_keys: Option<berth_keyring::KeyRing>,
     /// Sends verification and reset links; `None` without `BERTH_SMTP_URL`.
     pub mailer: Option<berth_auth::Mailer>,
 }
@@ -317,6 +324,13 @@ impl Config {
             args.public_url.as_deref().or(file.public_url.as_deref()),
             args.listen.or(file.listen),
         )?;
+        // Environment or file only, as the other secrets: out of `ps`.
+        let encryption_keys = std::env::var(berth_keyring::VARIABLE)
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+            .or(file.encryption_keys.clone())
+            .map(|raw| berth_keyring::KeyRing::parse(&raw))
+            .transpose()?;
         let admin_password = std::env::var("BERTH_ADMIN_PASSWORD")
             .ok()
             .filter(|p| !p.is_empty())
@@ -395,17 +409,23 @@ impl Config {
                 args.splunk_index.or(file.splunk_index),
                 args.splunk_source.or(file.splunk_source),
                 args.splunk_sourcetype.or(file.splunk_sourcetype),
+                encryption_keys.is_some(),
             )?,
             sentry: args
                 .sentry
                 .settings(file.sentry_dsn, file.sentry_environment)?,
+            encryption_keys,
         })
     }
 
+    /// Cookies are `Secure` (and `__Host-` named) when Berth terminates
+    /// TLS, or is reached at an `https://` public URL (TLS ended by a proxy).
     pub fn secure_cookies(&self) -> bool {
-        self.public_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://"))
+        self.tls.is_some()
+            || self
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
     }
 }
 
@@ -432,6 +452,7 @@ impl fmt::Debug for Config {
             .field("no_controller", &self.no_controller)
             .field("splunk", &self.splunk)
             .field("sentry", &self.sentry)
+            .field("encryption_keys", &self.encryption_keys)
             .finish()
     }
 }
@@ -446,14 +467,17 @@ fn kubeconfig_ttl(raw: &str) -> anyhow::Result<Duration> {
     Ok(ttl)
 }
 
-/// The HEC settings: none without a URL; a URL needs a token; errors name
-/// the variable.
+/// The HEC settings: none without a URL; a URL needs a token, unless one
+/// may be stored (`token_may_be_stored`: `BERTH_ENCRYPTION_KEYS` is set),
+/// when the token is left empty for `berth serve` to read from the store;
+/// errors name the variable.
 fn splunk(
     url: Option<String>,
     token: Option<String>,
     index: Option<String>,
     source: Option<String>,
     sourcetype: Option<String>,
+    token_may_be_stored: bool,
 ) -> anyhow::Result<Option<berth_splunk::HecConfig>> {
     let Some(url) = url.filter(|u| !u.is_empty()) else {
         anyhow::ensure!(
@@ -486,7 +510,16 @@ fn splunk(
         sourcetype: sourcetype.unwrap_or_else(|| "_json".into()),
         host,
     };
-    config.validate()?;
+    if config.token.is_empty() && token_may_be_stored {
+        // The URL is checked all the same; the token is the store's.
+        berth_splunk::HecConfig {
+            token: "stored".into(),
+            ..config.clone()
+        }
+        .validate()?;
+    } else {
+        config.validate()?;
+    }
     Ok(Some(config))
 }
 
@@ -497,10 +530,31 @@ mod splunk_tests {
     #[test]
     fn splunk_needs_a_url_and_a_token_together_and_names_what_is_wrong() {
         let some = |v: &str| Some(v.to_owned());
-        assert!(splunk(None, None, None, None, None).unwrap().is_none());
-        let config = splunk(some("https://splunk:8088"), some("t"), None, None, None)
+        assert!(
+            splunk(None, None, None, None, None, false)
+                .unwrap()
+                .is_none()
+        );
+        // With BERTH_ENCRYPTION_KEYS, the token may be the store's.
+        let stored = splunk(some("https://splunk:8088"), None, None, None, None, true)
             .unwrap()
             .unwrap();
+        assert!(stored.token.is_empty());
+        let error = splunk(some("splunk:8088"), None, None, None, None, true).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("BERTH_SPLUNK_HEC_URL"),
+            "{error:#}"
+        );
+        let config = splunk(
+            some("https://splunk:8088"),
+            some("t"),
+            None,
+            None,
+            None,
+            false,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
             (config.source.as_str(), config.sourcetype.as_str()),
             ("berth", "_json")
@@ -528,7 +582,7 @@ mod splunk_tests {
                 "BERTH_SPLUNK_INDEX",
             ),
         ] {
-            let error = splunk(url, token, index, None, None).unwrap_err();
+            let error = splunk(url, token, index, None, None, false).unwrap_err();
             assert!(format!("{error:#}").contains(variable), "{error:#}");
             assert!(
                 !format!("{error:#}").contains("hec-url-password"),

@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod reporting;
+pub mod rotate_keys;
+mod stored_secrets;
 pub mod serve;
 mod splunk;
 

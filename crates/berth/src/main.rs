@@ -51,6 +51,14 @@ enum Command {
         #[arg(long, env = "BERTH_INGRESS_DOMAIN", default_value = "berth.localhost")]
         ingress_domain: String,
     },
+    /// Re-encrypt every stored secret under the first key of
+    /// BERTH_ENCRYPTION_KEYS (the new key first, the old ones after it);
+    /// safe to run again, and while Berth serves.
+    RotateKeys {
+        /// `sqlite://PATH` or `postgres://...`.
+        #[arg(long, env = "BERTH_DATABASE_URL", hide_env_values = true, default_value = config::DEFAULT_DATABASE_URL)]
+        database_url: String,
+    },
     #[command(flatten)]
     Client(berth_cli::ClientCommand),
 }
@@ -88,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::RotateKeys { database_url } => berth::rotate_keys::run(&database_url).await,
         Command::Client(_) => unreachable!("client commands ran above"),
     }
 }

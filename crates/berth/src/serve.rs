@@ -3,7 +3,8 @@
 use crate::config::Config;
 use anyhow::Context;
 use berth_api::{
-    AppState, Cluster, EnvironmentMetrics, HttpMetrics, KubeTls, Prometheus, Revocations, Settings,
+    AppState, Cluster, EnvironmentMetrics, HttpMetrics, IntegrationSettings, KubeTls, Prometheus,
+    ReloadingCertificate, Revocations, Settings,
 };
 use berth_auth::{Auth, AuthConfig, Secret};
 use berth_controller::{ControllerOptions, Metrics as ControllerMetrics};
@@ -21,7 +22,7 @@ const DEFAULT_ADMIN_EMAIL: &str = "admin@berth.local";
 pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(config = ?config, "starting berth");
     let server = Server::build(config).await?;
-    tracing::info!("listening on http://{}", server.local_addr());
+    tracing::info!("listening on {}", server.url());
     server.run_until(shutdown_signal()).await
 }
 
@@ -39,6 +40,10 @@ pub struct Server {
     kube_listener: tokio::net::TcpListener,
     kube_tls: KubeTls,
     kube_router: axum::Router,
+    /// With `BERTH_TLS_CERT` and `BERTH_TLS_KEY`: the main listener's TLS
+    /// configuration, and the pair both listeners serve, reloaded when the
+    /// files change.
+    tls: Option<(Arc<rustls::ServerConfig>, Arc<ReloadingCertificate>)>,
     /// Ends kubeconfigs' open requests: on revoked access, and at stop.
     revocations: Revocations,
     /// Present unless the controller runs elsewhere (`--no-controller`).
@@ -60,6 +65,32 @@ impl Server {
         let store = Store::connect(&config.database_url)
             .await
             .context("connecting to the store")?;
+        // Set through the API, used when their variables are not.
+        let keys = config.encryption_keys.as_ref();
+        let reporting = match reporting {
+            Some(reporting) => Some(reporting),
+            None => crate::stored_secrets::read(&store, keys, berth_api::SENTRY_DSN_SECRET)
+                .await?
+                .map(|dsn| {
+                    let environment = std::env::var("BERTH_SENTRY_ENVIRONMENT").ok();
+                    crate::reporting::SentrySettings::new(Some(dsn), environment)
+                })
+                .transpose()?
+                .flatten()
+                .as_ref()
+                .map(crate::reporting::start)
+                .transpose()?,
+        };
+        let mut hec = config.splunk.clone();
+        if let Some(hec) = hec.as_mut().filter(|hec| hec.token.is_empty()) {
+            hec.token =
+                crate::stored_secrets::read(&store, keys, berth_api::SPLUNK_HEC_TOKEN_SECRET)
+                    .await?
+                    .context(
+                        "BERTH_SPLUNK_HEC_TOKEN: not set, and no token is stored \
+                     (PUT /api/v1/admin/integrations); set one with BERTH_SPLUNK_HEC_URL",
+                    )?;
+        }
         let auth_config = AuthConfig {
             mailer: config.mailer.clone(),
             ..AuthConfig::default()
@@ -68,8 +99,7 @@ impl Server {
         let mut registry = Registry::default();
         // Before anything worth a warning happens (the first admin's, below),
         // so that Splunk gets it too.
-        let splunk = config
-            .splunk
+        let splunk = hec
             .as_ref()
             .map(|hec| crate::splunk::Splunk::build(hec, auth.store().clone(), &mut registry))
             .transpose()?;
@@ -88,11 +118,19 @@ impl Server {
         let kube_listener = tokio::net::TcpListener::bind(config.kube_listen)
             .await
             .with_context(|| format!("binding {} (BERTH_KUBE_LISTEN)", config.kube_listen))?;
-        let kube_tls = match &config.tls {
-            Some((cert, key)) => KubeTls::from_pem(
-                &std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?,
-                &std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
-            )?,
+        let certificate = config
+            .tls
+            .as_ref()
+            .map(|(cert, key)| ReloadingCertificate::load(cert, key))
+            .transpose()
+            .context("BERTH_TLS_CERT and BERTH_TLS_KEY")?;
+        let tls = certificate
+            .map(|certificate| {
+                berth_api::tls_server_config(certificate.clone()).map(|c| (c, certificate))
+            })
+            .transpose()?;
+        let kube_tls = match &tls {
+            Some((_, certificate)) => KubeTls::from_files(certificate.clone())?,
             None => KubeTls::generate(kube_names(
                 config.kube_listen.ip(),
                 [&config.public_url, &config.kube_public_url]
@@ -122,6 +160,14 @@ impl Server {
                 .transpose()
                 .map_err(anyhow::Error::msg)?,
             revocations: revocations.clone(),
+            integrations: Arc::new(IntegrationSettings {
+                keyring: config.encryption_keys.clone(),
+                splunk_hec_token_in_environment: config
+                    .splunk
+                    .as_ref()
+                    .is_some_and(|hec| !hec.token.is_empty()),
+                sentry_dsn_in_environment: config.sentry.is_some(),
+            }),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -130,6 +176,7 @@ impl Server {
             listener,
             kube_listener,
             kube_tls,
+            tls,
             kube_router: berth_api::kube_router(state.clone()),
             router: berth_api::router(state),
             auth,
@@ -147,6 +194,20 @@ impl Server {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The address of the HTTPS listener of the environments' Kubernetes API.
+    pub fn kube_local_addr(&self) -> SocketAddr {
+        self.kube_listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Where the main listener answers: `https://ADDR` under TLS, else
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr())
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
@@ -200,12 +261,21 @@ impl Server {
             // Open watches and exec sessions would hold the stop forever.
             revocations.end_all();
         });
-        let app = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(stopping(stopped))
-            .await?;
+        match self.tls {
+            Some((config, certificate)) => {
+                let reload = tokio::spawn(certificate.watch());
+                berth_api::serve_tls(self.listener, config, self.router, stopping(stopped)).await;
+                reload.abort();
+            }
+            None => {
+                let app = self
+                    .router
+                    .into_make_service_with_connect_info::<SocketAddr>();
+                axum::serve(self.listener, app)
+                    .with_graceful_shutdown(stopping(stopped))
+                    .await?;
+            }
+        }
         if let Some(controller) = controller {
             // It stops on the same signal, releasing its lease for another replica.
             let _ = controller.await;
@@ -235,7 +305,9 @@ impl Server {
 }
 
 /// On first start with an empty store, creates the admin from the configuration
-/// or with a random password, which is logged this once.
+/// or with a random password, which is shown this once on standard error,
+/// never through the log: log lines are kept and shipped (Splunk), a
+/// terminal is not.
 async fn bootstrap_admin(auth: &Auth, config: &Config) -> anyhow::Result<()> {
     let email = Email::parse(
         "BERTH_ADMIN_EMAIL",
@@ -255,8 +327,14 @@ async fn bootstrap_admin(auth: &Auth, config: &Config) -> anyhow::Result<()> {
         if generated {
             tracing::warn!(
                 email = %admin.email,
-                password = password.expose(),
-                "created the first admin with a random password, shown this once: log in and keep it safe"
+                "created the first admin with a random password, shown once on standard error \
+                 (not in this log): log in and change it"
+            );
+            eprintln!(
+                "\n  Berth created the first admin: {} with password {}\n  \
+                 It is shown this once and is not in the log: log in and change it.\n",
+                admin.email,
+                password.expose()
             );
         } else {
             tracing::info!(email = %admin.email, "created the first admin");

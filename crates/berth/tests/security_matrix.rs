@@ -188,6 +188,12 @@ async fn every_endpoint_answers_every_caller_as_documented() {
         ),
         (
             Method::GET,
+            "/api/v1/admin/integrations".into(),
+            None,
+            [200, 404, 404, 404, 404, 404, 404, 404],
+        ),
+        (
+            Method::GET,
             "/api/v1/admin/requests".into(),
             None,
             [200, 404, 404, 404, 404, 404, 404, 404],

@@ -3,7 +3,8 @@ import type { paths } from './schema';
 import { ApiError, errorFromBody } from './errors';
 import { endsSession, sessionEnded } from '../lib/session';
 
-const CSRF_COOKIE = 'berth_csrf';
+/** Under TLS the server names its cookies with the `__Host-` prefix. */
+const CSRF_COOKIES = ['__Host-berth_csrf', 'berth_csrf'];
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export function readCookie(name: string, cookies: string = document.cookie): string | null {
@@ -16,7 +17,9 @@ export function readCookie(name: string, cookies: string = document.cookie): str
 
 /** Cookie-authenticated writes must echo the CSRF cookie in a header. */
 export function csrfHeaders(method: string): Record<string, string> {
-  const token = WRITES.has(method.toUpperCase()) ? readCookie(CSRF_COOKIE) : null;
+  const token = WRITES.has(method.toUpperCase())
+    ? (CSRF_COOKIES.map((name) => readCookie(name)).find((value) => value !== null) ?? null)
+    : null;
   return token ? { 'X-CSRF-Token': token } : {};
 }
 

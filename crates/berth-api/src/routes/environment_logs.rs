@@ -127,7 +127,11 @@ pub async fn logs(
         // checks again every second, and ends once the caller's credential
         // is no longer valid (logout, a deleted token, disable) or they were
         // removed from the environment.
-        let credential = crate::extract::credential(&axum::http::Method::GET, &headers)?;
+        let credential = crate::extract::credential(
+            &axum::http::Method::GET,
+            &headers,
+            state.settings.secure_cookies,
+        )?;
         let (state, mut user, env_name) = (state.clone(), caller.clone(), name.clone());
         let lost = async move {
             loop {

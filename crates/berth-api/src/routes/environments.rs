@@ -76,7 +76,11 @@ pub async fn list(
             )
             .into());
         }
-        let credential = crate::extract::credential(&axum::http::Method::GET, &headers)?;
+        let credential = crate::extract::credential(
+            &axum::http::Method::GET,
+            &headers,
+            state.settings.secure_cookies,
+        )?;
         return watch::respond(
             state.clone(),
             connection,
@@ -354,7 +358,11 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let connection = state.cluster.connection().await?;
     if query.watch == Some(true) {
-        let credential = crate::extract::credential(&axum::http::Method::GET, &headers)?;
+        let credential = crate::extract::credential(
+            &axum::http::Method::GET,
+            &headers,
+            state.settings.secure_cookies,
+        )?;
         return watch::respond(
             state.clone(),
             connection,

@@ -7,6 +7,7 @@ pub(crate) mod environment_logs;
 pub(crate) mod environment_watch;
 pub(crate) mod environments;
 pub(crate) mod identity;
+pub(crate) mod integrations;
 pub(crate) mod policy;
 pub(crate) mod requests;
 pub(crate) mod system;
@@ -46,6 +47,10 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/v1/admin/users", get(admin::list_users))
         .route("/api/v1/admin/users/{id}", patch(admin::update_user))
         .route("/api/v1/admin/policy", get(policy::get).put(policy::put))
+        .route(
+            "/api/v1/admin/integrations",
+            get(integrations::get).put(integrations::put),
+        )
         .route("/api/v1/admin/audit", get(audit_log::list))
         .route("/api/v1/templates", get(templates::list))
         .route(

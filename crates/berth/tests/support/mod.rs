@@ -117,6 +117,7 @@ async fn spawn_configured(
         no_controller,
         splunk: None,
         sentry,
+        encryption_keys: None,
         mailer: None,
     };
     let server = Server::build(config).await.expect("the server starts");
