@@ -199,6 +199,22 @@ impl Process {
         Ok(Self { child, log })
     }
 
+    /// Stops the process as Kubernetes would (SIGTERM, then SIGKILL after
+    /// 5 s), so that its log is complete.
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        for _ in 0..50 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -451,7 +467,7 @@ async fn life_of_an_environment(
 
     let berth = env!("CARGO_BIN_EXE_berth");
     let controller_metrics = free_port()?;
-    let controller = Process::start(
+    let mut controller = Process::start(
         Command::new(berth)
             .arg("controller")
             .arg("--kubeconfig")
@@ -466,7 +482,7 @@ async fn life_of_an_environment(
     )?;
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
-    let server = Process::start(
+    let mut server = Process::start(
         Command::new(berth)
             .arg("serve")
             .env("KUBECONFIG", &kubeconfig)
@@ -482,14 +498,19 @@ async fn life_of_an_environment(
         dir.join("serve.log"),
     )?;
     let outcome = exercise(cluster, root, dir, run, &base).await;
+    controller.stop();
+    server.stop();
     let logs = format!(
         "controller log:\n{}\nserve log:\n{}",
         controller.log(),
         server.log()
     );
-    drop(controller);
-    drop(server);
     outcome.with_context(|| logs.clone())?;
+    // Its log is where a refusal would show: it must have been written.
+    ensure!(
+        controller.log().contains("reconciling environments"),
+        "the controller's log does not say it led:\n{logs}"
+    );
     let forbidden: Vec<&str> = logs
         .lines()
         .filter(|l| l.contains("forbidden") || l.contains("Forbidden"))
