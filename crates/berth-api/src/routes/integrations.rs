@@ -71,7 +71,7 @@ pub struct IntegrationsChange {
     pub splunk_hec_token: Option<Option<String>>,
     /// The Sentry DSN (`https://<key>@<host>/<project>`).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 1024)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 1024, pattern = "^https?://[A-Za-z0-9]+(:[A-Za-z0-9]+)?@[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._-]+)*/[0-9]+$")]
     pub sentry_dsn: Option<Option<String>>,
 }
 
