@@ -8,3 +8,4 @@ bench/api.sh
 bench/provision/run.sh
 bench/promql/run.sh
 bench/hec/run.sh
+bench/load/run.sh
