@@ -8,11 +8,13 @@ step() { printf '\n== %s\n' "$*"; }
 
 pg_dir=$(mktemp -d /tmp/berth-pg.XXXXXX)
 prom_dir=$(mktemp -d /tmp/berth-prometheus.XXXXXX)
+oidc_dir=$(mktemp -d /tmp/berth-oidc.XXXXXX)
 mail_dir=$(mktemp -d /tmp/berth-mailpit.XXXXXX)
 started_cluster=false
 cleanup() {
   scripts/postgres.sh stop "$pg_dir"
   scripts/prometheus.sh stop "$prom_dir"
+  scripts/oidc.sh stop "$oidc_dir"
   scripts/mailpit.sh stop "$mail_dir"
   if $started_cluster; then scripts/localcluster.sh down; fi
 }
@@ -28,7 +30,7 @@ step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "Go: gofmt and go vet (localcluster)"
-unformatted=$(cd localcluster && PATH="/usr/local/go/bin:$PATH" gofmt -l .)
+unformatted=$(PATH="/usr/local/go/bin:$PATH" gofmt -l localcluster tools/oidc-provider)
 if [[ -n $unformatted ]]; then
   echo "gofmt would reformat: $unformatted" >&2
   exit 1
@@ -56,6 +58,11 @@ step "Mailpit (a real SMTP server shared by the mail tests; each reads its own a
 { read -r BERTH_TEST_SMTP_URL; read -r BERTH_TEST_MAILPIT_URL; } < <(scripts/mailpit.sh start "$mail_dir")
 export BERTH_TEST_SMTP_URL BERTH_TEST_MAILPIT_URL
 echo "$BERTH_TEST_SMTP_URL $BERTH_TEST_MAILPIT_URL"
+
+step "OpenID provider (tools/oidc-provider, shared by the single sign-on tests)"
+BERTH_TEST_OIDC_ISSUER=$(scripts/oidc.sh start "$oidc_dir")
+export BERTH_TEST_OIDC_ISSUER
+echo "$BERTH_TEST_OIDC_ISSUER"
 
 step "tests on SQLite"
 cargo test --workspace --locked --no-fail-fast --lib --bins --tests

@@ -61,6 +61,13 @@ with_server() {
   shift
   local log=$dir/berth.log pid url="" rc=0 target=""
   if [ -n "${BERTH_TEST_PROMETHEUS_URL:-}" ]; then export BERTH_PROMETHEUS_URL=$BERTH_TEST_PROMETHEUS_URL; fi
+  # With the test OpenID provider (scripts/oidc.sh), single sign-on through
+  # its client `berth` (tools/oidc-provider/testing.json).
+  if [ -n "${BERTH_TEST_OIDC_ISSUER:-}" ]; then
+    export BERTH_OIDC_ISSUER=$BERTH_TEST_OIDC_ISSUER BERTH_OIDC_CLIENT_ID=berth \
+      BERTH_OIDC_CLIENT_SECRET=berth-dev-secret BERTH_OIDC_NAME="Test Provider" \
+      BERTH_OIDC_ADMIN_GROUP=berth-admins
+  fi
   BERTH_LISTEN=127.0.0.1:0 \
     BERTH_KUBE_LISTEN=127.0.0.1:0 \
     BERTH_DATABASE_URL="sqlite://$dir/berth.db?mode=rwc" \

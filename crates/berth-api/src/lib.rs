@@ -15,6 +15,7 @@ mod kube_tls;
 mod metrics;
 mod metrics_query;
 mod middleware;
+mod oidc;
 mod openapi;
 mod openapi_common;
 mod platform;
@@ -35,6 +36,7 @@ pub use metrics_query::Prometheus;
 /// Prometheus' answers as the metrics endpoints pass them through.
 pub use metrics_query::answer as prometheus_answer;
 pub use middleware::wrap;
+pub use oidc::{Oidc, OidcConfig};
 pub use openapi::openapi_json;
 pub use policy_object::publish_at_start as publish_policy_at_start;
 pub use routes::integrations::{

@@ -29,6 +29,10 @@ pub struct Settings {
     pub kube_ca_pem: Option<String>,
     /// Queue audit entries for Splunk HEC too (`BERTH_SPLUNK_HEC_URL` is set).
     pub splunk_outbox: bool,
+    /// Email and password login and registration are on (`BERTH_LOCAL_LOGIN`).
+    pub local_login: bool,
+    /// Single sign-on with the configured OpenID provider, if any.
+    pub oidc: Option<crate::oidc::Oidc>,
 }
 
 #[derive(Clone)]

@@ -105,6 +105,8 @@ pub struct ServeArgs {
     pub splunk_sourcetype: Option<String>,
     #[command(flatten)]
     pub sentry: crate::reporting::SentryArgs,
+    #[command(flatten)]
+    pub sso: crate::sso::SsoArgs,
     /// Mail server of verification and password-reset links:
     /// `smtp://host:port` (plain, local catchers), `smtp+starttls://` or
     /// `smtps://`, credentials as `user:password@`. Without it addresses
@@ -147,6 +149,14 @@ struct FileConfig {
     encryption_keys: Option<String>,
     sentry_dsn: Option<String>,
     sentry_environment: Option<String>,
+    oidc_issuer: Option<String>,
+    oidc_client_id: Option<String>,
+    oidc_client_secret: Option<String>,
+    oidc_name: Option<String>,
+    oidc_admin_group: Option<String>,
+    oidc_groups_claim: Option<String>,
+    oidc_allow_sign_up: Option<bool>,
+    local_login: Option<bool>,
     smtp_url: Option<String>,
     smtp_from: Option<String>,
 }
@@ -174,6 +184,8 @@ pub struct Config {
     pub splunk: Option<berth_splunk::HecConfig>,
     /// Where errors are reported; `None` without `BERTH_SENTRY_DSN`.
     pub sentry: Option<crate::reporting::SentrySettings>,
+    /// Single sign-on and local login.
+    pub sso: crate::sso::SsoSettings,
     /// The key ring secrets are stored under (`BERTH_ENCRYPTION_KEYS`);
     /// without it none can be stored.
     pub encryption_keys: Option<berth_keyring::KeyRing>,
@@ -336,6 +348,8 @@ impl Config {
             .filter(|p| !p.is_empty())
             .or(args.admin_password)
             .or(file.admin_password);
+        // The callback's base URL, taken before `public_url` moves below.
+        let sso_public_url = args.public_url.clone().or(file.public_url.clone());
         Ok(Self {
             mailer,
             listen: args
@@ -414,6 +428,19 @@ impl Config {
             sentry: args
                 .sentry
                 .settings(file.sentry_dsn, file.sentry_environment)?,
+            sso: args.sso.settings(
+                crate::sso::SsoFile {
+                    oidc_issuer: file.oidc_issuer,
+                    oidc_client_id: file.oidc_client_id,
+                    oidc_client_secret: file.oidc_client_secret,
+                    oidc_name: file.oidc_name,
+                    oidc_admin_group: file.oidc_admin_group,
+                    oidc_groups_claim: file.oidc_groups_claim,
+                    oidc_allow_sign_up: file.oidc_allow_sign_up,
+                    local_login: file.local_login,
+                },
+                sso_public_url.as_deref(),
+            )?,
             encryption_keys,
         })
     }
@@ -452,6 +479,8 @@ impl fmt::Debug for Config {
             .field("no_controller", &self.no_controller)
             .field("splunk", &self.splunk)
             .field("sentry", &self.sentry)
+            .field("local_login", &self.sso.local_login)
+            .field("oidc_issuer", &self.sso.oidc.as_ref().map(|o| &o.issuer))
             .field("encryption_keys", &self.encryption_keys)
             .finish()
     }

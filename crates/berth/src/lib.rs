@@ -7,6 +7,7 @@ pub mod rotate_keys;
 mod stored_secrets;
 pub mod serve;
 mod splunk;
+pub mod sso;
 
 /// This replica's default name in the controller's leader lease: host name
 /// and process id, unique per replica.

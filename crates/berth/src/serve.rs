@@ -150,6 +150,14 @@ impl Server {
                 kube_port: kube_listener.local_addr()?.port(),
                 kube_ca_pem: kube_tls.ca_pem.clone(),
                 splunk_outbox: splunk.is_some(),
+                local_login: config.sso.local_login,
+                oidc: config
+                    .sso
+                    .oidc
+                    .clone()
+                    .map(berth_api::Oidc::new)
+                    .transpose()
+                    .context("BERTH_OIDC_ISSUER")?,
             }),
             http_metrics,
             registry: Arc::new(registry),

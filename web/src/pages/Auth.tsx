@@ -4,6 +4,7 @@ import { api, unwrap } from '../api/client';
 import { ApiError } from '../api/errors';
 import { useAuth } from '../auth';
 import { describedBy, ErrorNotice, Field } from '../components/ui';
+import { SingleSignOn, ssoErrorMessage, useAuthProviders } from '../components/SingleSignOn';
 import { usePageTitle } from '../lib/useResource';
 
 /** Where to go after logging in: only a path on this site, never another origin. */
@@ -41,6 +42,9 @@ export function LoginPage() {
   const [password, setPassword] = useState('');
   const [busy, setBusy] = useState(false);
   const { errors, formError, report, clear } = useFieldErrors();
+  const providers = useAuthProviders();
+  const ssoError = ssoErrorMessage(params.get('ssoError'));
+  const localLogin = providers?.localLogin !== false;
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -65,21 +69,31 @@ export function LoginPage() {
           {notice}
         </p>
       )}
-      <form onSubmit={(e) => void submit(e)} noValidate>
-        <Field id="login-email" label="Email" errors={errors.email}>
-          <input id="login-email" type="email" autoComplete="username" required value={email} onChange={(e) => setEmail(e.target.value)} aria-describedby={describedBy('login-email', false, errors.email)} />
-        </Field>
-        <Field id="login-password" label="Password" errors={errors.password}>
-          <input id="login-password" type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} aria-describedby={describedBy('login-password', false, errors.password)} />
-        </Field>
-        <ErrorNotice error={formError} />
-        <button type="submit" disabled={busy}>
-          {busy ? 'Logging in…' : 'Log in'}
-        </button>
-      </form>
-      <p>
-        New here? <Link to="/register">Create an account</Link> · <Link to="/forgot-password">Forgot your password?</Link>
-      </p>
+      {ssoError && (
+        <div className="notice error" role="alert">
+          <p>{ssoError}</p>
+        </div>
+      )}
+      {providers?.oidc && <SingleSignOn provider={providers.oidc} next={safeNext(params.get('next'))} />}
+      {localLogin && (
+        <form onSubmit={(e) => void submit(e)} noValidate>
+          <Field id="login-email" label="Email" errors={errors.email}>
+            <input id="login-email" type="email" autoComplete="username" required value={email} onChange={(e) => setEmail(e.target.value)} aria-describedby={describedBy('login-email', false, errors.email)} />
+          </Field>
+          <Field id="login-password" label="Password" errors={errors.password}>
+            <input id="login-password" type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} aria-describedby={describedBy('login-password', false, errors.password)} />
+          </Field>
+          <ErrorNotice error={formError} />
+          <button type="submit" disabled={busy}>
+            {busy ? 'Logging in…' : 'Log in'}
+          </button>
+        </form>
+      )}
+      {localLogin && (
+        <p>
+          New here? <Link to="/register">Create an account</Link> · <Link to="/forgot-password">Forgot your password?</Link>
+        </p>
+      )}
     </section>
   );
 }

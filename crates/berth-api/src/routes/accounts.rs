@@ -84,6 +84,7 @@ pub async fn register(
     request_id: RequestId,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    local_login_on(&state)?;
     let mut errors = ValidationErrors::new();
     let email = errors.collect(Email::parse("email", &body.email));
     let password = errors.collect(berth_auth::new_password("password", body.password));
@@ -128,6 +129,7 @@ pub async fn login(
     request_id: RequestId,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    local_login_on(&state)?;
     let mut errors = ValidationErrors::new();
     let email = errors.collect(Email::parse("email", &body.email));
     let password = errors.collect(Password::given("password", body.password));
@@ -152,6 +154,18 @@ pub async fn login(
         state.audit(action, outcome, &request_id).await;
     }
     Ok(with_session(StatusCode::OK, &state, result?))
+}
+
+/// Refuses email and password login and registration when they are
+/// switched off (`BERTH_LOCAL_LOGIN=false`: single sign-on only).
+fn local_login_on(state: &AppState) -> Result<(), ApiError> {
+    if state.settings.local_login {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "Email and password login is switched off here; sign in with single sign-on",
+        ))
+    }
 }
 
 /// An audit entry of `email`'s own doing from `client`; never with a password.

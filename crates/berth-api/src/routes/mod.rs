@@ -8,6 +8,7 @@ pub(crate) mod environment_watch;
 pub(crate) mod environments;
 pub(crate) mod identity;
 pub(crate) mod integrations;
+pub(crate) mod oidc;
 pub(crate) mod policy;
 pub(crate) mod requests;
 pub(crate) mod system;
@@ -30,6 +31,9 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/v1/auth/register", post(accounts::register))
         .route("/api/v1/auth/login", post(accounts::login))
         .route("/api/v1/auth/logout", post(accounts::logout))
+        .route("/api/v1/auth/providers", get(oidc::providers))
+        .route("/api/v1/auth/oidc/login", get(oidc::login))
+        .route("/api/v1/auth/oidc/callback", get(oidc::callback))
         .route("/api/v1/me", get(accounts::me))
         .route("/api/v1/me/password", put(identity::change_password))
         .route("/api/v1/auth/verify", post(identity::verify))

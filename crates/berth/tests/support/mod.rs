@@ -100,7 +100,34 @@ async fn spawn_configured(
     prometheus_url: Option<String>,
     sentry: Option<berth::reporting::SentrySettings>,
 ) -> TestApp {
-    let config = Config {
+    let config = test_config(
+        database_url,
+        kubeconfig,
+        no_controller,
+        prometheus_url,
+        sentry,
+    );
+    start(dir, config).await
+}
+
+/// Berth without a cluster, with single sign-on and local login as `sso` says.
+pub async fn spawn_app_with_sso(sso: berth::sso::SsoSettings) -> TestApp {
+    let dir = TempDir::new();
+    let database_url = berth_store::testing::fresh_database_url(&dir.0).await;
+    let kubeconfig = dir.0.join("no-such-kubeconfig");
+    let mut config = test_config(database_url, kubeconfig, true, None, None);
+    config.sso = sso;
+    start(dir, config).await
+}
+
+fn test_config(
+    database_url: String,
+    kubeconfig: PathBuf,
+    no_controller: bool,
+    prometheus_url: Option<String>,
+    sentry: Option<berth::reporting::SentrySettings>,
+) -> Config {
+    Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: database_url.clone(),
         kubeconfig: Some(kubeconfig),
@@ -119,7 +146,15 @@ async fn spawn_configured(
         sentry,
         encryption_keys: None,
         mailer: None,
-    };
+        sso: berth::sso::SsoSettings {
+            oidc: None,
+            local_login: true,
+        },
+    }
+}
+
+async fn start(dir: TempDir, config: Config) -> TestApp {
+    let database_url = config.database_url.clone();
     let server = Server::build(config).await.expect("the server starts");
     let base = format!("http://{}", server.local_addr());
     let (tx, rx) = oneshot::channel();
