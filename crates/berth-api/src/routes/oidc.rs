@@ -59,6 +59,7 @@ pub async fn providers(State(state): State<AppState>) -> ApiJson<AuthProviders> 
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LoginParams {
     /// A path of this site to land on after signing in (default `/`).
@@ -137,6 +138,7 @@ fn callback_url(state: &AppState, headers: &HeaderMap) -> Result<String, ApiErro
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackParams {
     /// The state the sign-in started with.
     state: Option<String>,
