@@ -2372,12 +2372,12 @@ export interface operations {
     };
     auth_oidc_login: {
         parameters: {
-            query?: never;
-            header?: never;
-            path: {
+            query?: {
                 /** @description A path of this site to land on after signing in (default `/`). */
-                next: string | null;
+                next?: string | null;
             };
+            header?: never;
+            path?: never;
             cookie?: never;
         };
         requestBody?: never;
