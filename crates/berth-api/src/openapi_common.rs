@@ -199,7 +199,12 @@ pub(crate) fn new_password() -> Object {
 /// A password offered at login: only bounded, since the rules may have
 /// changed since it was set.
 pub(crate) fn given_password() -> Object {
-    text("The account's password.", "^[\\s\\S]*$", Some(1), Some(1024))
+    text(
+        "The account's password.",
+        "^[\\s\\S]*$",
+        Some(1),
+        Some(1024),
+    )
 }
 
 /// A display name: at most 100 characters, none of them control characters;

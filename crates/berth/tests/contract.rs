@@ -29,13 +29,25 @@ negative_data_rejection,positive_data_acceptance,unsupported_method,allow_header
 /// - the spec, policy and template bodies: their schemas are being moved
 ///   to the schemars derive that the CRD uses (PORTAL, issue 16), with its
 ///   required fields, patterns and bounds; the utoipa schemas served until
-///   then admit a null name, an empty TTL and free-text enums.
+///   then admit a null name, an empty TTL and free-text enums;
+/// - new passwords are refused when they are among the most common ones
+///   (400 naming the field), and verification and reset tokens by their
+///   state, neither of which a schema can say;
+/// - the identity bodies (issue 19, new in this session) do not carry
+///   their email pattern and `emailVerified: true` only yet.
 const PARTLY_DESCRIBED: &[&str] = &[
     "GET /api/v1/environments",
     "POST /api/v1/environments",
     "POST /api/v1/environments/preview",
+    "PATCH /api/v1/environments/{name}",
     "PUT /api/v1/admin/policy",
     "PUT /api/v1/admin/templates/{name}",
+    "PATCH /api/v1/admin/users/{id}",
+    "POST /api/v1/auth/register",
+    "POST /api/v1/auth/verify",
+    "POST /api/v1/auth/password-reset",
+    "POST /api/v1/auth/password-reset/confirm",
+    "PUT /api/v1/me/password",
 ];
 
 /// The checks for [`PARTLY_DESCRIBED`] operations.
@@ -50,7 +62,10 @@ fn workspace() -> PathBuf {
 /// `token`; panics with its report unless every check passed.
 async fn schemathesis(app: &TestApp, who: &str, token: &str, environment: &str) {
     // Logout would end the token's own session for the rest of the run.
-    let mut all = vec!["--exclude-path".to_owned(), "/api/v1/auth/logout".to_owned()];
+    let mut all = vec![
+        "--exclude-path".to_owned(),
+        "/api/v1/auth/logout".to_owned(),
+    ];
     let mut partly = Vec::new();
     for label in PARTLY_DESCRIBED {
         all.extend(["--exclude-name".to_owned(), (*label).to_owned()]);
@@ -73,6 +88,8 @@ async fn run(
         std::process::id(),
         selection.len()
     ));
+    // schemathesis keeps a cache in its working directory: the report's.
+    std::fs::create_dir_all(&report).unwrap();
     let started = Instant::now();
     let output = tokio::process::Command::new(workspace().join("scripts/schemathesis.sh"))
         .arg("--config-file")
@@ -89,6 +106,7 @@ async fn run(
         .args(["--report", "junit", "--report-dir"])
         .arg(&report)
         .env("BERTH_CONTRACT_ENVIRONMENT", environment)
+        .current_dir(&report)
         .output()
         .await
         .expect("scripts/schemathesis.sh runs (python3 with venv is needed)");
@@ -178,7 +196,10 @@ async fn a_wrong_method_on_every_documented_path_answers_405_naming_the_allowed(
                 continue;
             }
             let response = client
-                .request(Method::from_bytes(method.as_bytes()).unwrap(), app.url(&path))
+                .request(
+                    Method::from_bytes(method.as_bytes()).unwrap(),
+                    app.url(&path),
+                )
                 .send()
                 .await
                 .unwrap();
@@ -187,13 +208,20 @@ async fn a_wrong_method_on_every_documented_path_answers_405_naming_the_allowed(
                 .get("allow")
                 .map(|v| v.to_str().unwrap().to_owned())
                 .unwrap_or_default();
-            let body = expect_error(response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
-                .await;
+            let body = expect_error(
+                response,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+            )
+            .await;
             let mut allowed: Vec<&str> = allow.split(',').map(str::trim).collect();
             allowed.sort_unstable();
             let mut expected: Vec<&str> = documented.iter().map(String::as_str).collect();
             expected.sort_unstable();
-            assert_eq!(allowed, expected, "{method} {path}: Allow {allow:?}, {body}");
+            assert_eq!(
+                allowed, expected,
+                "{method} {path}: Allow {allow:?}, {body}"
+            );
         }
     }
 }
