@@ -136,11 +136,8 @@ pub async fn put(
     ] {
         match value {
             None => {}
-            Some(None) => {
-                if store.delete_secret(name).await? {
-                    changed.push(field);
-                }
-            }
+            Some(None) if store.delete_secret(name).await? => changed.push(field),
+            Some(None) => {}
             Some(Some(secret)) => {
                 let keyring = settings.keyring.as_ref().ok_or_else(|| {
                     ApiError::Conflict(format!(
