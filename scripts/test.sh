@@ -29,7 +29,7 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "Go: gofmt and go vet (localcluster)"
+step "Go: gofmt and go vet (localcluster, tools/oidc-provider)"
 unformatted=$(PATH="/usr/local/go/bin:$PATH" gofmt -l localcluster tools/oidc-provider)
 if [[ -n $unformatted ]]; then
   echo "gofmt would reformat: $unformatted" >&2
@@ -37,6 +37,7 @@ if [[ -n $unformatted ]]; then
 fi
 # -trimpath as in scripts/localcluster.sh, so vet reuses that build's cache.
 (cd localcluster && PATH="/usr/local/go/bin:$PATH" go vet -trimpath ./...)
+(cd tools/oidc-provider && PATH="/usr/local/go/bin:$PATH" go vet -trimpath ./...)
 
 step "local Kubernetes cluster (shared by every test)"
 scripts/localcluster.sh status >/dev/null 2>&1 || started_cluster=true
