@@ -23,8 +23,10 @@ pub const HOST_CSRF_COOKIE: &str = "__Host-berth_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// An authenticated caller. Rejects with 401 when no valid credential is
-/// given, and with 403 `csrf_failed` for a cookie-authenticated write without
-/// the CSRF header.
+/// given, with 403 `csrf_failed` for a cookie-authenticated write without
+/// the CSRF header, and with 403 `forbidden` ([`MUST_CHANGE_PASSWORD`]) while
+/// the caller must change their password, except on the requests that let
+/// them do so ([`allowed_before_password_change`]).
 pub struct CurrentUser(pub Principal);
 
 impl FromRequestParts<AppState> for CurrentUser {
@@ -34,11 +36,46 @@ impl FromRequestParts<AppState> for CurrentUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let credential = credential(&parts.method, &parts.headers, state.settings.secure_cookies)?;
-        let principal = state.auth.authenticate(&credential).await?;
-        crate::error_reports::identify(&principal.user.id);
+        let principal = authenticated(parts, state).await?;
+        require_password_changed(parts, &principal)?;
         Ok(Self(principal))
     }
+}
+
+/// The message of the 403 every other request gets while the caller's
+/// password must be changed (the generated first admin password).
+pub const MUST_CHANGE_PASSWORD: &str = "Change your password first (PUT /api/v1/me/password): \
+     this account's password was generated and must be changed at first login";
+
+/// The caller of `parts`, whatever their account's state.
+async fn authenticated(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let credential = credential(&parts.method, &parts.headers, state.settings.secure_cookies)?;
+    let principal = state.auth.authenticate(&credential).await?;
+    crate::error_reports::identify(&principal.user.id);
+    Ok(principal)
+}
+
+/// Refuses every request of a caller who must change their password but
+/// those that show who they are, change it, or log out. Checked here, in
+/// the extractor every authenticated route takes, so no route (a kubeconfig
+/// download, a token's creation, a bearer token's call) slips past it.
+fn require_password_changed(parts: &Parts, principal: &Principal) -> Result<(), ApiError> {
+    if principal.user.must_change_password
+        && !allowed_before_password_change(&parts.method, parts.uri.path())
+    {
+        return Err(ApiError::Forbidden(MUST_CHANGE_PASSWORD));
+    }
+    Ok(())
+}
+
+/// The requests a caller who must change their password may still make.
+fn allowed_before_password_change(method: &Method, path: &str) -> bool {
+    matches!(
+        (method, path),
+        (&Method::GET | &Method::HEAD, "/api/v1/me")
+            | (&Method::PUT, "/api/v1/me/password")
+            | (&Method::POST, "/api/v1/auth/logout")
+    )
 }
 
 /// The caller again, from the credential a long-lived answer (a followed
@@ -57,7 +94,8 @@ pub(crate) async fn reauthenticate(
 }
 
 /// An authenticated admin. Everyone else gets 404, so admin routes do not
-/// reveal that they exist.
+/// reveal that they exist. An admin who must change their password gets the
+/// 403 saying so, as on every other route.
 pub struct AdminUser(pub Principal);
 
 impl FromRequestParts<AppState> for AdminUser {
@@ -67,14 +105,14 @@ impl FromRequestParts<AppState> for AdminUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let CurrentUser(principal) = CurrentUser::from_request_parts(parts, state)
+        let principal = authenticated(parts, state)
             .await
             .map_err(|_| ApiError::NotFound)?;
-        if principal.user.role == Role::Admin {
-            Ok(Self(principal))
-        } else {
-            Err(ApiError::NotFound)
+        if principal.user.role != Role::Admin {
+            return Err(ApiError::NotFound);
         }
+        require_password_changed(parts, &principal)?;
+        Ok(Self(principal))
     }
 }
 

@@ -354,11 +354,14 @@ impl Auth {
     }
 
     /// Creates the first admin when the store has no user yet; returns it, or
-    /// `None` when users exist already.
+    /// `None` when users exist already. `generated` marks a password Berth
+    /// made up (shown once on a terminal): the admin must change it at first
+    /// login. One the operator chose is kept as it is.
     pub async fn bootstrap_admin(
         &self,
         email: Email,
         password: Password,
+        generated: bool,
     ) -> Result<Option<UserRecord>, AuthError> {
         if self.store.count_users().await? > 0 {
             return Ok(None);
@@ -374,7 +377,7 @@ impl Auth {
                 password_hash,
                 // The operator chose the address.
                 email_verified: true,
-                must_change_password: false,
+                must_change_password: generated,
             })
             .await
         {
@@ -592,12 +595,10 @@ impl Auth {
         self.store
             .change_password(user.id, &password_hash, keep)
             .await?;
-        if revoke_others {
-            let kept = principal.via.clone();
-            self.tokens.forget(|p| {
-                p.user.id == user.id && !matches!((&p.via, &kept), (Via::Token { id: a }, Via::Token { id: b }) if a == b)
-            });
-        }
+        // Revoked tokens stop at once, and the kept ones are read again
+        // from the store with `must_change_password` cleared (a cached one
+        // would go on being refused until the change is made).
+        self.tokens.forget(|p| p.user.id == user.id);
         tracing::info!(user_id = %user.id, revoke_others, "password changed");
         Ok(())
     }

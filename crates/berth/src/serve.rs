@@ -331,7 +331,10 @@ async fn bootstrap_admin(auth: &Auth, config: &Config) -> anyhow::Result<()> {
             true,
         ),
     };
-    if let Some(admin) = auth.bootstrap_admin(email, password.clone()).await? {
+    if let Some(admin) = auth
+        .bootstrap_admin(email, password.clone(), generated)
+        .await?
+    {
         if generated {
             tracing::warn!(
                 email = %admin.email,

@@ -1210,6 +1210,13 @@ export interface components {
             emailVerified: boolean;
             /** Format: uuid */
             id: string;
+            /**
+             * @description The password was generated (the first admin's, shown once on the
+             *     server's terminal) and must be changed with `PUT /api/v1/me/password`;
+             *     until then every other call but `GET /api/v1/me` and logout answers
+             *     403 `forbidden`.
+             */
+            mustChangePassword: boolean;
             role: components["schemas"]["Role"];
         };
         VerifyRequest: {

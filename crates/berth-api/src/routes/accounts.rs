@@ -31,6 +31,11 @@ pub struct UserView {
     /// verification is off, i.e. no mail server is configured). Until then
     /// the account holds no membership and cannot create environments.
     pub email_verified: bool,
+    /// The password was generated (the first admin's, shown once on the
+    /// server's terminal) and must be changed with `PUT /api/v1/me/password`;
+    /// until then every other call but `GET /api/v1/me` and logout answers
+    /// 403 `forbidden`.
+    pub must_change_password: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -44,6 +49,7 @@ impl From<&UserRecord> for UserView {
             role: user.role,
             disabled: user.disabled,
             email_verified: user.email_verified,
+            must_change_password: user.must_change_password,
             created_at: user.created_at,
         }
     }
