@@ -9,8 +9,9 @@ import { RequestsPage } from './pages/Requests';
 import { CreateEnvironmentPage } from './pages/CreateEnvironment';
 import { EnvironmentDetailPage } from './pages/EnvironmentDetail';
 import { EnvironmentsPage } from './pages/Environments';
-import { LoginPage, RegisterPage } from './pages/Auth';
+import { LoginPage, RegisterPage, safeNext } from './pages/Auth';
 import { TokensPage } from './pages/Tokens';
+import { FirstPasswordPage } from './pages/FirstPassword';
 import { ForgotPasswordPage, ResetPasswordPage, VerifyBanner, VerifyPage } from './pages/Identity';
 
 // Admin pages are their own chunk: most people never load them.
@@ -39,9 +40,22 @@ export function App() {
     );
   }
 
-  const anonymous = (page: ReactNode) => (user ? <Navigate to="/" replace /> : page);
+  // Signed in on a login page: on to where the login was asked for. The login
+  // form navigates there too; whichever runs last, both lead to the same page.
+  const anonymous = (page: ReactNode) =>
+    user ? <Navigate to={safeNext(new URLSearchParams(location.search).get('next'))} replace /> : page;
+  // A password that must be changed comes first, at the address asked for:
+  // once changed, that page opens.
   const signedIn = (page: ReactNode) =>
-    user ? page : <Navigate to={`/login?next=${encodeURIComponent(location.pathname + location.search)}`} replace />;
+    user ? (
+      user.mustChangePassword ? (
+        <FirstPasswordPage />
+      ) : (
+        page
+      )
+    ) : (
+      <Navigate to={`/login?next=${encodeURIComponent(location.pathname + location.search)}`} replace />
+    );
 
   return (
     <>
@@ -97,7 +111,7 @@ function Header() {
         <NavLink to="/requests">My requests</NavLink>
         <NavLink to="/tokens">Tokens</NavLink>
         {user?.role === 'admin' && <NavLink to="/admin">Admin</NavLink>}
-        {user?.role === 'admin' && <PendingCount />}
+        {user?.role === 'admin' && !user.mustChangePassword && <PendingCount />}
       </nav>
       <div className="who">
         <ThemeSwitch />

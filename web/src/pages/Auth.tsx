@@ -8,7 +8,7 @@ import { SingleSignOn, ssoErrorMessage, useAuthProviders } from '../components/S
 import { usePageTitle } from '../lib/useResource';
 
 /** Where to go after logging in: only a path on this site, never another origin. */
-function safeNext(next: string | null): string {
+export function safeNext(next: string | null): string {
   return next && next.startsWith('/') && !next.startsWith('//') ? next : '/';
 }
 

@@ -198,7 +198,8 @@ export function ResetPasswordPage() {
 }
 
 /** Changing one's password, on the account page. */
-export function ChangePasswordForm() {
+/** The change-password form; `onChanged` runs once the password is changed. */
+export function ChangePasswordForm({ onChanged }: { onChanged?: () => void } = {}) {
   const [current, setCurrent] = useState('');
   const [next, setNext] = useState('');
   const [revoke, setRevoke] = useState(true);
@@ -216,6 +217,7 @@ export function ChangePasswordForm() {
       setDone(true);
       setCurrent('');
       setNext('');
+      onChanged?.();
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) {
         report(new ApiError(400, 'validation_failed', err.message, [{ field: 'currentPassword', message: 'is not your password' }]));
