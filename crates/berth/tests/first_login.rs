@@ -105,6 +105,36 @@ impl Drop for Berth {
     }
 }
 
+/// `berth login` against `berth` with `password` on standard input, its
+/// configuration under `dir`.
+fn cli_login(berth: &Berth, dir: &Path, password: &str) -> std::process::Output {
+    let home = dir.join("cli-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "login",
+            &berth.base,
+            "--email",
+            ADMIN_EMAIL,
+            "--password-stdin",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("berth login starts");
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        format!("{password}\n").as_bytes(),
+    )
+    .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn database_url(dir: &Path) -> String {
     format!("sqlite://{}?mode=rwc", dir.join("berth.db").display())
 }
@@ -207,6 +237,16 @@ async fn the_generated_admin_password_must_be_changed_at_first_login() {
         let answer = browser.call(&berth, method, path, body).await;
         assert_must_change(&format!("{method} {path}"), &answer);
     }
+
+    // The CLI's login, which makes a token with the password, is refused
+    // with the same message.
+    let cli = cli_login(&berth, &dir, &generated);
+    let said = String::from_utf8_lossy(&cli.stderr);
+    assert!(
+        !cli.status.success() && said.contains("Change your password first"),
+        "berth login with the generated password: {}\n{said}",
+        cli.status
+    );
 
     // The wrong current password is refused; the right one changes it.
     let (status, body) = browser
