@@ -2,13 +2,13 @@
 
 use crate::openapi_common::CommonResponses;
 use crate::routes;
-use std::sync::OnceLock;
 use berth_core::environment::{EnvironmentSpecInput, PolicyInput, TemplateInput};
 use berth_manifests::EnvironmentStatus;
 use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use std::sync::OnceLock;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Ref, Type};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]

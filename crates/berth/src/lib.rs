@@ -4,10 +4,10 @@
 pub mod config;
 pub mod reporting;
 pub mod rotate_keys;
-mod stored_secrets;
 pub mod serve;
 mod splunk;
 pub mod sso;
+mod stored_secrets;
 
 /// This replica's default name in the controller's leader lease: host name
 /// and process id, unique per replica.
