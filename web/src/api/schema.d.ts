@@ -2309,11 +2309,11 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description The state the sign-in started with. */
-                state?: string | null;
+                state?: string;
                 /** @description The authorization code. */
-                code?: string | null;
+                code?: string;
                 /** @description The provider's error, when it did not sign the person in. */
-                error?: string | null;
+                error?: string;
             };
             header?: never;
             path?: never;
@@ -2381,7 +2381,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description A path of this site to land on after signing in (default `/`). */
-                next?: string | null;
+                next?: string;
             };
             header?: never;
             path?: never;

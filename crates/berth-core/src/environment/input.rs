@@ -33,7 +33,7 @@ pub struct EnvironmentSpecInput {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 500),
-        regex(pattern = r"^[^\x00-\x09\x0b-\x1f\x7f-\x{9f}]*$")
+        regex(pattern = r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f]*$")
     )]
     pub description: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -113,7 +113,7 @@ pub fn email(schema: &mut Schema) {
     let label = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
     schema.insert(
         "pattern".into(),
-        format!(r"^\s*[^@\s\x00-\x1f\x7f-\x{{9f}}]{{1,64}}@{label}(\.{label})+\s*$").into(),
+        format!(r"^\s*[^@\s\x00-\x1f\x7f-\x9f]{{1,64}}@{label}(\.{label})+\s*$").into(),
     );
     schema.insert("maxLength".into(), 254.into());
 }
