@@ -158,7 +158,17 @@ async fn admin_actions_are_audited_and_filterable() {
             "{query}: {body}"
         );
     }
-    // The audit log has no write route.
+    // The audit log has no write route: a write is a wrong method.
     let response = app.delete(&admin, "/api/v1/admin/audit").await;
-    expect_error(response, StatusCode::NOT_FOUND, "not_found").await;
+    let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(
+        allow.contains("GET") && !allow.contains("DELETE"),
+        "Allow: {allow}"
+    );
+    expect_error(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
 }
