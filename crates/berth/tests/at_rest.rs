@@ -239,6 +239,15 @@ async fn secrets_are_stored_encrypted_rotated_to_a_new_key_and_never_answered() 
     assert_eq!(body["splunkHecToken"]["stored"], true, "{body}");
     assert_eq!(body["sentryDsn"]["stored"], true, "{body}");
     assert_eq!(body["encryptionKeyId"], "old", "{body}");
+    // Timestamps are RFC 3339, as the contract and the document say.
+    let updated = body["splunkHecToken"]["updatedAt"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        time::OffsetDateTime::parse(updated, &time::format_description::well_known::Rfc3339)
+            .is_ok(),
+        "{body}"
+    );
     let got = Client::new()
         .get(format!("{base}/api/v1/admin/integrations"))
         .bearer_auth(&token)

@@ -248,6 +248,27 @@ async fn the_generated_admin_password_must_be_changed_at_first_login() {
         cli.status
     );
 
+    // Whoever else read the generated password and signed in with it is
+    // signed out by the change, whatever the changer asks (review: that
+    // session became a full admin once the owner changed the password).
+    let intruder = login(&berth, &generated)
+        .await
+        .expect("the generated password logs in twice");
+    // Keeping the generated password is no change.
+    let (status, body) = browser
+        .call(
+            &berth,
+            "PUT",
+            "/api/v1/me/password",
+            Some(json!({"currentPassword": generated, "newPassword": generated})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        body["error"]["details"][0]["field"], "newPassword",
+        "{body}"
+    );
+
     // The wrong current password is refused; the right one changes it.
     let (status, body) = browser
         .call(
@@ -268,10 +289,12 @@ async fn the_generated_admin_password_must_be_changed_at_first_login() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
 
-    // Then everything works, in the same session.
+    // Then everything works, in the same session; the other one has ended.
     let (status, me) = browser.call(&berth, "GET", "/api/v1/me", None).await;
     assert_eq!(status, StatusCode::OK, "{me}");
     assert_eq!(me["mustChangePassword"], false, "{me}");
+    let (status, body) = intruder.call(&berth, "GET", "/api/v1/me", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     let (status, body) = browser.call(&berth, "GET", "/api/v1/tokens", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = browser

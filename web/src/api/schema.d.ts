@@ -4232,14 +4232,14 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Changed; with revokeOtherSessions, every other session and personal access token, and every kubeconfig, stop working */
+            /** @description Changed; with revokeOtherSessions, and always when the password had to be changed (mustChangePassword), every other session and personal access token, and every kubeconfig, stop working */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description The new password is weak or common (field newPassword) */
+            /** @description The new password is weak, common or the current one (field newPassword) */
             400: {
                 headers: {
                     [name: string]: unknown;

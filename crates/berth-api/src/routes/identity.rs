@@ -145,8 +145,8 @@ pub async fn password_reset_confirm(
 }
 
 #[utoipa::path(put, operation_id = "accounts_change_password", path = "/api/v1/me/password", tag = "accounts", request_body = PasswordChange, responses(
-    (status = 204, description = "Changed; with revokeOtherSessions, every other session and personal access token, and every kubeconfig, stop working"),
-    (status = 400, description = "The new password is weak or common (field newPassword)", body = crate::error::ErrorBody),
+    (status = 204, description = "Changed; with revokeOtherSessions, and always when the password had to be changed (mustChangePassword), every other session and personal access token, and every kubeconfig, stop working"),
+    (status = 400, description = "The new password is weak, common or the current one (field newPassword)", body = crate::error::ErrorBody),
     (status = 401, description = "Not logged in, or the current password is wrong (invalid_credentials)", body = crate::error::ErrorBody),
     (status = 403, description = "CSRF token missing or wrong", body = crate::error::ErrorBody),
     (status = 429, description = "Too many wrong passwords for this account, as for login; see Retry-After", body = crate::error::ErrorBody),
@@ -165,7 +165,17 @@ pub async fn change_password(
     let (Some(current), Some(new)) = (current, new) else {
         return Err(errors.into());
     };
-    let revoke = body.revoke_other_sessions == Some(true);
+    if new.expose() == current.expose() {
+        return Err(ValidationErrors::single(
+            "newPassword",
+            "must differ from the current password",
+        )
+        .into());
+    }
+    // A password that must be changed was generated and shown where others
+    // may have read it (a terminal, a pod's log): whoever signed in with it
+    // meanwhile is signed out, whatever the caller asked.
+    let revoke = body.revoke_other_sessions == Some(true) || principal.user.must_change_password;
     let result = state
         .auth
         .change_password(&principal, &current, &new, revoke, client)

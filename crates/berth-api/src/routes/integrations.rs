@@ -44,6 +44,7 @@ pub struct SecretState {
     /// A value is stored (encrypted).
     pub stored: bool,
     /// When it was last set; null when none is stored.
+    #[serde(with = "time::serde::rfc3339::option")]
     pub updated_at: Option<OffsetDateTime>,
     /// The environment variable is set; it is used instead of the stored value.
     pub from_environment: bool,
