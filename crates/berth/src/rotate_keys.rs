@@ -24,7 +24,8 @@ pub struct Rotation {
 
 /// Re-encrypts every secret of `store` under `keyring`'s first key. Fails,
 /// naming each secret and key, when a secret does not decrypt with the
-/// ring; the others are re-encrypted all the same.
+/// ring (those already under the first key are checked too); the others
+/// are re-encrypted all the same.
 pub async fn rotate(store: &Store, keyring: &KeyRing) -> anyhow::Result<Rotation> {
     let secrets = store.sealed_secrets().await?;
     let mut rotation = Rotation {
@@ -33,9 +34,9 @@ pub async fn rotate(store: &Store, keyring: &KeyRing) -> anyhow::Result<Rotation
     };
     let mut failures = Vec::new();
     for secret in secrets {
-        if keyring.is_current(&secret.sealed) {
-            continue;
-        }
+        // Opened even when already under the first key: a ring whose first
+        // key has the right id but the wrong bytes must fail here, not at
+        // every replica's next start (review).
         let plain = match keyring.open(&secret.name, &secret.sealed) {
             Ok(plain) => plain,
             Err(e) => {
@@ -43,6 +44,9 @@ pub async fn rotate(store: &Store, keyring: &KeyRing) -> anyhow::Result<Rotation
                 continue;
             }
         };
+        if keyring.is_current(&secret.sealed) {
+            continue;
+        }
         let sealed = keyring.seal(&secret.name, &plain);
         if store
             .reseal_secret(&secret.name, &secret.sealed, &sealed, keyring.primary_id())

@@ -337,6 +337,11 @@ async fn secrets_are_stored_encrypted_rotated_to_a_new_key_and_never_answered() 
     );
     assert!(!ok);
     assert!(said.contains("does not decrypt with key 'new'"), "{said}");
+    // The same wrong key first: the secrets already under 'new' are opened
+    // too, so the run fails now rather than every replica's next start.
+    let (ok, said) = rotate_keys(&database_url, OTHER_KEY);
+    assert!(!ok, "{said}");
+    assert!(said.contains("does not decrypt with key 'new'"), "{said}");
 
     // Berth serves with the new key alone, and sends to Splunk with the
     // stored token (BERTH_SPLUNK_HEC_URL without BERTH_SPLUNK_HEC_TOKEN): the
