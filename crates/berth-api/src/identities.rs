@@ -99,6 +99,27 @@ pub fn ensure_soon(state: &AppState, id: Uuid, email: Email) {
     });
 }
 
+/// Ends every kubeconfig of the account (its identity goes, with every token
+/// issued for it), then makes a fresh identity, in the background: for an
+/// account whose credentials were just taken from whoever held them.
+pub fn renew_soon(state: &AppState, id: Uuid, email: Email) {
+    let cluster = state.cluster.clone();
+    tokio::spawn(async move {
+        let result = match cluster.connection().await {
+            Ok(connection) => match remove(&connection.client, id).await {
+                Ok(()) => ensure(&connection.client, id, &email)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(error) = result {
+            tracing::warn!(user_id = %id, %error, "the kubeconfigs of a taken-over account could not be ended");
+        }
+    });
+}
+
 /// Deletes, for as long as Berth runs (once a minute), the identities of
 /// users this store knows as disabled: it mends a disable whose deletion
 /// could not reach the cluster. Identities of users this store does not

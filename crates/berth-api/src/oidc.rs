@@ -133,6 +133,11 @@ struct OtherClaims {
 }
 impl AdditionalClaims for OtherClaims {}
 
+/// Whether a first sign-in took over an account whose address was never
+/// proven (its old credentials ended; its kubeconfigs must end too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claimed(pub bool);
+
 /// Who the provider says signed in.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -371,32 +376,50 @@ impl Oidc {
     /// folded) is linked, but only when the provider says the email is
     /// verified; otherwise one is created (unless sign-up by single sign-on
     /// is off). With an admin group configured, the role follows it.
-    pub async fn sign_in(&self, auth: &Auth, identity: &Identity) -> Result<NewSession, OidcError> {
+    ///
+    /// An existing account whose address was never proven by a mailed link
+    /// (unverified, or registered while no mail server was configured) is
+    /// taken over, not joined: its password, sessions and tokens end
+    /// ([`berth_store::Store::claim_for_sso`]), since whoever registered the
+    /// address first may not be its owner. The answer says when that
+    /// happened, so that the account's kubeconfigs are ended too.
+    pub async fn sign_in(
+        &self,
+        auth: &Auth,
+        identity: &Identity,
+    ) -> Result<(NewSession, Claimed), OidcError> {
         let store = auth.store();
         let issuer = &self.config.issuer;
-        let user = match store.oidc_linked_user(issuer, &identity.subject).await? {
-            Some(user) => user,
+        let (user, claimed) = match store.oidc_linked_user(issuer, &identity.subject).await? {
+            Some(user) => (user, Claimed(false)),
             None => self.first_sign_in(auth, identity).await?,
         };
         let user = self.sync_role(auth, user, identity).await?;
-        auth.open_session(user).await.map_err(|e| match e {
+        let session = auth.open_session(user).await.map_err(|e| match e {
             AuthError::Disabled => refused(SsoFailure::Disabled, "account disabled"),
             other => other.into(),
-        })
+        })?;
+        Ok((session, claimed))
     }
 
     async fn first_sign_in(
         &self,
         auth: &Auth,
         identity: &Identity,
-    ) -> Result<UserRecord, OidcError> {
+    ) -> Result<(UserRecord, Claimed), OidcError> {
         let store = auth.store();
         let raw = identity
             .email
             .as_deref()
             .ok_or_else(|| refused(SsoFailure::NoEmail, "no email claim"))?;
-        let email = Email::parse("email", raw)
-            .map_err(|_| refused(SsoFailure::NoEmail, "the email claim is no email address"))?;
+        // Exactly the mailbox it names: a spelling that folds into another
+        // address (straße@ into strasse@) would hand that one's account over.
+        let email = Email::parse_exact("email", raw).map_err(|_| {
+            refused(
+                SsoFailure::NoEmail,
+                "the email claim is no email address, or one that folds into another",
+            )
+        })?;
         // An address the provider does not vouch for proves nothing: linking
         // it, or taking it for a new account, would hand its owner's account
         // (or the memberships waiting for it) to whoever typed it there.
@@ -406,7 +429,17 @@ impl Oidc {
                 "email_verified is not true",
             ));
         }
+        let mut claimed = Claimed(false);
         let user = match store.user_by_email(&email).await? {
+            // Proven only by a mailed link: without a mail server every
+            // address counts as verified, yet nobody proved theirs.
+            Some(user) if !(user.email_verified && auth.verification_required()) => {
+                claimed = Claimed(true);
+                store
+                    .claim_for_sso(user.id)
+                    .await?
+                    .ok_or_else(|| OidcError::Store(StoreError::Corrupt("user vanished".into())))?
+            }
             Some(user) => user,
             None if !self.config.allow_sign_up => {
                 return Err(refused(
@@ -437,11 +470,12 @@ impl Oidc {
             .link_oidc(&self.config.issuer, &identity.subject, user.id)
             .await
         {
-            Ok(()) => Ok(user),
+            Ok(()) => Ok((user, claimed)),
             // A parallel sign-in of the same identity linked it first.
             Err(StoreError::Conflict { .. }) => store
                 .oidc_linked_user(&self.config.issuer, &identity.subject)
                 .await?
+                .map(|user| (user, claimed))
                 .ok_or_else(|| OidcError::Store(StoreError::Corrupt("link vanished".into()))),
             Err(e) => Err(e.into()),
         }

@@ -80,6 +80,28 @@ impl Email {
         Ok(Self(value))
     }
 
+    /// An address someone else vouches for (an OpenID provider's verified
+    /// `email`), accepted only when it already is the mailbox Berth would
+    /// compare: written in NFC, unchanged by compatibility normalization,
+    /// and differing from its folded form in letter case alone. Folding
+    /// joins mailboxes that differ (`straße@` and `strasse@`, the long `ſ`
+    /// and `s`, the Kelvin sign and `K`); a provider that proved one of them
+    /// proved nothing about the other. The same errors as [`Self::parse`],
+    /// or "must be written as the address it is" for such a spelling.
+    pub fn parse_exact(field: &str, raw: &str) -> Result<Self, ValidationErrors> {
+        let email = Self::parse(field, raw)?;
+        let written = raw.trim();
+        let nfc: String = written.nfc().collect();
+        let exact = written == nfc && nfc.nfkc().eq(nfc.chars()) && nfc.to_lowercase() == email.0;
+        if !exact {
+            return Err(ValidationErrors::single(
+                field,
+                "must be written as the address it is: this spelling folds into another mailbox",
+            ));
+        }
+        Ok(email)
+    }
+
     /// The folded address.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -247,6 +269,29 @@ impl FromStr for Role {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_vouched_address_must_be_its_own_mailbox_not_one_it_folds_into() {
+        for same in [
+            "ada@example.com",
+            "Ada.Lovelace@Example.COM",
+            "MÜLLER@example.de",
+        ] {
+            assert!(Email::parse_exact("email", same).is_ok(), "{same}");
+        }
+        // ß folds to ss, the long s and the Kelvin sign to s and k: other
+        // mailboxes than the ones they would be compared as.
+        for other in [
+            "victim@straße.test",
+            "groß@example.com",
+            "\u{17f}taff@example.com",
+            "\u{212a}ate@example.com",
+            "mu\u{308}ller@example.de",
+        ] {
+            assert!(Email::parse_exact("email", other).is_err(), "{other}");
+            assert!(Email::parse("email", other).is_ok(), "{other}");
+        }
+    }
+
     use super::*;
 
     #[test]

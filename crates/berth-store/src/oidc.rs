@@ -133,6 +133,39 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt(format!("user {id} vanished after its insert")))
     }
 
+    /// Hands an account whose address was never proven by mail to the
+    /// single sign-on that vouches for that address: its password, every
+    /// session, personal access token and pending link end, and the address
+    /// counts as verified. Whoever registered the address before its owner
+    /// signed in keeps nothing of it. `None` when the account is gone.
+    pub async fn claim_for_sso(
+        &self,
+        user_id: Uuid,
+    ) -> Result<Option<crate::UserRecord>, StoreError> {
+        let id = user_id.to_string();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE users SET password_hash = $2, must_change_password = 0, email_verified = 1 \
+             WHERE id = $1",
+        )
+        .bind(&id)
+        .bind(NO_PASSWORD)
+        .execute(&mut *tx)
+        .await?;
+        for sql in [
+            "DELETE FROM sessions WHERE user_id = $1",
+            "DELETE FROM api_tokens WHERE user_id = $1",
+            "DELETE FROM account_tokens WHERE user_id = $1",
+        ] {
+            sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
+        }
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
+        let row = sqlx::query(&sql).bind(&id).fetch_optional(&mut *tx).await?;
+        let user = row.as_ref().map(user_from_row).transpose()?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
     /// Links `subject` of `issuer` to `user_id`; `Conflict` on
     /// `oidc_links_pkey` when that identity is linked already.
     pub async fn link_oidc(

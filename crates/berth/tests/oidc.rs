@@ -323,6 +323,15 @@ async fn an_existing_account_is_linked_only_by_a_verified_email() {
     let ada = browser();
     assert_eq!(sign_in(&app, &ada, "ada").await.status(), StatusCode::FOUND);
     assert_eq!(me(&app, &ada).await["id"], account["id"]);
+    // Nobody proved the address when it was registered (no mail server), so
+    // whoever registered it keeps nothing: that session and that password
+    // end (review: a pre-registered account became the SSO user's, its
+    // registrant holding a session, a token and the password, as admin).
+    let stale = local.get(app.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);
+    let login = app.login(&app.browser(), "ada@example.com", PASSWORD).await;
+    assert_eq!(login.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&app, &ada).await["emailVerified"], true);
 
     // Eve typed the victim's address at the provider, which did not verify it.
     let victim = app.register(&app.browser(), "victim@example.com").await;

@@ -191,13 +191,17 @@ pub async fn callback(
             .filter(|c| !c.is_empty())
             .ok_or_else(|| OidcError::Refused(SsoFailure::Token, "no code".into()))?;
         let identity = oidc.identity(&pending, code).await?;
-        let session = oidc.sign_in(&state.auth, &identity).await?;
-        Ok((session, pending.next_path))
+        let (session, claimed) = oidc.sign_in(&state.auth, &identity).await?;
+        Ok((session, claimed, pending.next_path))
     }
     .await;
     match result {
-        Ok((session, next)) => {
-            crate::identities::ensure_soon(&state, session.user.id, session.user.email.clone());
+        Ok((session, claimed, next)) => {
+            if claimed.0 {
+                crate::identities::renew_soon(&state, session.user.id, session.user.email.clone());
+            } else {
+                crate::identities::ensure_soon(&state, session.user.id, session.user.email.clone());
+            }
             let action = sso_action(session.user.email.as_str(), client, None);
             state.audit(action, "success", &request_id).await;
             let mut response = (StatusCode::FOUND, [(header::LOCATION, next)]).into_response();
