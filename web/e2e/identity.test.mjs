@@ -102,7 +102,14 @@ test('register, open the mailed link, verified', async () => {
   await p.getByRole('button', { name: 'Create account' }).click();
   await p.getByText('Verify your email address').waitFor();
   await screenshot(p, 'verify-banner');
+  // Opened logged out (another browser), the link asks to log in to the
+  // account it is for, then verifies it.
+  await p.context().clearCookies();
   await p.goto(await mailedLink(email, 'Verify'));
+  await p.getByRole('heading', { name: 'Log in to Berth' }).waitFor();
+  await p.getByLabel('Email').fill(email);
+  await p.getByLabel('Password').fill('correct horse battery');
+  await p.getByRole('button', { name: 'Log in' }).click();
   await p.getByText('Your email is verified').waitFor();
   await screenshot(p, 'verified');
   // The banner is gone once the account is verified.

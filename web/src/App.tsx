@@ -68,7 +68,7 @@ export function App() {
         <Routes>
           <Route path="/login" element={anonymous(<LoginPage />)} />
           <Route path="/register" element={anonymous(<RegisterPage />)} />
-          <Route path="/verify" element={<VerifyPage />} />
+          <Route path="/verify" element={signedIn(<VerifyPage />)} />
           <Route path="/forgot-password" element={anonymous(<ForgotPasswordPage />)} />
           <Route path="/reset-password" element={<ResetPasswordPage />} />
           <Route path="/" element={signedIn(<EnvironmentsPage />)} />

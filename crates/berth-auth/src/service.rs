@@ -463,14 +463,31 @@ impl Auth {
         self.mail_verification(mailer, user).await
     }
 
-    /// Verifies the address a mailed link was sent to; the user as they are
-    /// now. A link that is unknown, used, expired or for an address the
-    /// account no longer has is refused naming `token`.
-    pub async fn verify_email(&self, token: &str) -> Result<UserRecord, AuthError> {
+    /// Verifies the address a mailed link was sent to, for `caller` (the
+    /// signed-in account); the user as they are now. A link that is unknown,
+    /// used, expired, for an address the account no longer has or for
+    /// another account is refused naming `token`.
+    pub async fn verify_email(
+        &self,
+        token: &str,
+        caller: &UserRecord,
+    ) -> Result<UserRecord, AuthError> {
         let hash = Secret::from_client(token).hash();
+        // Only in a session of the account the link was mailed for: whoever
+        // registered someone else's address must not have it verified by the
+        // owner's click. The owner, unable to sign in to that account, resets
+        // its password by mail instead, which ends the registrant's sessions.
+        let now = OffsetDateTime::now_utc();
+        let owner = self
+            .store
+            .account_token_user(&hash, TokenPurpose::Verify, now)
+            .await?;
+        if owner.is_none_or(|owner| owner.id != caller.id) {
+            return Err(invalid_link("token"));
+        }
         let user = self
             .store
-            .use_verify_token(&hash, OffsetDateTime::now_utc())
+            .use_verify_token(&hash, now)
             .await?
             .ok_or_else(|| invalid_link("token"))?;
         self.tokens.forget(|p| p.user.id == user.id);

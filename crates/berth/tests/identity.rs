@@ -127,13 +127,19 @@ async fn register(app: &TestApp, email: &str, password: &str) -> reqwest::Respon
         .unwrap()
 }
 
-async fn verify(app: &TestApp, token: &str) -> reqwest::Response {
-    Client::new()
+/// Uses a verification link as `bearer` (a personal access token), or
+/// without signing in.
+async fn verify(app: &TestApp, bearer: Option<&str>, token: &str) -> reqwest::Response {
+    let request = Client::new()
         .post(app.url("/api/v1/auth/verify"))
-        .json(&json!({ "token": token }))
-        .send()
-        .await
-        .unwrap()
+        .json(&json!({ "token": token }));
+    match bearer {
+        Some(bearer) => request.bearer_auth(bearer),
+        None => request,
+    }
+    .send()
+    .await
+    .unwrap()
 }
 
 /// An owner lists an address that has no account; whoever registers it
@@ -220,11 +226,33 @@ async fn an_unverified_address_holds_no_membership_and_verifying_it_grants_it() 
         "an identity was made for an unverified address"
     );
 
-    // The owner of the address opens the mailed link: the membership counts.
+    // The link works only in the registered account's own session: opened
+    // by someone not signed in to it (the address's owner, when someone else
+    // registered it; review) or by another account, it verifies nothing.
     let token = link_token(&victim, "Verify", 1).await;
-    assert_eq!(verify(&app, &token).await.status(), StatusCode::NO_CONTENT);
+    expect_error(
+        verify(&app, None, &token).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+    let other = expect_error(
+        verify(&app, Some(&admin), &token).await,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(other["error"]["details"][0]["field"], "token");
+    let me = app.get_json(&claimant, "/api/v1/me").await;
+    assert_eq!(me["emailVerified"], false);
+    // The registrant, who reads the address's mail, opens it: the
+    // membership counts.
+    assert_eq!(
+        verify(&app, Some(&claimant), &token).await.status(),
+        StatusCode::NO_CONTENT
+    );
     let again = expect_error(
-        verify(&app, &token).await,
+        verify(&app, Some(&claimant), &token).await,
         StatusCode::BAD_REQUEST,
         "validation_failed",
     )

@@ -293,6 +293,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** @description Verifies the signed-in account's email with the token of the link mailed to it. Only that account's session or token may use it: the owner of an address someone else registered is not made to verify the other's account by opening the link (they reset its password by mail instead, which ends the other's sessions). */
         post: operations["accounts_verify"];
         delete?: never;
         options?: never;
@@ -2689,8 +2690,26 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The link is unknown, expired or used (field token) */
+            /** @description The link is unknown, expired, used or for another account (field token) */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not logged in: the portal asks to log in and comes back */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description CSRF token missing or wrong */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -27,7 +27,12 @@ function useErrors() {
   return { errors, formError, report, clear };
 }
 
-/** `/verify?token=`: opened from the mailed link; verifies at once. */
+/**
+ * `/verify?token=`: opened from the mailed link; verifies at once, in the
+ * session of the account the link is for (the route asks to log in first), so
+ * that the owner of an address someone else registered never verifies the
+ * other's account by opening the link.
+ */
 export function VerifyPage() {
   usePageTitle('Verify your email');
   const [params] = useSearchParams();
@@ -61,8 +66,11 @@ export function VerifyPage() {
       )}
       {state !== 'working' && state !== 'done' && (
         <>
-          <p role="alert">This link has expired or was used already.</p>
-          <p>{user ? 'Ask for a new link from the banner at the top of the page.' : <Link to="/login">Log in to ask for a new link</Link>}</p>
+          <p role="alert">This link has expired, was used already, or is for another account than the one you are logged in with.</p>
+          <p>
+            Ask for a new link from the banner at the top of the page. If you did not create this account, someone else used
+            your address: <Link to="/forgot-password">reset its password</Link> from a logged-out browser to take it over.
+          </p>
         </>
       )}
     </section>

@@ -66,20 +66,21 @@ fn link_token(raw: &str) -> Result<&str, ValidationErrors> {
     Ok(raw)
 }
 
-#[utoipa::path(post, operation_id = "accounts_verify", path = "/api/v1/auth/verify", tag = "accounts", request_body = VerifyRequest, responses(
+#[utoipa::path(post, operation_id = "accounts_verify", path = "/api/v1/auth/verify", tag = "accounts", request_body = VerifyRequest, description = "Verifies the signed-in account's email with the token of the link mailed to it. Only that account's session or token may use it: the owner of an address someone else registered is not made to verify the other's account by opening the link (they reset its password by mail instead, which ends the other's sessions).", responses(
     (status = 204, description = "The email is verified; memberships listed for it take effect"),
-    (status = 400, description = "The link is unknown, expired or used (field token)", body = crate::error::ErrorBody),
+    (status = 400, description = "The link is unknown, expired, used or for another account (field token)", body = crate::error::ErrorBody),
+    (status = 401, description = "Not logged in: the portal asks to log in and comes back", body = crate::error::ErrorBody),
+    (status = 403, description = "CSRF token missing or wrong", body = crate::error::ErrorBody),
     (status = 503, description = "The store is unavailable; see Retry-After", body = crate::error::ErrorBody),
-))]
-// Needs no session: the link may be opened in another browser than the one
-// that registered; the token alone proves receipt of the mail.
+), security(("session" = []), ("token" = [])))]
 pub async fn verify(
     State(state): State<AppState>,
+    CurrentUser(principal): CurrentUser,
     request_id: RequestId,
     ApiJson(body): ApiJson<VerifyRequest>,
 ) -> Result<StatusCode, ApiError> {
     let token = link_token(&body.token)?;
-    let user = state.auth.verify_email(token).await?;
+    let user = state.auth.verify_email(token, &principal.user).await?;
     identities::ensure_soon(&state, user.id, user.email.clone());
     state
         .audit(own_action(&user, "auth.verify"), "success", &request_id)
