@@ -72,7 +72,7 @@ pub struct IntegrationsChange {
     pub splunk_hec_token: Option<Option<String>>,
     /// The Sentry DSN (`https://<key>@<host>/<project>`).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 1024, pattern = "^https?://[A-Za-z0-9]+(:[A-Za-z0-9]+)?@[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._-]+)*/[0-9]+$")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 1024, pattern = "^https?://[A-Za-z0-9]+(:[A-Za-z0-9]+)?@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9_-]+)*/[0-9]+$")]
     pub sentry_dsn: Option<Option<String>>,
 }
 
