@@ -97,27 +97,6 @@ async fn link_token(to: &str, subject: &str, count: usize) -> String {
     }
 }
 
-/// A personal access token made with the session a registration or login opened.
-async fn token_of(app: &TestApp, response: &reqwest::Response) -> String {
-    let csrf = set_cookie(response, "berth_csrf").unwrap();
-    let session = set_cookie(response, "berth_session").unwrap();
-    let created: Value = Client::new()
-        .post(app.url("/api/v1/tokens"))
-        .header(
-            "cookie",
-            format!("berth_session={session}; berth_csrf={csrf}"),
-        )
-        .header("x-csrf-token", csrf)
-        .json(&json!({"name": "test"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    created["token"].as_str().expect("a token").to_owned()
-}
-
 async fn register(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
     Client::new()
         .post(app.url("/api/v1/auth/register"))
@@ -175,7 +154,7 @@ async fn an_unverified_address_holds_no_membership_and_verifying_it_grants_it() 
     // Someone registers the listed address; they can log in...
     let registered = register(&app, &victim, PASSWORD).await;
     assert_eq!(registered.status(), StatusCode::CREATED);
-    let claimant = token_of(&app, &registered).await;
+    let claimant = app.token_for_session(&registered).await;
     let me = app.get_json(&claimant, "/api/v1/me").await;
     assert_eq!(me["emailVerified"], false);
     // ...but hold no membership on any path, nor create environments.
@@ -294,7 +273,7 @@ async fn passwords_change_and_reset_by_mail() {
 
     let registered = register(&app, &ada, PASSWORD).await;
     assert_eq!(registered.status(), StatusCode::CREATED);
-    let token = token_of(&app, &registered).await;
+    let token = app.token_for_session(&registered).await;
     // One verification mail went at registration: a resend right away is throttled.
     link_token(&ada, "Verify", 1).await;
     let resend = app
@@ -331,7 +310,7 @@ async fn passwords_change_and_reset_by_mail() {
     // With revokeOtherSessions, another session and another token end; the
     // credential in use stays.
     let other_session = app.login(&Client::new(), &ada, PASSWORD).await;
-    let other_token = token_of(&app, &other_session).await;
+    let other_token = app.token_for_session(&other_session).await;
     let changed = change(PASSWORD, "a brand new secret", true).await;
     assert_eq!(changed.status(), StatusCode::NO_CONTENT);
     expect_error(

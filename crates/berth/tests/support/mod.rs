@@ -284,7 +284,7 @@ impl TestApp {
 
     /// Creates a token with the session that `response` (a login or
     /// registration) opened, as the web UI would.
-    async fn token_for_session(&self, response: &Response) -> String {
+    pub async fn token_for_session(&self, response: &Response) -> String {
         let csrf = set_cookie(response, "berth_csrf").unwrap();
         let session = set_cookie(response, "berth_session").unwrap();
         let created: Value = Client::new()
