@@ -23,6 +23,8 @@ use tokio::sync::OnceCell;
 pub const LOCAL_CLUSTER_KUBECONFIG: &str = ".berth/cluster/kubeconfig";
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const CACHE_SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a write waits for the cache to show it (see [`Connection::caught_up`]).
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
 pub const FIELD_MANAGER: &str = "berth";
 
 pub struct Cluster {
@@ -42,6 +44,64 @@ pub struct Connection {
     pub listing: Arc<Listing>,
     /// What live views (`?watch=true`) learn of changes to `environments`.
     pub changes: Arc<Changes>,
+}
+
+impl Connection {
+    /// Returns once the cache holds `written` (an Environment this process
+    /// has just created or changed) or a later version of it, or `written`
+    /// is being deleted or gone; at most [`CATCH_UP_TIMEOUT`] later. Reads
+    /// are served from the cache, which learns of a write only through the
+    /// watch: without this, a caller could get 404 for an environment it was
+    /// just answered 201 for. The write is made either way; past the
+    /// deadline (a watch far behind) the cache is left to catch up later.
+    pub async fn caught_up(&self, written: &Environment) {
+        let key = ObjectRef::from_obj(written);
+        let deadline = tokio::time::Instant::now() + CATCH_UP_TIMEOUT;
+        while !self
+            .environments
+            .get(&key)
+            .is_some_and(|cached| at_least(&cached, written))
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Like [`Self::caught_up`], for a deletion of `deleted` just asked for:
+    /// returns once the cache shows it being deleted or gone.
+    pub async fn caught_up_deleting(&self, deleted: &Environment) {
+        let key = ObjectRef::from_obj(deleted);
+        let deadline = tokio::time::Instant::now() + CATCH_UP_TIMEOUT;
+        while self.environments.get(&key).is_some_and(|cached| {
+            cached.metadata.uid == deleted.metadata.uid
+                && cached.metadata.deletion_timestamp.is_none()
+        }) && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Whether `cached` is `written` or a later version of the same object: a
+/// deletion under way, or a later resourceVersion (etcd's revision, which
+/// the apiserver's own watch cache compares as a number; if one is not a
+/// number, only the same version counts).
+fn at_least(cached: &Environment, written: &Environment) -> bool {
+    let (cached, written) = (&cached.metadata, &written.metadata);
+    if cached.uid != written.uid {
+        return false;
+    }
+    if cached.deletion_timestamp.is_some() || cached.resource_version == written.resource_version {
+        return true;
+    }
+    let revision = |v: &Option<String>| v.as_deref().and_then(|v| v.parse::<u64>().ok());
+    match (
+        revision(&cached.resource_version),
+        revision(&written.resource_version),
+    ) {
+        (Some(cached), Some(written)) => cached >= written,
+        _ => false,
+    }
 }
 
 impl Cluster {
@@ -220,4 +280,35 @@ fn pem(label: &str, der: &[u8]) -> String {
         "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
         lines.join("\n")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::at_least;
+    use berth_manifests::{Environment, EnvironmentCrdSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn env(uid: &str, version: &str) -> Environment {
+        let mut env = Environment::new("a", EnvironmentCrdSpec::default());
+        env.metadata.uid = Some(uid.into());
+        env.metadata.resource_version = Some(version.into());
+        env
+    }
+
+    #[test]
+    fn the_cache_has_caught_up_with_the_same_or_a_later_version_only() {
+        let written = env("u1", "120");
+        assert!(at_least(&env("u1", "120"), &written));
+        assert!(
+            at_least(&env("u1", "121"), &written),
+            "the controller wrote status since"
+        );
+        assert!(!at_least(&env("u1", "119"), &written));
+        assert!(!at_least(&env("u0", "125"), &written), "an older namesake");
+        assert!(!at_least(&env("u1", "opaque"), &written));
+        let mut deleting = env("u1", "119");
+        deleting.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
+        assert!(at_least(&deleting, &written));
+    }
 }

@@ -21,7 +21,7 @@ use tokio::time::{Instant, sleep, timeout};
 pub struct LeaseOptions {
     pub namespace: String,
     pub name: String,
-    /// Who this process is (hostname and pid by default); unique per replica.
+    /// Who this replica is (`berth::replica_identity` by default); unique per replica.
     pub identity: String,
     pub lease_duration: Duration,
     pub renew_every: Duration,

@@ -35,6 +35,12 @@ use std::path::Path;
 use std::time::Duration;
 use time::OffsetDateTime;
 
+/// SQLite has one writer at a time; the others wait this long before
+/// SQLITE_BUSY (which callers answer with 503). sqlx waits 5 s, which a
+/// burst of creates, each holding its creator's lock (the write lock, on
+/// SQLite) over two apiserver calls, outlasted on a loaded machine.
+const SQLITE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 15000";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Which database is behind the store.
@@ -71,6 +77,14 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::query(SQLITE_BUSY_TIMEOUT).execute(connection).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(&url)
             .await?;
         MIGRATOR.run(&pool).await?;

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use berth::controller_identity;
+use berth::replica_identity;
 use berth_api::Cluster;
 use berth_controller::{ControllerOptions, Metrics};
 use prometheus_client::registry::Registry;
@@ -79,7 +79,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         .client()
         .await
         .map_err(anyhow::Error::msg)?;
-    let mut options = ControllerOptions::new(args.identity.unwrap_or_else(controller_identity));
+    let mut options = ControllerOptions::new(args.identity.unwrap_or_else(replica_identity));
     options.lease.namespace = args.lease_namespace;
     options.lease.name = args.lease_name;
     options.selector = args.selector;

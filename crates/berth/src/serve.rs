@@ -107,7 +107,7 @@ impl Server {
 
         let http_metrics = HttpMetrics::register(&mut registry);
         let controller = (!config.no_controller).then(|| {
-            let mut options = ControllerOptions::new(crate::controller_identity());
+            let mut options = ControllerOptions::new(crate::replica_identity());
             options.build.ingress_domain = config.ingress_domain.clone();
             config.network.apply_to(&mut options);
             (options, ControllerMetrics::register(&mut registry))

@@ -7,7 +7,6 @@ use berth_splunk::{DrainOptions, Drainer, HecConfig, LogRecord, OutboxMetrics};
 use berth_store::Store;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -28,15 +27,7 @@ impl Splunk {
         registry: &mut Registry,
     ) -> anyhow::Result<Self> {
         let metrics = OutboxMetrics::register(registry);
-        // The outbox lease's holder: one per server, even two in one
-        // process (tests run replicas so), or both would drain.
-        static SERVERS: AtomicU64 = AtomicU64::new(0);
-        let holder = format!(
-            "{}-{}",
-            crate::controller_identity(),
-            SERVERS.fetch_add(1, Ordering::Relaxed)
-        );
-        let options = DrainOptions::new(holder);
+        let options = DrainOptions::new(crate::replica_identity());
         let drainer = Drainer::new(store.clone(), config, metrics, options)?;
         Ok(Self {
             drainer,

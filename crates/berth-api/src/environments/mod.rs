@@ -232,14 +232,17 @@ pub async fn replace_spec(
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
-    api.patch(&name, &params, &kube::api::Patch::Json::<()>(patch))
+    let written = api
+        .patch(&name, &params, &kube::api::Patch::Json::<()>(patch))
         .await
         .map_err(|e| match e {
             // A failed `test` op: someone changed the spec in between.
             kube::Error::Api(e) if e.code == 409 || e.code == 422 => stale(),
             kube::Error::Api(e) if e.code == 404 => ApiError::NotFound,
             other => kube_error(other),
-        })
+        })?;
+    connection.caught_up(&written).await;
+    Ok(written)
 }
 
 fn stale() -> ApiError {

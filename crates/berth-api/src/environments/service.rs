@@ -101,6 +101,10 @@ pub async fn create(
             )
             .await;
             lock.release().await?;
+            // After the lock: other creates need not wait for the watch.
+            if let Ok(created) = &created {
+                connection.caught_up(created).await;
+            }
             audit_write(
                 state,
                 caller,
@@ -267,13 +271,14 @@ async fn carry_out(state: &AppState, record: &RequestRecord) -> Result<(), ApiEr
     match record.kind {
         RequestKind::Create => {
             ensure_name_free(connection, &record.environment).await?;
-            create_resource(
+            let created = create_resource(
                 connection,
                 &spec,
                 &record.requester_email,
                 record.requester_id,
             )
             .await?;
+            connection.caught_up(&created).await;
         }
         RequestKind::Update => {
             let api: Api<Environment> = Api::all(connection.client.clone());

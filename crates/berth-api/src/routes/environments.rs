@@ -406,6 +406,7 @@ pub async fn delete(
         )
         .await;
     result.map_err(envs::kube_error)?;
+    connection.caught_up_deleting(&env).await;
     let mut view = envs::view(&env, standing);
     view.status["phase"] = json!("Deleting");
     Ok((StatusCode::ACCEPTED, ApiJson(view)))
