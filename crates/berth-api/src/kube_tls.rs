@@ -8,15 +8,9 @@
 
 use crate::state::AppState;
 use axum::Router;
-use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tower::ServiceExt;
 
 /// Why the listener's certificate could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -122,31 +116,16 @@ pub async fn serve(
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
     tokio::pin!(stop);
     loop {
-        let (tcp, peer): (_, SocketAddr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting a kube proxy connection");
-                    continue;
-                }
-            },
+        let (tcp, peer) = tokio::select! {
+            accepted = crate::tls::accept(&listener, "kube") => accepted,
             () = &mut stop => return,
         };
-        let (acceptor, router) = (acceptor.clone(), router.clone());
-        tokio::spawn(async move {
-            let Ok(stream) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let service = router.map_request(move |mut request: axum::extract::Request<_>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(
-                    TokioIo::new(stream),
-                    TowerToHyperService::new(service),
-                )
-                .await;
-        });
+        tokio::spawn(crate::tls::serve_connection(
+            acceptor.clone(),
+            tcp,
+            peer,
+            router.clone(),
+            None,
+        ));
     }
 }

@@ -52,6 +52,13 @@ pub use tls::{
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 
+/// The metrics listener's (`BERTH_METRICS_LISTEN`): `GET /metrics` alone.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(routes::system::metrics_text))
+        .with_state(state)
+}
+
 /// Request bodies above this answer 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 

@@ -33,6 +33,10 @@ pub struct Settings {
     pub local_login: bool,
     /// Single sign-on with the configured OpenID provider, if any.
     pub oidc: Option<crate::oidc::Oidc>,
+    /// `/metrics` is served on a listener of its own (`BERTH_METRICS_LISTEN`,
+    /// [`crate::metrics_router`]), so the main one, which an Ingress may
+    /// publish, answers 404 there.
+    pub metrics_listener: bool,
 }
 
 #[derive(Clone)]

@@ -13,7 +13,7 @@ use crate::kube_tls::TlsError;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, header};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -27,12 +27,73 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 /// How often the certificate files are looked at.
 const POLL: Duration = Duration::from_secs(1);
+
+/// A client has this long to finish its TLS handshake, and then to send
+/// each HTTP/1 request's headers, or its connection is closed: a client
+/// that connects and stays silent (a slowloris) would otherwise hold a
+/// connection and a task for ever. nginx's `client_header_timeout` is 60 s.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// After a failed accept (out of file descriptors, say), the wait before
+/// the next; `axum::serve` waits as long. Retried at once, such an accept
+/// fails again at once: the loop spun and logged without end.
+const ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The next connection on `listener` (`what` names it in the log).
+pub(crate) async fn accept(listener: &TcpListener, what: &str) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(error) => {
+                tracing::warn!(%error, listener = what, "accepting a connection failed; retrying in 1 s");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// Serves `router` on the TLS connection `tcp` from `peer` until it ends:
+/// the handshake within [`HANDSHAKE_TIMEOUT`], each request's headers
+/// within [`HEADER_READ_TIMEOUT`]. A client that fails either (a plain HTTP
+/// request, an untrusted certificate, silence) only loses its own
+/// connection. `watcher` lets a graceful shutdown wait for it.
+pub(crate) async fn serve_connection(
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    watcher: Option<hyper_util::server::graceful::Watcher>,
+) {
+    let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else {
+        return;
+    };
+    let service = router.map_request(move |mut request: axum::extract::Request<_>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+    match watcher {
+        Some(watcher) => {
+            let _ = watcher.watch(connection).await;
+        }
+        None => {
+            let _ = connection.await;
+        }
+    }
+}
 
 /// Browsers keep to HTTPS for two years, subdomains included, once they
 /// have seen this over TLS.
@@ -217,34 +278,17 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     tokio::pin!(stop);
     loop {
-        let (tcp, peer): (_, SocketAddr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting a connection");
-                    continue;
-                }
-            },
+        let (tcp, peer) = tokio::select! {
+            accepted = accept(&listener, "http") => accepted,
             () = &mut stop => break,
         };
-        let (acceptor, router, watcher) = (acceptor.clone(), router.clone(), graceful.watcher());
-        tokio::spawn(async move {
-            // A client that fails its handshake (a plain HTTP request, an
-            // untrusted certificate) only loses its own connection.
-            let Ok(stream) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let service = router.map_request(move |mut request: axum::extract::Request<_>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            });
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                TowerToHyperService::new(service),
-            );
-            let _ = watcher.watch(connection).await;
-        });
+        tokio::spawn(serve_connection(
+            acceptor.clone(),
+            tcp,
+            peer,
+            router.clone(),
+            Some(graceful.watcher()),
+        ));
     }
     drop(listener);
     graceful.shutdown().await;

@@ -258,9 +258,21 @@ async fn install_users_namespace(client: &Client) -> Result<(), Error> {
     Ok(())
 }
 
+/// Applies the tenant ClusterRoles where they differ from this version's.
+/// The Helm chart installs them itself and grants Berth only `bind` on
+/// them (with `escalate` and `update`, whoever took over Berth's pod could
+/// give the tenant roles, and through aggregation `view`, every right), so
+/// under the chart the leader finds them as they should be and writes
+/// nothing.
 async fn install_cluster_roles(client: &Client) -> Result<(), Error> {
     let api: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(client.clone());
     for role in cluster_roles() {
+        if let Some(existing) = api.get_opt(&role.name_any()).await?
+            && existing.rules == role.rules
+            && existing.aggregation_rule == role.aggregation_rule
+        {
+            continue;
+        }
         let mut body = serde_json::to_value(&role).map_err(kube::Error::SerdeError)?;
         body["apiVersion"] = k8s_openapi::api::rbac::v1::ClusterRole::api_version(&()).into();
         body["kind"] = k8s_openapi::api::rbac::v1::ClusterRole::kind(&()).into();

@@ -48,6 +48,11 @@ pub struct ServeArgs {
     /// which kubeconfigs reach; port 0 picks a free port.
     #[arg(long, env = "BERTH_KUBE_LISTEN")]
     pub kube_listen: Option<SocketAddr>,
+    /// Address of a plain HTTP listener serving `/metrics` alone, for
+    /// Prometheus; with it the main listener answers 404 at `/metrics`, so
+    /// that an Ingress publishing Berth does not publish its metrics.
+    #[arg(long, env = "BERTH_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// The `https://` URL kubeconfigs reach that listener at (else the host
     /// a kubeconfig was asked of, at the listener's port).
     #[arg(long, env = "BERTH_KUBE_PUBLIC_URL")]
@@ -130,6 +135,7 @@ struct FileConfig {
     prometheus_url: Option<String>,
     public_url: Option<String>,
     kube_listen: Option<SocketAddr>,
+    metrics_listen: Option<SocketAddr>,
     kube_public_url: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -172,6 +178,8 @@ pub struct Config {
     pub prometheus_url: Option<String>,
     pub public_url: Option<String>,
     pub kube_listen: SocketAddr,
+    /// `/metrics` on a listener of its own instead of the main one.
+    pub metrics_listen: Option<SocketAddr>,
     pub kube_public_url: Option<String>,
     /// Certificate chain and key files of both listeners, reloaded when
     /// they change.
@@ -369,6 +377,7 @@ impl Config {
                 .kube_listen
                 .or(file.kube_listen)
                 .unwrap_or_else(|| DEFAULT_KUBE_LISTEN.parse().expect("a valid address")),
+            metrics_listen: args.metrics_listen.or(file.metrics_listen),
             kube_public_url: match args.kube_public_url.or(file.kube_public_url) {
                 Some(url) if !url.starts_with("https://") => {
                     anyhow::bail!(

@@ -40,6 +40,8 @@ pub struct Server {
     kube_listener: tokio::net::TcpListener,
     kube_tls: KubeTls,
     kube_router: axum::Router,
+    /// With `BERTH_METRICS_LISTEN`: `/metrics` alone, plain HTTP.
+    metrics: Option<(tokio::net::TcpListener, axum::Router)>,
     /// With `BERTH_TLS_CERT` and `BERTH_TLS_KEY`: the main listener's TLS
     /// configuration, and the pair both listeners serve, reloaded when the
     /// files change.
@@ -151,6 +153,7 @@ impl Server {
                 kube_ca_pem: kube_tls.ca_pem.clone(),
                 splunk_outbox: splunk.is_some(),
                 local_login: config.sso.local_login,
+                metrics_listener: config.metrics_listen.is_some(),
                 oidc: config
                     .sso
                     .oidc
@@ -180,12 +183,22 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let metrics = match config.metrics_listen {
+            Some(address) => Some((
+                tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("binding {address} (BERTH_METRICS_LISTEN)"))?,
+                berth_api::metrics_router(state.clone()),
+            )),
+            None => None,
+        };
         Ok(Self {
             listener,
             kube_listener,
             kube_tls,
             tls,
             kube_router: berth_api::kube_router(state.clone()),
+            metrics,
             router: berth_api::router(state),
             auth,
             cluster,
@@ -209,6 +222,15 @@ impl Server {
         self.kube_listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The address of the metrics listener, with `BERTH_METRICS_LISTEN`.
+    pub fn metrics_local_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(listener, _)| {
+            listener
+                .local_addr()
+                .expect("a bound listener has an address")
+        })
     }
 
     /// Where the main listener answers: `https://ADDR` under TLS, else
@@ -244,6 +266,17 @@ impl Server {
             self.kube_router,
             stopping(stopped.clone()),
         ));
+        let metrics = self.metrics.map(|(listener, router)| {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!("metrics on http://{address}/metrics");
+            }
+            let stop = stopping(stopped.clone());
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stop)
+                    .await
+            })
+        });
         let mend = tokio::spawn(berth_api::remove_disabled_identities_at_start(
             self.cluster.clone(),
             self.auth.store().clone(),
@@ -297,6 +330,9 @@ impl Server {
         workloads.abort();
         revoking.abort();
         let _ = kube.await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         publish.abort();
         mend.abort();
         // In-flight requests have finished; let the store finish its writes too.

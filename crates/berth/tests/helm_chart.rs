@@ -17,6 +17,7 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use berth_manifests::Environment;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, CustomResourceExt};
@@ -315,16 +316,36 @@ fn restricted_kubeconfig(root: &Path, dir: &Path) -> Result<PathBuf> {
     Ok(file)
 }
 
-/// The chart's RBAC objects for release `release`, bound to `USER` instead
-/// of the ServiceAccount, the leader Role moved to `lease_namespace` (so
-/// that this run's controller elects itself on a Lease no other Berth uses,
-/// under the chart's very rule).
+/// The chart's RBAC objects and scope policy for release `release`, bound
+/// to `USER` instead of the ServiceAccount, the leader Role moved to
+/// `lease_namespace` (so that this run's controller elects itself on a
+/// Lease no other Berth uses, under the chart's very rule). The policy
+/// matches `USER` only without `system:masters`, so that every other
+/// test's Berth, which is `USER` with it, goes on as before.
 fn restricted_rbac(release: &str, lease_namespace: &str) -> Result<String> {
     let docs = helm_template(release, "berth", &[])?;
     let mut out = String::new();
     for mut doc in docs {
-        if !["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"].contains(&kind(&doc)) {
-            continue;
+        match kind(&doc) {
+            // The tenant roles are the shared cluster's, which every other
+            // test's Berth binds: applied apart and never deleted.
+            "ClusterRole" if name(&doc).starts_with("berth-tenant-") => continue,
+            "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding" => {}
+            "ValidatingAdmissionPolicy" => {
+                let conditions = &mut doc["spec"]["matchConditions"];
+                ensure!(
+                    conditions[0]["expression"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("system:serviceaccount:berth:")),
+                    "the scope policy does not match the chart's ServiceAccount: {conditions:?}"
+                );
+                conditions[0]["expression"] = Yaml::from(format!(
+                    "request.userInfo.username == \"{USER}\" && \
+                     !(\"system:masters\" in request.userInfo.groups)"
+                ));
+            }
+            "ValidatingAdmissionPolicyBinding" => {}
+            _ => continue,
         }
         if doc["subjects"].is_sequence() {
             doc["subjects"] = serde_yaml::to_value(json!([
@@ -422,7 +443,48 @@ async fn berth_does_an_environments_life_under_the_charts_rules_alone() -> Resul
     let dir = std::env::temp_dir().join(&run);
     std::fs::create_dir_all(&dir)?;
 
-    // The chart's rules, bound to the restricted user.
+    // What the chart installs before Berth starts, as every Berth's leader
+    // applies it too: the CRDs, the tenant roles (from the same function as
+    // the chart's file, which another test compares), and berth-users,
+    // where the chart's Role is.
+    let crds = Api::<CustomResourceDefinition>::all(cluster.client());
+    for crd in [
+        Environment::crd(),
+        berth_manifests::EnvironmentPolicy::crd(),
+    ] {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crds.patch(
+            &name,
+            &PatchParams::apply("berth").force(),
+            &Patch::Apply(&crd),
+        )
+        .await?;
+    }
+    let roles = Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(cluster.client());
+    for role in berth_manifests::cluster_roles() {
+        let name = role.metadata.name.clone().unwrap_or_default();
+        let mut body = serde_json::to_value(&role)?;
+        body["apiVersion"] = "rbac.authorization.k8s.io/v1".into();
+        body["kind"] = "ClusterRole".into();
+        roles
+            .patch(
+                &name,
+                &PatchParams::apply("berth").force(),
+                &Patch::Apply(&body),
+            )
+            .await?;
+    }
+    let namespace = berth_manifests::users_namespace();
+    let mut body = serde_json::to_value(&namespace)?;
+    body["apiVersion"] = "v1".into();
+    body["kind"] = "Namespace".into();
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(cluster.client())
+        .patch(
+            "berth-users",
+            &PatchParams::apply("berth"),
+            &Patch::Apply(&body),
+        )
+        .await?;
     let rbac = restricted_rbac(&run, lease_namespace.name())?;
     kubectl(
         &root,
@@ -430,7 +492,34 @@ async fn berth_does_an_environments_life_under_the_charts_rules_alone() -> Resul
         &["apply", "--server-side", "-f", "-"],
         Some(&rbac),
     )?;
-    let result = life_of_an_environment(&cluster, &root, &dir, &run, lease_namespace.name()).await;
+    let kubeconfig = restricted_kubeconfig(&root, &dir)?;
+    let mut result = life_of_an_environment(
+        &cluster,
+        &root,
+        &dir,
+        &run,
+        &kubeconfig,
+        lease_namespace.name(),
+    )
+    .await;
+    if result.is_ok() {
+        let managed = berth_testkit::TestNamespace::create_with_labels(
+            &cluster,
+            "chart-managed",
+            &[
+                ("app.kubernetes.io/managed-by", "berth"),
+                ("pod-security.kubernetes.io/enforce", "restricted"),
+            ],
+        )
+        .await?;
+        result = nothing_outside_its_namespaces(
+            &root,
+            &kubeconfig,
+            lease_namespace.name(),
+            managed.name(),
+        );
+        managed.delete().await?;
+    }
     let _ = kubectl(
         &root,
         &admin_kubeconfig,
@@ -446,11 +535,11 @@ async fn life_of_an_environment(
     root: &Path,
     dir: &Path,
     run: &str,
+    kubeconfig: &Path,
     lease_namespace: &str,
 ) -> Result<()> {
-    let kubeconfig = restricted_kubeconfig(root, dir)?;
     let config = kube::Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(&kubeconfig)?,
+        Kubeconfig::read_from(kubeconfig)?,
         &KubeConfigOptions::default(),
     )
     .await?;
@@ -471,7 +560,7 @@ async fn life_of_an_environment(
         Command::new(berth)
             .arg("controller")
             .arg("--kubeconfig")
-            .arg(&kubeconfig)
+            .arg(kubeconfig)
             .args(["--identity", run, "--lease-namespace", lease_namespace])
             .args(["--selector", &format!("{RUN_LABEL}={run}")])
             .args([
@@ -485,7 +574,7 @@ async fn life_of_an_environment(
     let mut server = Process::start(
         Command::new(berth)
             .arg("serve")
-            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
             .env("BERTH_KUBE_LISTEN", format!("127.0.0.1:{}", free_port()?))
             .env(
@@ -520,6 +609,172 @@ async fn life_of_an_environment(
         "Berth was refused under the chart's rules:\n{}",
         forbidden.join("\n")
     );
+    Ok(())
+}
+
+/// What whoever took over Berth's pod would try first, as Berth under the
+/// chart's rules: each is refused, by RBAC (a token of a kube-system
+/// ServiceAccount) or by the scope policy (writes in, or to, namespaces
+/// Berth does not manage; anything but ServiceAccounts in berth-users;
+/// taking a namespace of its own out of the guardrails or making it
+/// privileged; a role binding for anyone but a member's identity).
+/// Server-side dry runs: admission judges them as it would the real
+/// writes, and nothing is changed if one gets through. `plain` is a
+/// namespace Berth does not manage (kube-system may not be deleted by
+/// anyone), `managed` one labelled as Berth's.
+fn nothing_outside_its_namespaces(
+    root: &Path,
+    kubeconfig: &Path,
+    plain: &str,
+    managed: &str,
+) -> Result<()> {
+    const POLICY: &str = "Berth writes only";
+    const BINDING: &str = "Berth's role bindings grant a berth-tenant-*";
+    let dry = "--dry-run=server";
+    let privileged = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {managed}-x\n  labels:\n    \
+         app.kubernetes.io/managed-by: berth\n    pod-security.kubernetes.io/enforce: privileged\n"
+    );
+    let attempts: Vec<(Vec<&str>, Option<&str>, &str)> = vec![
+        (
+            vec!["create", "token", "default", "-n", "kube-system"],
+            None,
+            "forbidden",
+        ),
+        (
+            vec![
+                "create",
+                "deployment",
+                "takeover",
+                "--image=nginx:1.27",
+                "-n",
+                "kube-system",
+                dry,
+            ],
+            None,
+            POLICY,
+        ),
+        (
+            vec![
+                "create",
+                "deployment",
+                "takeover",
+                "--image=nginx:1.27",
+                "-n",
+                "berth-users",
+                dry,
+            ],
+            None,
+            POLICY,
+        ),
+        (
+            vec![
+                "create",
+                "rolebinding",
+                "takeover",
+                "--clusterrole=berth-tenant-owner",
+                "--user=mallory",
+                "-n",
+                "kube-system",
+                dry,
+            ],
+            None,
+            POLICY,
+        ),
+        (vec!["delete", "namespace", plain, dry], None, POLICY),
+        (
+            vec![
+                "label",
+                "namespace",
+                "default",
+                "app.kubernetes.io/managed-by=berth",
+                dry,
+            ],
+            None,
+            POLICY,
+        ),
+        (
+            vec!["apply", "-f", "-", dry],
+            Some(privileged.as_str()),
+            POLICY,
+        ),
+        (
+            vec![
+                "label",
+                "namespace",
+                managed,
+                "app.kubernetes.io/managed-by-",
+                dry,
+            ],
+            None,
+            POLICY,
+        ),
+        (
+            vec![
+                "label",
+                "namespace",
+                managed,
+                "--overwrite",
+                "pod-security.kubernetes.io/enforce=privileged",
+                dry,
+            ],
+            None,
+            POLICY,
+        ),
+        (
+            vec![
+                "create",
+                "rolebinding",
+                "takeover",
+                "--clusterrole=berth-tenant-owner",
+                "--user=mallory",
+                "-n",
+                managed,
+                dry,
+            ],
+            None,
+            BINDING,
+        ),
+    ];
+    for (args, stdin, refusal) in &attempts {
+        match kubectl(root, kubeconfig, args, *stdin) {
+            Ok(out) => bail!("kubectl {args:?} was let through: {out}"),
+            Err(error) => ensure!(
+                format!("{error:#}").contains(refusal),
+                "kubectl {args:?} failed, but not with {refusal:?}: {error:#}"
+            ),
+        }
+    }
+    // What Berth does there still passes.
+    kubectl(
+        root,
+        kubeconfig,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx:1.27",
+            "-n",
+            managed,
+            dry,
+        ],
+        None,
+    )?;
+    kubectl(
+        root,
+        kubeconfig,
+        &[
+            "create",
+            "rolebinding",
+            "member",
+            "--clusterrole=berth-tenant-owner",
+            "--serviceaccount=berth-users:user-x",
+            "-n",
+            managed,
+            dry,
+        ],
+        None,
+    )?;
     Ok(())
 }
 
@@ -649,4 +904,93 @@ async fn exercise(
         Ok(())
     })
     .await
+}
+
+/// The Ingress reaches the HTTP port, where `/metrics` answers 404 since
+/// the chart sets `BERTH_METRICS_LISTEN` on another port, the one the
+/// ServiceMonitor scrapes (the Ingress published every series).
+#[test]
+fn the_ingress_does_not_publish_the_metrics() -> Result<()> {
+    let docs = helm_template(
+        "berth",
+        "berth",
+        &[
+            "--set",
+            "ingress.enabled=true",
+            "--set",
+            "ingress.host=berth.example.com",
+            "--set",
+            "monitoring.serviceMonitor.enabled=true",
+        ],
+    )?;
+    let find = |k: &str| {
+        docs.iter()
+            .find(|d| kind(d) == k && name(d) == "berth")
+            .with_context(|| format!("no {k} berth"))
+    };
+    let container = &find("Deployment")?["spec"]["template"]["spec"]["containers"][0];
+    let container_port = |port: &str| {
+        container["ports"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"].as_str() == Some(port))
+            .and_then(|p| p["containerPort"].as_u64())
+    };
+    let metrics_listen = container["env"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"].as_str() == Some("BERTH_METRICS_LISTEN"))
+        .and_then(|e| e["value"].as_str())
+        .context("the Deployment does not set BERTH_METRICS_LISTEN")?;
+    let service = find("Service")?;
+    // The container port a Service port of `name` leads to.
+    let through_service = |name: &str| {
+        service["spec"]["ports"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"].as_str() == Some(name))
+            .and_then(|p| p["targetPort"].as_str())
+            .and_then(container_port)
+    };
+    let ingress = &find("Ingress")?["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"];
+    assert_eq!(ingress["name"].as_str(), Some("berth"));
+    let published = through_service(ingress["port"]["name"].as_str().unwrap_or_default())
+        .context("the Ingress's port leads to no container port")?;
+    let scraped = through_service(
+        find("ServiceMonitor")?["spec"]["endpoints"][0]["port"]
+            .as_str()
+            .unwrap_or_default(),
+    )
+    .context("the ServiceMonitor's port leads to no container port")?;
+    assert!(
+        metrics_listen.ends_with(&format!(":{scraped}")),
+        "BERTH_METRICS_LISTEN {metrics_listen} is not the scraped port {scraped}"
+    );
+    assert_ne!(published, scraped, "the Ingress reaches the metrics port");
+    Ok(())
+}
+
+/// The chart installs the tenant ClusterRoles Berth binds, exactly as this
+/// version's `berth_manifests::cluster_roles`: the leader, holding only
+/// `bind` on them under the chart, finds them so and writes nothing.
+#[test]
+fn the_charts_tenant_roles_are_the_ones_berth_binds() -> Result<()> {
+    let docs = helm_template("berth", "berth", &[])?;
+    for role in berth_manifests::cluster_roles() {
+        let role_name = role.metadata.name.clone().unwrap_or_default();
+        let doc = docs
+            .iter()
+            .find(|d| kind(d) == "ClusterRole" && name(d) == role_name)
+            .with_context(|| format!("the chart does not install {role_name}"))?;
+        assert_eq!(
+            serde_json::to_value(&doc["rules"])?,
+            serde_json::to_value(&role.rules)?,
+            "{role_name}: regenerate templates/tenant-roles.yaml from `berth install-manifests`"
+        );
+        assert!(doc["aggregationRule"].is_null() && role.aggregation_rule.is_none());
+    }
+    Ok(())
 }

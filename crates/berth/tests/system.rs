@@ -171,3 +171,52 @@ async fn openapi_document_describes_the_accounts_contract() {
         "the CRD's CEL rules stay in the CRD"
     );
 }
+
+/// With `BERTH_METRICS_LISTEN`, `/metrics` is served there alone and the
+/// main listener, which an Ingress may publish, answers 404 for it (the
+/// chart's Ingress published every series to the internet).
+#[tokio::test]
+async fn metrics_on_their_own_listener_are_not_on_the_main_one() {
+    let dir = std::env::temp_dir().join(format!("berth-metrics-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let args = berth::config::ServeArgs {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        kube_listen: Some("127.0.0.1:0".parse().unwrap()),
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        database_url: Some(berth_store::testing::fresh_database_url(&dir).await),
+        kubeconfig: Some(dir.join("no-such-kubeconfig")),
+        no_controller: true,
+        ..Default::default()
+    };
+    let config = berth::config::Config::load(args, None).unwrap();
+    let server = berth::serve::Server::build(config).await.unwrap();
+    let (main, metrics) = (server.url(), server.metrics_local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+    let client = Client::new();
+    let response = client.get(format!("{main}/metrics")).send().await.unwrap();
+    expect_error(response, StatusCode::NOT_FOUND, "not_found").await;
+    let response = client
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("berth_http_requests_total"), "{text}");
+    let response = client
+        .get(format!("http://{metrics}/api/v1/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::NOT_FOUND,
+        "the API is not there"
+    );
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -99,13 +99,9 @@ fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
         .unwrap()
 }
 
-#[tokio::test]
-async fn berth_serves_tls_with_secure_headers_and_cookies_and_reloads_its_certificate() {
-    let dir = tempdir();
-    let ca = Ca::new();
-    let first = ca.leaf();
-    let (cert, key) = install(&dir, &first.cert_pem, &first.key_pem);
-    // As `berth serve --config FILE` loads it.
+/// `berth serve` with TLS from `cert` and `key`, as `berth serve --config
+/// FILE` loads it, without a cluster.
+async fn tls_server(dir: &Path, cert: &Path, key: &Path) -> Server {
     let file = dir.join("berth.toml");
     std::fs::write(
         &file,
@@ -114,7 +110,7 @@ async fn berth_serves_tls_with_secure_headers_and_cookies_and_reloads_its_certif
              database_url = \"{}\"\nkubeconfig = \"{}\"\n\
              admin_email = \"{ADMIN_EMAIL}\"\nadmin_password = \"{ADMIN_PASSWORD}\"\n\
              no_controller = true\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
-            berth_store::testing::fresh_database_url(&dir).await,
+            berth_store::testing::fresh_database_url(dir).await,
             dir.join("no-such-kubeconfig").display(),
             cert.display(),
             key.display(),
@@ -122,7 +118,16 @@ async fn berth_serves_tls_with_secure_headers_and_cookies_and_reloads_its_certif
     )
     .unwrap();
     let config = Config::load(ServeArgs::default(), Some(&file)).unwrap();
-    let server = Server::build(config).await.expect("the server starts");
+    Server::build(config).await.expect("the server starts")
+}
+
+#[tokio::test]
+async fn berth_serves_tls_with_secure_headers_and_cookies_and_reloads_its_certificate() {
+    let dir = tempdir();
+    let ca = Ca::new();
+    let first = ca.leaf();
+    let (cert, key) = install(&dir, &first.cert_pem, &first.key_pem);
+    let server = tls_server(&dir, &cert, &key).await;
     let base = server.url();
     assert!(base.starts_with("https://127.0.0.1:"), "{base}");
     let kube = format!("https://{}/healthz", server.kube_local_addr());
@@ -280,4 +285,57 @@ fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("berth-tls-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A client that connects and says nothing (a slowloris) is disconnected
+/// on both listeners once the TLS handshake's 10 s are up; it held its
+/// connection, and a task, for ever.
+#[tokio::test]
+async fn a_silent_client_is_disconnected_on_both_listeners() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempdir();
+    let ca = Ca::new();
+    let leaf = ca.leaf();
+    let (cert, key) = install(&dir, &leaf.cert_pem, &leaf.key_pem);
+    let server = tls_server(&dir, &cert, &key).await;
+    let main = server.local_addr();
+    let kube = server.kube_local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+    let mut silent = Vec::new();
+    for address in [main, kube] {
+        silent.push((
+            address,
+            tokio::net::TcpStream::connect(address).await.unwrap(),
+        ));
+    }
+    let started = Instant::now();
+    for (address, mut stream) in silent {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut byte)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "{address}: the silent connection is still open after {:?}: {read:?}",
+            started.elapsed()
+        );
+    }
+    eprintln!(
+        "both silent connections closed after {:?}",
+        started.elapsed()
+    );
+    // The listeners still serve everyone else (the kube listener answers
+    // only environments' paths: 404 is its answer here).
+    for (address, status) in [(main, StatusCode::OK), (kube, StatusCode::NOT_FOUND)] {
+        let response = client(&ca)
+            .get(format!("https://{address}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{address}");
+    }
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -4650,6 +4650,15 @@ export interface operations {
                     "application/openmetrics-text": unknown;
                 };
             };
+            /** @description Served on its own listener instead (`BERTH_METRICS_LISTEN`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     system_readyz: {

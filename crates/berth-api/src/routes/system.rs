@@ -42,8 +42,19 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
     })
 }
 
-#[utoipa::path(get, operation_id = "system_metrics", path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format", content_type = "application/openmetrics-text")))]
+#[utoipa::path(get, operation_id = "system_metrics", path = "/metrics", tag = "system", responses(
+    (status = 200, description = "Prometheus text format", content_type = "application/openmetrics-text"),
+    (status = 404, description = "Served on its own listener instead (`BERTH_METRICS_LISTEN`)", body = crate::error::ErrorBody),
+))]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    if state.settings.metrics_listener {
+        return Err(ApiError::NotFound);
+    }
+    metrics_text(State(state)).await
+}
+
+/// `/metrics` of the metrics listener (`BERTH_METRICS_LISTEN`).
+pub async fn metrics_text(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let mut body = String::new();
     prometheus_client::encoding::text::encode(&mut body, &state.registry)
         .map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -136,6 +136,7 @@ fn test_config(
         prometheus_url,
         public_url: None,
         kube_listen: "127.0.0.1:0".parse().unwrap(),
+        metrics_listen: None,
         kube_public_url: None,
         tls: None,
         ingress_domain: "berth.localhost".into(),
