@@ -169,7 +169,8 @@ impl Elector {
         }
     }
 
-    /// Renews the lease until it is lost; returns at once when it is.
+    /// Renews the lease until it is lost, or a renewal fails; returns at
+    /// once when either happens.
     pub async fn hold(&mut self) {
         let mut renewed_at = Instant::now();
         loop {
@@ -186,7 +187,17 @@ impl Elector {
                     self.lost();
                     return;
                 }
-                Ok(Err(error)) => tracing::warn!(%error, "renewing the leader lease failed"),
+                // The apiserver refused or could not be reached: start over
+                // (this replica takes the lease again at once when it
+                // answers, its controller with fresh watches). Kept on, the
+                // watches of an apiserver restarted within the renew
+                // deadline stayed silent: nothing new was reconciled
+                // (crates/berth/tests/faults.rs, the apiserver restart).
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "renewing the leader lease failed; starting over");
+                    self.lost();
+                    return;
+                }
                 Err(_) => {}
             }
             if Instant::now() - renewed_at >= self.options.renew_deadline {

@@ -1167,11 +1167,22 @@ async fn the_apiserver_restarted_under_reads_berth_serves_its_cache_and_converge
         if api_phase(&berth, &token, &during).await == Ok("Ready".into()) {
             break back.elapsed();
         }
-        assert!(
-            Instant::now() < deadline,
-            "{during} not Ready through Berth within 90 s of the apiserver's return: {:?}",
-            api_phase(&berth, &token, &during).await
-        );
+        if Instant::now() >= deadline {
+            // What the controller and Berth said, to tell a stuck watch
+            // from a controller that never led again.
+            let log = |file: PathBuf| {
+                let text = std::fs::read_to_string(file).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            };
+            panic!(
+                "{during} not Ready through Berth within 90 s of the apiserver's return: {:?}\n\
+                 controller log:\n{}\nberth log:\n{}",
+                api_phase(&berth, &token, &during).await,
+                log(scratch.0.join(format!("c-{run}.log"))),
+                log(berth.log.clone()),
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     stop.store(true, Ordering::Relaxed);
