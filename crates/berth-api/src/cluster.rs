@@ -48,34 +48,42 @@ pub struct Connection {
 
 impl Connection {
     /// Returns once the cache holds `written` (an Environment this process
-    /// has just created or changed) or a later version of it, or `written`
-    /// is being deleted or gone; at most [`CATCH_UP_TIMEOUT`] later. Reads
-    /// are served from the cache, which learns of a write only through the
+    /// has just created or changed) or a later version of it, a deletion
+    /// under way included; at most [`CATCH_UP_TIMEOUT`] later. Reads are
+    /// served from the cache, which learns of a write only through the
     /// watch: without this, a caller could get 404 for an environment it was
     /// just answered 201 for. The write is made either way; past the
     /// deadline (a watch far behind) the cache is left to catch up later.
     pub async fn caught_up(&self, written: &Environment) {
-        let key = ObjectRef::from_obj(written);
-        let deadline = tokio::time::Instant::now() + CATCH_UP_TIMEOUT;
-        while !self
-            .environments
-            .get(&key)
-            .is_some_and(|cached| at_least(&cached, written))
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.until_cached(written, |cached| {
+            cached.is_some_and(|cached| at_least(cached, written))
+        })
+        .await;
     }
 
     /// Like [`Self::caught_up`], for a deletion of `deleted` just asked for:
     /// returns once the cache shows it being deleted or gone.
     pub async fn caught_up_deleting(&self, deleted: &Environment) {
-        let key = ObjectRef::from_obj(deleted);
+        self.until_cached(deleted, |cached| {
+            cached.is_none_or(|cached| {
+                cached.metadata.uid != deleted.metadata.uid
+                    || cached.metadata.deletion_timestamp.is_some()
+            })
+        })
+        .await;
+    }
+
+    /// Polls the cache's entry of `object` until `done` holds for it, at
+    /// most [`CATCH_UP_TIMEOUT`].
+    async fn until_cached(
+        &self,
+        object: &Environment,
+        done: impl Fn(Option<&Environment>) -> bool,
+    ) {
+        let key = ObjectRef::from_obj(object);
         let deadline = tokio::time::Instant::now() + CATCH_UP_TIMEOUT;
-        while self.environments.get(&key).is_some_and(|cached| {
-            cached.metadata.uid == deleted.metadata.uid
-                && cached.metadata.deletion_timestamp.is_none()
-        }) && tokio::time::Instant::now() < deadline
+        while !done(self.environments.get(&key).as_deref())
+            && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
