@@ -159,6 +159,10 @@ impl From<StoreError> for ApiError {
                 retry_after: Duration::from_secs(5),
             }
             .logged(&cause),
+            StoreError::Unstorable(_) => Self::validation(ValidationErrors::single(
+                "body",
+                berth_core::validation::NUL_MESSAGE,
+            )),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -56,7 +56,26 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
 }
 
 /// Parses a JSON document, turning serde's complaint into a field error.
+/// A string holding U+0000 is refused, naming its field: PostgreSQL cannot
+/// keep it in text, so it would fail the store (SQLite would keep it).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // JSON can only carry U+0000 escaped; most bodies are spared the walk.
+    if bytes.windows(6).any(|w| w == b"\\u0000")
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(field) = nul_in(&value, "")
+    {
+        // A key may hold the NUL itself; the answer never does.
+        let field = field.replace('\0', "\u{FFFD}");
+        let field = if field.is_empty() {
+            "body".to_owned()
+        } else {
+            field
+        };
+        return Err(ApiError::validation(ValidationErrors::single(
+            field,
+            berth_core::validation::NUL_MESSAGE,
+        )));
+    }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -90,6 +109,27 @@ fn describe(path: &str, error: &serde_json::Error) -> ValidationErrors {
         field,
         text.replace("invalid type: ", "has the wrong type: "),
     )
+}
+
+/// The path of the first string (or object key) in `value` holding U+0000.
+fn nul_in(value: &serde_json::Value, path: &str) -> Option<String> {
+    use berth_core::validation::join_path;
+    match value {
+        serde_json::Value::String(text) => text.contains('\0').then(|| path.to_owned()),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_in(item, &join_path(path, &format!("[{i}]")))),
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            let field = join_path(path, key);
+            if key.contains('\0') {
+                Some(field)
+            } else {
+                nul_in(item, &field)
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// The name inside the first pair of backticks after `marker`.
@@ -130,5 +170,25 @@ mod tests {
         );
         assert_eq!(field_of(r#"{"email": "#), "body");
         assert_eq!(field_of(r#"[]"#), "body");
+    }
+
+    #[test]
+    fn names_the_field_holding_a_nul_character() {
+        assert_eq!(field_of(r#"{"email": "a\u0000@b.io"}"#), "email");
+        let nested = br#"{"spec": {"apps": [{"name": "ok"}, {"name": "x\u0000"}]}}"#;
+        match parse::<serde_json::Value>(nested) {
+            Err(ApiError::Validation { details, .. }) => {
+                assert_eq!(details[0].field, "spec.apps[1].name");
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse::<serde_json::Value>(br#"{"a\u0000b": 1}"#) {
+            Err(ApiError::Validation { details, .. }) => {
+                assert_eq!(details[0].field, "a\u{FFFD}b");
+            }
+            other => panic!("{other:?}"),
+        }
+        // An escaped backslash before "u0000" is no NUL.
+        assert!(parse::<serde_json::Value>(br#"{"a": "\\u0000"}"#).is_ok());
     }
 }

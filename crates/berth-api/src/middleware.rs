@@ -1,3 +1,4 @@
+use crate::error::ApiError;
 use crate::error_reports;
 use crate::metrics::RouteLabels;
 use crate::state::AppState;
@@ -5,7 +6,7 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use sentry::integrations::tower::NewSentryLayer;
 use std::time::{Duration, Instant};
 use tower::ServiceBuilder;
@@ -80,8 +81,26 @@ pub fn wrap(router: Router) -> Router {
             // reported; a panic answers 500 (the panic hook reports it).
             .layer(NewSentryLayer::<Request>::new_from_top())
             .layer(axum::middleware::from_fn(error_reports::report))
-            .layer(CatchPanicLayer::custom(error_reports::panicked)),
+            .layer(CatchPanicLayer::custom(error_reports::panicked))
+            .layer(axum::middleware::from_fn(refuse_nul_in_path)),
     )
+}
+
+/// 404 for a path holding `%00` (U+0000 once decoded), before any handler:
+/// no name Berth keeps can hold it, and PostgreSQL cannot compare text that
+/// does, so a lookup by it would fail the store. A URI cannot carry the
+/// byte itself, and decoding is one level, so `%00` is the only spelling.
+async fn refuse_nul_in_path(request: Request, next: Next) -> Response {
+    if request
+        .uri()
+        .path()
+        .as_bytes()
+        .windows(3)
+        .any(|w| w == b"%00")
+    {
+        return ApiError::NotFound.into_response();
+    }
+    next.run(request).await
 }
 
 /// One line per refused request (4xx) at info; answered ones only at debug,

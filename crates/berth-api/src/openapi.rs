@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and types.
 
-use crate::openapi_common::CommonResponses;
+use crate::openapi_common::{CommonResponses, NO_NUL};
 use crate::routes;
 use berth_core::environment::{EnvironmentSpecInput, PolicyInput, TemplateInput};
 use berth_manifests::EnvironmentStatus;
@@ -105,8 +105,33 @@ pub fn openapi_json() -> &'static str {
         {
             schemas.extend(wire_schemas());
         }
+        forbid_nul(&mut doc);
         serde_json::to_string_pretty(&doc).expect("the OpenAPI document serializes")
     })
+}
+
+/// Gives every free string schema (no pattern, enum, const or format) the
+/// pattern [`NO_NUL`]: no text of this API may hold U+0000, which the body
+/// and query parsers refuse since PostgreSQL cannot store it.
+fn forbid_nul(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            let is_string = match object.get("type") {
+                Some(Value::String(kind)) => kind == "string",
+                Some(Value::Array(kinds)) => kinds.iter().any(|k| k == "string"),
+                _ => false,
+            };
+            let free = ["pattern", "enum", "const", "format"]
+                .iter()
+                .all(|key| !object.contains_key(*key));
+            if is_string && free {
+                object.insert("pattern".into(), NO_NUL.into());
+            }
+            object.values_mut().for_each(forbid_nul);
+        }
+        Value::Array(items) => items.iter_mut().for_each(forbid_nul),
+        _ => {}
+    }
 }
 
 /// The schemas of the spec, policy and status types as schemars derives

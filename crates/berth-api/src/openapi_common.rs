@@ -152,6 +152,10 @@ fn retry_after() -> utoipa::openapi::header::Header {
 /// Characters Rust's `char::is_control` refuses (Unicode `Cc`), for patterns.
 const CONTROL: &str = r"\x00-\x1f\x7f-\u009f";
 
+/// Any text without U+0000, which no string of this API may hold
+/// (PostgreSQL cannot store it; `json.rs` and `query.rs` refuse it).
+pub(crate) const NO_NUL: &str = r"^[^\x00]*$";
+
 /// A string schema with a pattern and lengths (in characters).
 fn text(description: &str, pattern: &str, min: Option<usize>, max: Option<usize>) -> Object {
     ObjectBuilder::new()
@@ -190,7 +194,7 @@ pub(crate) fn email() -> Object {
 pub(crate) fn new_password() -> Object {
     text(
         "At least 10 characters, at most 1024 bytes.",
-        "^[\\s\\S]*$",
+        NO_NUL,
         Some(10),
         Some(1024),
     )
@@ -199,12 +203,7 @@ pub(crate) fn new_password() -> Object {
 /// A password offered at login: only bounded, since the rules may have
 /// changed since it was set.
 pub(crate) fn given_password() -> Object {
-    text(
-        "The account's password.",
-        "^[\\s\\S]*$",
-        Some(1),
-        Some(1024),
-    )
+    text("The account's password.", NO_NUL, Some(1), Some(1024))
 }
 
 /// A display name: at most 100 characters, none of them control characters;
@@ -235,7 +234,7 @@ pub(crate) fn token_name() -> Object {
 pub(crate) fn reason() -> Object {
     text(
         "Shown to the requester: 1 to 1000 characters (trimmed).",
-        r"^[\s\S]*\S[\s\S]*$",
+        r"^[^\x00]*[^\s\x00][^\x00]*$",
         Some(1),
         Some(1000),
     )

@@ -20,6 +20,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 }
 
 fn parse<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    // PostgreSQL cannot compare text holding U+0000: a filter with one
+    // would fail the store rather than match nothing.
+    if let Some((name, _)) = form_urlencoded::parse(query.as_bytes())
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+    {
+        return Err(ApiError::validation(ValidationErrors::single(
+            name.replace('\0', "\u{FFFD}"),
+            berth_core::validation::NUL_MESSAGE,
+        )));
+    }
     let deserializer =
         serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
@@ -72,5 +82,6 @@ mod tests {
         );
         assert_eq!(field_of("all=maybe"), "all");
         assert_eq!(field_of("all=true&limit=-1"), "limit");
+        assert_eq!(field_of("all=true&actor=a%00b"), "actor");
     }
 }

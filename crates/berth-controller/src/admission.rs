@@ -53,11 +53,14 @@ async fn berth_username(client: &Client) -> Result<String, Error> {
 /// `EnvironmentPolicy` CRD when `install_crd` (waiting until it is served),
 /// then the admission policy exempting this client's identity and its
 /// binding, the default policy's object if none was published yet (with
-/// `reserved` names), and the tenant guardrails. Idempotent: every
-/// replica's leader may run it.
+/// `reserved` names), and the tenant guardrails; with
+/// [`AdmissionPolicies::Verify`] the policies and guardrails are only
+/// compared with what they should be. Idempotent: every replica's leader
+/// may run it.
 pub(crate) async fn install(
     client: &Client,
     install_crd: bool,
+    policies_mode: AdmissionPolicies,
     reserved: &ReservedNames,
     guardrail_options: &GuardrailOptions,
 ) -> Result<(), Error> {
@@ -90,34 +93,114 @@ pub(crate) async fn install(
         Err(e) => return Err(e.into()),
     }
     let username = berth_username(client).await?;
-    let policy = admission_policy(&username);
-    Api::<ValidatingAdmissionPolicy>::all(client.clone())
-        .patch(&policy.name_any(), &params, &Patch::Apply(&policy))
-        .await?;
-    let binding = admission_policy_binding();
-    Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
-        .patch(&binding.name_any(), &params, &Patch::Apply(&binding))
-        .await?;
-    install_guardrails(client, &params, &username, guardrail_options).await
-}
-
-/// Applies the tenant guardrails exempting `username`, with their bindings.
-async fn install_guardrails(
-    client: &Client,
-    params: &PatchParams,
-    username: &str,
-    options: &GuardrailOptions,
-) -> Result<(), Error> {
+    let mut all = vec![(admission_policy(&username), admission_policy_binding())];
+    all.extend(
+        guardrails(&username, guardrail_options)
+            .into_iter()
+            .map(|g| (g.policy, g.binding)),
+    );
     let policies = Api::<ValidatingAdmissionPolicy>::all(client.clone());
     let bindings = Api::<ValidatingAdmissionPolicyBinding>::all(client.clone());
-    for guardrail in guardrails(username, options) {
-        let (policy, binding) = (&guardrail.policy, &guardrail.binding);
-        policies
-            .patch(&policy.name_any(), params, &Patch::Apply(policy))
-            .await?;
-        bindings
-            .patch(&binding.name_any(), params, &Patch::Apply(binding))
-            .await?;
+    for (policy, binding) in &all {
+        match policies_mode {
+            AdmissionPolicies::Apply => {
+                policies
+                    .patch(&policy.name_any(), &params, &Patch::Apply(policy))
+                    .await?;
+                bindings
+                    .patch(&binding.name_any(), &params, &Patch::Apply(binding))
+                    .await?;
+            }
+            AdmissionPolicies::Verify => {
+                verify(&policies, policy).await?;
+                verify(&bindings, binding).await?;
+            }
+        }
     }
     Ok(())
+}
+
+/// Who writes the admission policies and the guardrails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdmissionPolicies {
+    /// The leader applies them (it needs write rights on admission policies).
+    Apply,
+    /// Something else installed them (the Helm chart renders them, so that
+    /// Berth's ServiceAccount holds no write right on them: no admission
+    /// policy can guard writes to admission policies, so whoever took over
+    /// Berth's pod could otherwise switch the guardrails to Audit). The
+    /// leader only reads them and logs an error for each one missing or
+    /// differing from what this version of Berth enforces.
+    Verify,
+}
+
+/// Logs an error when `wanted` is missing or its spec differs from the
+/// installed one; fields the apiserver defaults count as equal.
+async fn verify<K>(api: &Api<K>, wanted: &K) -> Result<(), Error>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let name = wanted.name_any();
+    let kind = K::kind(&()).into_owned();
+    match api.get_opt(&name).await? {
+        None => tracing::error!(
+            kind,
+            name,
+            "not installed: tenants' own writes skip its rule (the chart's admissionPolicies value lists what it installs)"
+        ),
+        Some(installed) => {
+            let installed = serde_json::to_value(&installed).map_err(kube::Error::SerdeError)?;
+            let wanted = serde_json::to_value(wanted).map_err(kube::Error::SerdeError)?;
+            if !contains(&installed["spec"], &wanted["spec"]) {
+                tracing::error!(
+                    kind,
+                    name,
+                    "differs from what this version of Berth enforces: upgrade the chart along with the image"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `installed` holds every field of `wanted` with the same value:
+/// objects may have more keys (the apiserver's defaults), lists are equal
+/// in length and item by item.
+fn contains(installed: &serde_json::Value, wanted: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (installed, wanted) {
+        (Value::Object(installed), Value::Object(wanted)) => wanted
+            .iter()
+            .all(|(key, value)| installed.get(key).is_some_and(|i| contains(i, value))),
+        (Value::Array(installed), Value::Array(wanted)) => {
+            installed.len() == wanted.len()
+                && installed.iter().zip(wanted).all(|(i, w)| contains(i, w))
+        }
+        _ => installed == wanted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_added_by_the_apiserver_count_as_equal_and_changes_do_not() {
+        let wanted = json!({"validations": [{"expression": "a"}], "failurePolicy": "Fail"});
+        let defaulted = json!({"validations": [{"expression": "a"}], "failurePolicy": "Fail", "matchConstraints": {"matchPolicy": "Equivalent"}});
+        assert!(contains(&defaulted, &wanted));
+        for changed in [
+            json!({"validations": [{"expression": "b"}], "failurePolicy": "Fail"}),
+            json!({"validations": [], "failurePolicy": "Fail"}),
+            json!({"validations": [{"expression": "a"}], "failurePolicy": "Ignore"}),
+            json!({"validations": [{"expression": "a"}]}),
+        ] {
+            assert!(!contains(&changed, &wanted), "{changed}");
+        }
+    }
 }

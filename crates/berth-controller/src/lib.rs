@@ -25,6 +25,7 @@ mod reconcile;
 mod status;
 mod ttl;
 
+pub use admission::AdmissionPolicies;
 pub use error::Error;
 pub use leader::LeaseOptions;
 pub use metrics::Metrics;
@@ -60,6 +61,9 @@ pub struct ControllerOptions {
     /// Apply the CRD at start (needs rights on CRDs); without it, the CRD
     /// must have been installed (`berth crd | kubectl apply -f -`).
     pub install_crd: bool,
+    /// Whether the leader applies the admission policies and guardrails or
+    /// only checks those installed (by the Helm chart).
+    pub admission_policies: AdmissionPolicies,
     /// Reconcile only the Environments matching this label selector (the
     /// Environment watch's): for sharding, and so that test runs sharing a
     /// cluster stay apart.
@@ -76,6 +80,7 @@ impl ControllerOptions {
             lease: LeaseOptions::new(identity),
             concurrency: 32,
             install_crd: true,
+            admission_policies: AdmissionPolicies::Apply,
             guardrails: GuardrailOptions::default(),
             selector: None,
         }
@@ -129,6 +134,7 @@ async fn lead(client: Client, options: ControllerOptions, metrics: Metrics) -> R
     admission::install(
         &client,
         options.install_crd,
+        options.admission_policies,
         &ReservedNames::new(&options.build.ingress_controller_namespace, &[]),
         &GuardrailOptions {
             ingress_domain: options.build.ingress_domain.clone(),

@@ -35,6 +35,10 @@ impl fmt::Display for FieldError {
     }
 }
 
+/// The reason given for a text holding U+0000, which PostgreSQL cannot store
+/// in text.
+pub const NUL_MESSAGE: &str = "must not contain the NUL character (U+0000)";
+
 /// Joins a parent path and a child field, handling index segments (`apps` + `[1]`).
 pub fn join_path(parent: &str, child: &str) -> String {
     match (parent.is_empty(), child.is_empty()) {

@@ -367,8 +367,7 @@ fn ingress_rules(options: &GuardrailOptions) -> Rules {
             check(
                 "size(variables.badAnnotations) == 0",
                 &format!(
-                    "'metadata.annotations[' + variables.badAnnotations[0] + ']: is not allowed: snippets and external auth never are, other annotations of ingress controllers only from the allow-list (' + {} + ')'",
-                    cel_string(&options.ingress_annotations.join(", "))
+                    "'metadata.annotations[' + variables.badAnnotations[0] + ']: is not allowed: snippets and external auth never are, other annotations of ingress controllers only from the allow-list (' + {allowed_annotations}.join(', ') + ')'"
                 ),
             ),
             // After the key checks, so that a forbidden key is named as such.
@@ -485,11 +484,6 @@ fn config_map_rules() -> Rules {
 fn pod_rules(spec: &str, path: &str, options: &GuardrailOptions) -> Rules {
     let berth_prefixes = cel_strings(BERTH_SERVICE_ACCOUNT_PREFIXES);
     let priority_classes = cel_strings(&options.priority_classes);
-    let allowed_classes = if options.priority_classes.is_empty() {
-        "none is".to_owned()
-    } else {
-        format!("only {} are", options.priority_classes.join(", "))
-    };
     let tolerations = format!(
         "{spec}.?tolerations.orValue([]).filter(t, t.?key.orValue('') == '' || t.key.startsWith({role}) || t.key in {critical} || (t.key.startsWith({condition}) && !(t.key in {timed} && t.?effect.orValue('') == 'NoExecute' && t.?tolerationSeconds.orValue({max} + 1) <= {max})))",
         role = cel_string(NODE_ROLE_TAINT_PREFIX),
@@ -540,11 +534,8 @@ fn pod_rules(spec: &str, path: &str, options: &GuardrailOptions) -> Rules {
                     "variables.priorityClass == '' || variables.priorityClass in {priority_classes}"
                 ),
                 &format!(
-                    "{} + variables.priorityClass + {}",
+                    "{} + variables.priorityClass + \" is not allowed: of the cluster's priority classes \" + (size({priority_classes}) == 0 ? 'none is' : 'only ' + {priority_classes}.join(', ') + ' are') + ' allowed in Berth environments'",
                     cel_string(&format!("{path}.priorityClassName: ")),
-                    cel_string(&format!(
-                        " is not allowed: of the cluster's priority classes {allowed_classes} allowed in Berth environments"
-                    )),
                 ),
             ),
             check(

@@ -17,6 +17,12 @@ pub enum StoreError {
     /// once it is back, so callers answer 503 with Retry-After, never 500.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// PostgreSQL refused a text it cannot hold (U+0000 in text, SQLSTATE
+    /// 22021; 22P05 in jsonb, which Berth does not use yet): the input is at fault, not the store. The
+    /// API refuses such text before it gets here; this keeps any other
+    /// source of text (an identity provider's claims) from answering 500.
+    #[error("a text holds a character the database cannot store: {0}")]
+    Unstorable(#[source] sqlx::Error),
     #[error("migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
 }
@@ -25,6 +31,8 @@ impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         if is_transient(&error) {
             Self::Unavailable(error)
+        } else if is_unstorable(&error) {
+            Self::Unstorable(error)
         } else {
             Self::Database(error)
         }
@@ -43,6 +51,13 @@ fn is_transient(error: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => db.code().is_some_and(|code| transient_code(&code)),
         _ => false,
     }
+}
+
+/// Whether PostgreSQL refused a character: 22021 character_not_in_repertoire
+/// (U+0000 in text), 22P05 untranslatable_character (U+0000 in jsonb).
+fn is_unstorable(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db)
+        if db.code().is_some_and(|code| matches!(&*code, "22021" | "22P05")))
 }
 
 /// PostgreSQL's SQLSTATEs are five characters: class 08 is a connection

@@ -315,3 +315,38 @@ async fn an_idempotency_key_replays_its_answer_and_refuses_another_body() {
     let later = time::OffsetDateTime::now_utc() + berth_store::IDEMPOTENCY_WINDOW;
     assert_eq!(store.delete_stale_idempotency_keys(later).await.unwrap(), 2);
 }
+
+/// PostgreSQL cannot hold U+0000 in text; its refusal is the
+/// input's fault (`Unstorable`, a 400 at the API), not a failed store (500).
+/// SQLite keeps it, so the API refuses such text before either.
+#[tokio::test]
+async fn a_nul_character_is_unstorable_on_postgresql_not_a_database_fault() {
+    let (store, _) = store().await;
+    let text = store.put_template("nul", "a\u{0}b", &json!({})).await;
+    // JSON is stored as text, where U+0000 is the escape `\u0000`.
+    store
+        .put_setting("policy", &json!({"note": "a\u{0}b"}))
+        .await
+        .unwrap();
+    let filter = store
+        .audit(&AuditFilter {
+            actor: Some("a\u{0}b".into()),
+            environment: None,
+            since: None,
+            limit: 1,
+        })
+        .await;
+    match store.backend() {
+        Backend::Postgres => {
+            assert!(matches!(text, Err(StoreError::Unstorable(_))), "{text:?}");
+            assert!(
+                matches!(filter, Err(StoreError::Unstorable(_))),
+                "{filter:?}"
+            );
+        }
+        Backend::Sqlite => {
+            text.unwrap();
+            assert!(filter.unwrap().is_empty());
+        }
+    }
+}

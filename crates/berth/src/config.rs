@@ -92,6 +92,11 @@ pub struct ServeArgs {
     /// Do not run the controller in this process (it runs as `berth controller`).
     #[arg(long, env = "BERTH_NO_CONTROLLER")]
     pub no_controller: bool,
+    /// Do not write the admission policies and guardrails; only check the
+    /// installed ones (the Helm chart renders them, so that Berth needs no
+    /// right to change them).
+    #[arg(long, env = "BERTH_NO_INSTALL_ADMISSION_POLICIES")]
+    pub no_install_admission_policies: bool,
     /// Splunk HTTP Event Collector that audit entries, the events of
     /// Berth's namespaces and Berth's warnings go to (`https://splunk:8088`).
     #[arg(long, env = "BERTH_SPLUNK_HEC_URL")]
@@ -147,6 +152,7 @@ struct FileConfig {
     ingress_annotations: Option<Vec<String>>,
     priority_classes: Option<Vec<String>>,
     no_controller: Option<bool>,
+    no_install_admission_policies: Option<bool>,
     splunk_hec_url: Option<String>,
     splunk_hec_token: Option<String>,
     splunk_index: Option<String>,
@@ -188,6 +194,7 @@ pub struct Config {
     pub kubeconfig_ttl: Duration,
     pub network: Network,
     pub no_controller: bool,
+    pub no_install_admission_policies: bool,
     /// Where events go, with `BERTH_SPLUNK_HEC_URL`.
     pub splunk: Option<berth_splunk::HecConfig>,
     /// Where errors are reported; `None` without `BERTH_SENTRY_DSN`.
@@ -422,6 +429,8 @@ impl Config {
                     .unwrap_or_default(),
             )?,
             no_controller: args.no_controller || file.no_controller.unwrap_or(false),
+            no_install_admission_policies: args.no_install_admission_policies
+                || file.no_install_admission_policies.unwrap_or(false),
             splunk: splunk(
                 args.splunk_hec_url.or(file.splunk_hec_url),
                 std::env::var("BERTH_SPLUNK_HEC_TOKEN")
@@ -486,6 +495,10 @@ impl fmt::Debug for Config {
             .field("kubeconfig_ttl", &self.kubeconfig_ttl)
             .field("network", &self.network)
             .field("no_controller", &self.no_controller)
+            .field(
+                "no_install_admission_policies",
+                &self.no_install_admission_policies,
+            )
             .field("splunk", &self.splunk)
             .field("sentry", &self.sentry)
             .field("local_login", &self.sso.local_login)

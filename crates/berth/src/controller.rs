@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use berth::replica_identity;
 use berth_api::Cluster;
-use berth_controller::{ControllerOptions, Metrics};
+use berth_controller::{AdmissionPolicies, ControllerOptions, Metrics};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,6 +64,10 @@ pub struct ControllerArgs {
     /// Do not apply the CRD at start; it must then be installed (`berth crd`).
     #[arg(long)]
     no_install_crd: bool,
+    /// Do not write the admission policies and guardrails; only check the
+    /// installed ones (the Helm chart renders them).
+    #[arg(long, env = "BERTH_NO_INSTALL_ADMISSION_POLICIES")]
+    no_install_admission_policies: bool,
     #[command(flatten)]
     sentry: berth::reporting::SentryArgs,
 }
@@ -92,6 +96,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     .allowing(args.ingress_annotations, args.priority_classes)?
     .apply_to(&mut options);
     options.install_crd = !args.no_install_crd;
+    if args.no_install_admission_policies {
+        options.admission_policies = AdmissionPolicies::Verify;
+    }
 
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);

@@ -7,7 +7,7 @@ use berth_api::{
     ReloadingCertificate, Revocations, Settings,
 };
 use berth_auth::{Auth, AuthConfig, Secret};
-use berth_controller::{ControllerOptions, Metrics as ControllerMetrics};
+use berth_controller::{AdmissionPolicies, ControllerOptions, Metrics as ControllerMetrics};
 use berth_core::account::{Email, Password};
 use berth_core::environment::ReservedNames;
 use berth_store::Store;
@@ -112,6 +112,9 @@ impl Server {
             let mut options = ControllerOptions::new(crate::replica_identity());
             options.build.ingress_domain = config.ingress_domain.clone();
             config.network.apply_to(&mut options);
+            if config.no_install_admission_policies {
+                options.admission_policies = AdmissionPolicies::Verify;
+            }
             (options, ControllerMetrics::register(&mut registry))
         });
         let cluster = Arc::new(Cluster::new(config.kubeconfig.clone()));

@@ -328,3 +328,66 @@ async fn bad_query_parameters_are_named_in_the_error_shape() {
         );
     }
 }
+
+/// PostgreSQL keeps no U+0000 in text or jsonb, so a NUL reaching the store
+/// failed it (500, found by schemathesis on the audit filter); SQLite kept
+/// it. Every way text comes in, body, query and path, refuses it first.
+#[tokio::test]
+async fn text_holding_nul_is_refused_naming_the_field_before_the_store() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    for (path, field) in [
+        ("/api/v1/admin/audit?actor=a%00b%40example.com", "actor"),
+        ("/api/v1/admin/audit?environment=%00", "environment"),
+    ] {
+        let body = expect_error(
+            app.get(&admin, path).await,
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(
+            body["error"]["details"][0]["field"], field,
+            "{path}: {body}"
+        );
+    }
+    let template = Client::new()
+        .put(app.url("/api/v1/admin/templates/nul"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"description": "a\u{0}b", "spec": {}}))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(template, StatusCode::BAD_REQUEST, "validation_failed").await;
+    assert_eq!(
+        body["error"]["details"][0]["field"], "description",
+        "{body}"
+    );
+    let register = Client::new()
+        .post(app.url("/api/v1/auth/register"))
+        .json(&serde_json::json!({
+            "email": "nul@example.com",
+            "password": "long enough pw",
+            "displayName": "Nu\u{0}l",
+        }))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(register, StatusCode::BAD_REQUEST, "validation_failed").await;
+    assert_eq!(
+        body["error"]["details"][0]["field"], "displayName",
+        "{body}"
+    );
+    expect_error(
+        app.delete(&admin, "/api/v1/admin/templates/a%00b").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    // Nothing of it was kept, and the filters still answer.
+    let entries = app.get_json(&admin, "/api/v1/admin/audit?limit=1000").await;
+    assert!(
+        !entries.to_string().contains("\\u0000"),
+        "a NUL reached the audit log: {entries}"
+    );
+}

@@ -17,6 +17,9 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use berth_manifests::Environment;
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -157,13 +160,23 @@ fn the_charts_rules_name_every_object_berth_installs() -> Result<()> {
         named_in_rules(&docs, "clusterroles"),
         of_kind("ClusterRole")
     );
+    // Admission policies are the chart's: Berth may write none of them.
+    for resource in [
+        "validatingadmissionpolicies",
+        "validatingadmissionpolicybindings",
+    ] {
+        assert_eq!(
+            named_in_rules(&docs, resource),
+            BTreeSet::new(),
+            "{resource}"
+        );
+    }
     assert_eq!(
-        named_in_rules(&docs, "validatingadmissionpolicies"),
+        ADMISSION_POLICIES
+            .iter()
+            .map(|&n| n.to_owned())
+            .collect::<BTreeSet<_>>(),
         of_kind("ValidatingAdmissionPolicy")
-    );
-    assert_eq!(
-        named_in_rules(&docs, "validatingadmissionpolicybindings"),
-        of_kind("ValidatingAdmissionPolicyBinding")
     );
     // The leader's Lease is the one `berth serve` takes by default.
     let lease = berth_controller::LeaseOptions::new("any");
@@ -327,9 +340,15 @@ fn restricted_rbac(release: &str, lease_namespace: &str) -> Result<String> {
     let mut out = String::new();
     for mut doc in docs {
         match kind(&doc) {
-            // The tenant roles are the shared cluster's, which every other
-            // test's Berth binds: applied apart and never deleted.
+            // The tenant roles and the admission policies are the shared
+            // cluster's, which every other test's Berth binds and is exempt
+            // from: applied apart and never deleted.
             "ClusterRole" if name(&doc).starts_with("berth-tenant-") => continue,
+            "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding"
+                if ADMISSION_POLICIES.contains(&name(&doc)) =>
+            {
+                continue;
+            }
             "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding" => {}
             "ValidatingAdmissionPolicy" => {
                 let conditions = &mut doc["spec"]["matchConditions"];
@@ -474,6 +493,21 @@ async fn berth_does_an_environments_life_under_the_charts_rules_alone() -> Resul
             )
             .await?;
     }
+    // The admission policies, exempting the restricted user as every
+    // other test's Berth (also `berth-admin`) installs them.
+    let policies = Api::<ValidatingAdmissionPolicy>::all(cluster.client());
+    let bindings = Api::<ValidatingAdmissionPolicyBinding>::all(cluster.client());
+    for (policy, binding) in admission_policies(USER, &berth_manifests::GuardrailOptions::default())
+    {
+        let apply = PatchParams::apply("berth").force();
+        let name = policy.metadata.name.clone().unwrap_or_default();
+        policies
+            .patch(&name, &apply, &Patch::Apply(&policy))
+            .await?;
+        bindings
+            .patch(&name, &apply, &Patch::Apply(&binding))
+            .await?;
+    }
     let namespace = berth_manifests::users_namespace();
     let mut body = serde_json::to_value(&namespace)?;
     body["apiVersion"] = "v1".into();
@@ -562,6 +596,8 @@ async fn life_of_an_environment(
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .args(["--identity", run, "--lease-namespace", lease_namespace])
+            // As the chart runs it: the policies are the chart's.
+            .arg("--no-install-admission-policies")
             .args(["--selector", &format!("{RUN_LABEL}={run}")])
             .args([
                 "--metrics-listen",
@@ -582,6 +618,7 @@ async fn life_of_an_environment(
                 format!("sqlite://{}", dir.join("berth.db").display()),
             )
             .env("BERTH_NO_CONTROLLER", "true")
+            .env("BERTH_NO_INSTALL_ADMISSION_POLICIES", "true")
             .env("BERTH_ADMIN_EMAIL", ADMIN_EMAIL)
             .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD),
         dir.join("serve.log"),
@@ -734,6 +771,31 @@ fn nothing_outside_its_namespaces(
             ],
             None,
             BINDING,
+        ),
+        // No admission policy can guard admission policies: only RBAC
+        // keeps the guardrails from being switched to Audit or deleted.
+        (
+            vec![
+                "patch",
+                "validatingadmissionpolicybinding",
+                "berth-guardrails-pods",
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"validationActions":["Audit"]}}"#,
+                dry,
+            ],
+            None,
+            "forbidden",
+        ),
+        (
+            vec![
+                "delete",
+                "validatingadmissionpolicy",
+                "berth-guardrails-ingresses",
+                dry,
+            ],
+            None,
+            "forbidden",
         ),
     ];
     for (args, stdin, refusal) in &attempts {
@@ -991,6 +1053,221 @@ fn the_charts_tenant_roles_are_the_ones_berth_binds() -> Result<()> {
             "{role_name}: regenerate templates/tenant-roles.yaml from `berth install-manifests`"
         );
         assert!(doc["aggregationRule"].is_null() && role.aggregation_rule.is_none());
+    }
+    Ok(())
+}
+
+/// The admission policies Berth enforces, each with its binding: the
+/// admin policy's (`berth-environments`) and the tenant guardrails.
+fn admission_policies(
+    username: &str,
+    options: &berth_manifests::GuardrailOptions,
+) -> Vec<(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding)> {
+    let mut all = vec![(
+        berth_manifests::admission_policy(username),
+        berth_manifests::admission_policy_binding(),
+    )];
+    all.extend(
+        berth_manifests::guardrails(username, options)
+            .into_iter()
+            .map(|g| (g.policy, g.binding)),
+    );
+    all
+}
+
+/// Their names, which the chart's `admissionPolicies` value lists.
+const ADMISSION_POLICIES: &[&str] = &[
+    "berth-environments",
+    "berth-guardrails-ingresses",
+    "berth-guardrails-services",
+    "berth-guardrails-secrets",
+    "berth-guardrails-pods",
+    "berth-guardrails-workloads",
+    "berth-guardrails-cronjobs",
+    "berth-guardrails-configmaps",
+    "berth-guardrails-persistentvolumeclaims",
+    "berth-guardrails-statefulsets",
+];
+
+const POLICIES_TEMPLATE: &str = "templates/admission-policies.yaml";
+
+/// `templates/admission-policies.yaml` as Berth's own functions make it:
+/// each policy rendered with stand-in options, which are then replaced by
+/// the template expressions of the chart's values. The documents are JSON
+/// (which is YAML), so that each stand-in sits in one known spelling.
+fn admission_policies_template() -> String {
+    const NAMESPACE: &str = "chart-stand-in-namespace";
+    const ACCOUNT: &str = "chart-stand-in-account";
+    const DOMAIN: &str = "chart-stand-in-domain.invalid";
+    const ANNOTATION: &str = "chart-stand-in/annotation";
+    const PRIORITY: &str = "chart-stand-in-priority";
+    let options = berth_manifests::GuardrailOptions {
+        ingress_domain: DOMAIN.into(),
+        ingress_annotations: vec![ANNOTATION.into()],
+        priority_classes: vec![PRIORITY.into()],
+    };
+    let defaults = berth_manifests::GuardrailOptions::default().ingress_annotations;
+    let quoted = |items: &[&str]| {
+        items
+            .iter()
+            .map(|i| format!("{i:?}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut out = format!(
+        r#"# Generated by crates/berth/tests/helm_chart.rs from Berth's own policies
+# (berth_manifests::admission_policy and ::guardrails): regenerate with
+#   BERTH_UPDATE_CHART=1 cargo test -p berth --test helm_chart admission_policies
+# The policies exempt this release's ServiceAccount, which may only read them
+# (rbac.yaml): no admission policy can guard admission policies, so whoever
+# took over Berth's pod could otherwise switch a guardrail to Audit.
+# values.schema.json keeps the values to the names and DNS names the
+# policies' CEL can quote as they are.
+{{{{- $user := printf "system:serviceaccount:%s:%s" .Release.Namespace (include "berth.fullname" .) }}}}
+{{{{- $domain := .Values.config.ingressDomain }}}}
+{{{{- $annotations := concat (list {defaults}) .Values.config.ingressAnnotations | toJson | toJson | trimPrefix "\"" | trimSuffix "\"" }}}}
+{{{{- $priorityClasses := .Values.config.priorityClasses | default (list) | toJson | toJson | trimPrefix "\"" | trimSuffix "\"" }}}}
+"#,
+        defaults = quoted(&defaults.iter().map(String::as_str).collect::<Vec<_>>()),
+    );
+    let user = format!("system:serviceaccount:{NAMESPACE}:{ACCOUNT}");
+    for (policy, binding) in admission_policies(&user, &options) {
+        let name = policy.metadata.name.clone().unwrap_or_default();
+        out.push_str(&format!(
+            "{{{{- if has {name:?} .Values.admissionPolicies }}}}\n"
+        ));
+        for object in [
+            serde_json::to_value(&policy).unwrap(),
+            serde_json::to_value(&binding).unwrap(),
+        ] {
+            let json = object.to_string();
+            assert!(!json.contains("{{"), "{name} holds a template's braces");
+            let json = json
+                .replace(&format!(r#"[\"{ANNOTATION}\"]"#), "{{ $annotations }}")
+                .replace(&format!(r#"[\"{PRIORITY}\"]"#), "{{ $priorityClasses }}")
+                .replace(DOMAIN, "{{ $domain }}")
+                .replace(&user, "{{ $user }}");
+            assert!(
+                !json.contains("chart-stand-in"),
+                "{name}: a stand-in is in a spelling the generator does not replace: {json}"
+            );
+            out.push_str("---\n");
+            out.push_str(&json);
+            out.push('\n');
+        }
+        out.push_str("{{- end }}\n");
+    }
+    out
+}
+
+#[test]
+fn the_charts_admission_policies_template_is_the_one_berth_generates() {
+    let path = repo_root().join(CHART).join(POLICIES_TEMPLATE);
+    let generated = admission_policies_template();
+    if std::env::var_os("BERTH_UPDATE_CHART").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let chart = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    assert!(
+        chart == generated,
+        "{} differs from what Berth generates: regenerate it with \
+         BERTH_UPDATE_CHART=1 cargo test -p berth --test helm_chart admission_policies",
+        path.display()
+    );
+}
+
+/// What the chart renders, for default and for other values, is what
+/// Berth's leader would have written with the same settings.
+#[test]
+fn the_charts_admission_policies_are_berths_for_its_values() -> Result<()> {
+    let defaults = berth_manifests::GuardrailOptions::default();
+    let mut annotations = defaults.ingress_annotations.clone();
+    annotations.push("example.com/extra".into());
+    let custom = berth_manifests::GuardrailOptions {
+        ingress_domain: "apps.example.com".into(),
+        ingress_annotations: annotations,
+        priority_classes: vec!["tenant-low".into(), "tenant-high".into()],
+    };
+    for (release, namespace, args, options, left_out) in [
+        ("berth", "berth", vec![], defaults, None),
+        (
+            "acme",
+            "platform",
+            vec![
+                "--set",
+                "config.ingressDomain=apps.example.com",
+                "--set",
+                "config.ingressAnnotations={example.com/extra}",
+                "--set",
+                "config.priorityClasses={tenant-low,tenant-high}",
+                "--set",
+                "admissionPolicies={berth-environments,berth-guardrails-ingresses,berth-guardrails-services,berth-guardrails-secrets,berth-guardrails-pods,berth-guardrails-workloads,berth-guardrails-cronjobs,berth-guardrails-configmaps,berth-guardrails-statefulsets}",
+            ],
+            custom,
+            Some("berth-guardrails-persistentvolumeclaims"),
+        ),
+    ] {
+        let docs = helm_template(release, namespace, &args)?;
+        let fullname = if release.contains("berth") {
+            release.to_owned()
+        } else {
+            format!("{release}-berth")
+        };
+        let user = format!("system:serviceaccount:{namespace}:{fullname}");
+        for (policy, binding) in admission_policies(&user, &options) {
+            let policy_name = policy.metadata.name.clone().unwrap_or_default();
+            let rendered = |k: &str| docs.iter().find(|d| kind(d) == k && name(d) == policy_name);
+            if Some(policy_name.as_str()) == left_out {
+                ensure!(
+                    rendered("ValidatingAdmissionPolicy").is_none(),
+                    "{policy_name} is rendered though left out of admissionPolicies"
+                );
+                continue;
+            }
+            for (k, wanted) in [
+                ("ValidatingAdmissionPolicy", serde_json::to_value(&policy)?),
+                (
+                    "ValidatingAdmissionPolicyBinding",
+                    serde_json::to_value(&binding)?,
+                ),
+            ] {
+                let doc = rendered(k).with_context(|| {
+                    format!("{release}: the chart renders no {k} {policy_name}")
+                })?;
+                ensure!(
+                    serde_json::to_value(doc)? == wanted,
+                    "{release}: the chart's {k} {policy_name} is not Berth's:\n{}\n{}",
+                    serde_json::to_value(doc)?,
+                    wanted
+                );
+            }
+        }
+    }
+    // A careless value fails the install, naming itself
+    // (values.schema.json): the policies quote the values as they are.
+    for (value, named) in [
+        (
+            "admissionPolicies={berth-guardrails-pod}",
+            "/admissionPolicies/0",
+        ),
+        ("config.priorityClasses={it's}", "/config/priorityClasses/0"),
+        (
+            "config.ingressAnnotations={example.com/a b}",
+            "/config/ingressAnnotations/0",
+        ),
+        (
+            "config.ingressDomain=Apps.Example.COM.",
+            "/config/ingressDomain",
+        ),
+    ] {
+        let error = helm_template("berth", "berth", &["--set", value])
+            .err()
+            .with_context(|| format!("--set {value} rendered"))?;
+        ensure!(
+            format!("{error:#}").contains(named),
+            "--set {value}: {error:#}"
+        );
     }
     Ok(())
 }

@@ -143,6 +143,7 @@ fn test_config(
         kubeconfig_ttl: Duration::from_secs(8 * 3600),
         network: berth::config::Network::default(),
         no_controller,
+        no_install_admission_policies: false,
         splunk: None,
         sentry,
         encryption_keys: None,
