@@ -60,28 +60,36 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
 /// keep it in text, so it would fail the store (SQLite would keep it).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // JSON can only carry U+0000 escaped; most bodies are spared the walk.
-    if bytes.windows(6).any(|w| w == b"\\u0000")
-        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
-        && let Some(field) = nul_in(&value, "")
-    {
-        // A key may hold the NUL itself; the answer never does.
-        let field = field.replace('\0', "\u{FFFD}");
-        let field = if field.is_empty() {
-            "body".to_owned()
-        } else {
-            field
-        };
-        return Err(ApiError::validation(ValidationErrors::single(
-            field,
-            berth_core::validation::NUL_MESSAGE,
-        )));
+    // The walk reads the whole document (trailing bytes included) so that
+    // no error below ever echoes a NUL.
+    if bytes.windows(6).any(|w| w == b"\\u0000") {
+        let value = serde_json::from_slice::<serde_json::Value>(bytes)
+            .map_err(|error| ApiError::validation(describe("", &error)))?;
+        if let Some(field) = nul_in(&value, "") {
+            // A key may hold the NUL itself; the answer never does.
+            let field = field.replace('\0', "\u{FFFD}");
+            let field = if field.is_empty() {
+                "body".to_owned()
+            } else {
+                field
+            };
+            return Err(ApiError::validation(ValidationErrors::single(
+                field,
+                berth_core::validation::NUL_MESSAGE,
+            )));
+        }
     }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+    let value = serde_path_to_error::deserialize(&mut *deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         ApiError::validation(describe(&path, &inner))
-    })
+    })?;
+    // Nothing but whitespace after the document.
+    deserializer
+        .end()
+        .map_err(|error| ApiError::validation(describe("", &error)))?;
+    Ok(value)
 }
 
 fn describe(path: &str, error: &serde_json::Error) -> ValidationErrors {
@@ -185,6 +193,15 @@ mod tests {
         match parse::<serde_json::Value>(br#"{"a\u0000b": 1}"#) {
             Err(ApiError::Validation { details, .. }) => {
                 assert_eq!(details[0].field, "a\u{FFFD}b");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Bytes after the document are refused, a NUL among them or not.
+        assert_eq!(field_of(r#"{"email": "a@b.io"} x"#), "body");
+        match parse::<serde_json::Value>(br#"{"reason": "no\u0000pe"} x"#) {
+            Err(ApiError::Validation { details, .. }) => {
+                assert_eq!(details[0].field, "body");
+                assert!(!details[0].message.contains('\0'));
             }
             other => panic!("{other:?}"),
         }

@@ -7,6 +7,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use sentry::SentryFutureExt;
 use sentry::integrations::tower::NewSentryLayer;
 use std::time::{Duration, Instant};
 use tower::ServiceBuilder;
@@ -15,7 +16,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{OnResponse, TraceLayer};
-use tracing::Span;
+use tracing::{Instrument, Span};
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -82,8 +83,31 @@ pub fn wrap(router: Router) -> Router {
             .layer(NewSentryLayer::<Request>::new_from_top())
             .layer(axum::middleware::from_fn(error_reports::report))
             .layer(CatchPanicLayer::custom(error_reports::panicked))
-            .layer(axum::middleware::from_fn(refuse_nul_in_path)),
+            .layer(axum::middleware::from_fn(refuse_nul_in_path))
+            .layer(axum::middleware::from_fn(finish_writes)),
     )
+}
+
+/// Runs a write's handler to its end even when the client leaves: hyper
+/// drops a request's future when its connection closes, which would stop a
+/// create after the apiserver made the environment but before its audit
+/// entry and its Idempotency-Key's answer were kept. Reads stay as they
+/// are, so that a stream (watch, logs) ends with its client.
+async fn finish_writes(request: Request, next: Next) -> Response {
+    if request.method().is_safe() {
+        return next.run(request).await;
+    }
+    let handler = next
+        .run(request)
+        .bind_hub(sentry::Hub::current())
+        .instrument(Span::current());
+    match tokio::spawn(handler).await {
+        Ok(response) => response,
+        Err(error) => match error.try_into_panic() {
+            Ok(payload) => error_reports::panicked(payload),
+            Err(error) => ApiError::Internal(error.to_string()).into_response(),
+        },
+    }
 }
 
 /// 404 for a path holding `%00` (U+0000 once decoded), before any handler:

@@ -313,8 +313,17 @@ impl Oidc {
                 &Nonce::new(pending.nonce.clone()),
             )
             .map_err(|e| refused(SsoFailure::Token, error_chain(&e)))?;
+        let subject = claims.subject().as_str();
+        // OIDC Core §2: `sub` is at most 255 ASCII characters; one with a
+        // control character (U+0000 cannot even be stored) is no subject.
+        if subject.is_empty() || subject.len() > 255 || subject.chars().any(char::is_control) {
+            return Err(refused(
+                SsoFailure::Token,
+                "the ID token's sub is empty, longer than 255 or holds a control character",
+            ));
+        }
         let mut identity = Identity {
-            subject: claims.subject().as_str().to_owned(),
+            subject: subject.to_owned(),
             email: claims.email().map(|e| e.as_str().to_owned()),
             email_verified: claims.email_verified().unwrap_or(false),
             name: claims

@@ -19,17 +19,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-fn parse<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
-    // PostgreSQL cannot compare text holding U+0000: a filter with one
-    // would fail the store rather than match nothing.
-    if let Some((name, _)) = form_urlencoded::parse(query.as_bytes())
+/// 400 naming the first parameter whose name or value holds U+0000: no
+/// text of this API may (PostgreSQL cannot compare it: a filter with one
+/// would fail the store rather than match nothing). The name is given with
+/// U+FFFD for the NUL, so that the answer never holds one.
+pub(crate) fn refuse_nul(query: &str) -> Result<(), ApiError> {
+    match form_urlencoded::parse(query.as_bytes())
         .find(|(name, value)| name.contains('\0') || value.contains('\0'))
     {
-        return Err(ApiError::validation(ValidationErrors::single(
+        Some((name, _)) => Err(ApiError::validation(ValidationErrors::single(
             name.replace('\0', "\u{FFFD}"),
             berth_core::validation::NUL_MESSAGE,
-        )));
+        ))),
+        None => Ok(()),
     }
+}
+
+fn parse<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    refuse_nul(query)?;
     let deserializer =
         serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(deserializer).map_err(|error| {

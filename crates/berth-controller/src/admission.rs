@@ -6,7 +6,7 @@
 //! in, since without its parameters the binding refuses every write, Berth's
 //! own included (the controller could not even remove its finalizer).
 //! Also the tenant guardrails on the namespaces Berth manages (see
-//! `berth_manifests::guardrails`), exempting the same identity.
+//! `berth_manifests::guardrails`), which judge Berth's writes too.
 
 use crate::Error;
 use crate::apply::FIELD_MANAGER;
@@ -95,7 +95,7 @@ pub(crate) async fn install(
     let username = berth_username(client).await?;
     let mut all = vec![(admission_policy(&username), admission_policy_binding())];
     all.extend(
-        guardrails(&username, guardrail_options)
+        guardrails(guardrail_options)
             .into_iter()
             .map(|g| (g.policy, g.binding)),
     );
@@ -135,7 +135,7 @@ pub enum AdmissionPolicies {
 }
 
 /// Logs an error when `wanted` is missing or its spec differs from the
-/// installed one; fields the apiserver defaults count as equal.
+/// installed one, apiserver defaults aside (see [`same`]).
 async fn verify<K>(api: &Api<K>, wanted: &K) -> Result<(), Error>
 where
     K: kube::Resource<DynamicType = ()>
@@ -155,7 +155,7 @@ where
         Some(installed) => {
             let installed = serde_json::to_value(&installed).map_err(kube::Error::SerdeError)?;
             let wanted = serde_json::to_value(wanted).map_err(kube::Error::SerdeError)?;
-            if !contains(&installed["spec"], &wanted["spec"]) {
+            if !same(&installed["spec"], &wanted["spec"]) {
                 tracing::error!(
                     kind,
                     name,
@@ -167,18 +167,46 @@ where
     Ok(())
 }
 
-/// Whether `installed` holds every field of `wanted` with the same value:
-/// objects may have more keys (the apiserver's defaults), lists are equal
-/// in length and item by item.
-fn contains(installed: &serde_json::Value, wanted: &serde_json::Value) -> bool {
+/// Fields the apiserver fills in on admission policies and their bindings
+/// when left out, with the value it gives them.
+fn is_default(key: &str, value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        // An empty list or object is stored as none at all, and an empty
+        // selector, which is what the apiserver gives, matches everything.
+        Value::Array(items) => items.is_empty(),
+        Value::Object(fields) => fields.is_empty(),
+        Value::String(text) => matches!(
+            (key, text.as_str()),
+            ("matchPolicy", "Equivalent") | ("scope", "*") | ("failurePolicy", "Fail")
+        ),
+        _ => false,
+    }
+}
+
+/// Whether `installed` is `wanted` once the apiserver's defaults are
+/// accounted for: a field on one side only must be a default
+/// ([`is_default`]); lists are equal item by item.
+fn same(installed: &serde_json::Value, wanted: &serde_json::Value) -> bool {
     use serde_json::Value;
     match (installed, wanted) {
-        (Value::Object(installed), Value::Object(wanted)) => wanted
-            .iter()
-            .all(|(key, value)| installed.get(key).is_some_and(|i| contains(i, value))),
+        (Value::Object(installed), Value::Object(wanted)) => {
+            installed.keys().chain(wanted.keys()).all(|key| {
+                match (installed.get(key), wanted.get(key)) {
+                    (Some(i), Some(w)) => same(i, w),
+                    // A selector the apiserver filled with defaults is
+                    // one left out.
+                    (Some(only @ Value::Object(_)), None)
+                    | (None, Some(only @ Value::Object(_))) => {
+                        same(only, &Value::Object(Default::default()))
+                    }
+                    (Some(only), None) | (None, Some(only)) => is_default(key, only),
+                    (None, None) => true,
+                }
+            })
+        }
         (Value::Array(installed), Value::Array(wanted)) => {
-            installed.len() == wanted.len()
-                && installed.iter().zip(wanted).all(|(i, w)| contains(i, w))
+            installed.len() == wanted.len() && installed.iter().zip(wanted).all(|(i, w)| same(i, w))
         }
         _ => installed == wanted,
     }
@@ -186,21 +214,61 @@ fn contains(installed: &serde_json::Value, wanted: &serde_json::Value) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::contains;
+    use super::same;
     use serde_json::json;
 
     #[test]
     fn defaults_added_by_the_apiserver_count_as_equal_and_changes_do_not() {
-        let wanted = json!({"validations": [{"expression": "a"}], "failurePolicy": "Fail"});
-        let defaulted = json!({"validations": [{"expression": "a"}], "failurePolicy": "Fail", "matchConstraints": {"matchPolicy": "Equivalent"}});
-        assert!(contains(&defaulted, &wanted));
-        for changed in [
-            json!({"validations": [{"expression": "b"}], "failurePolicy": "Fail"}),
-            json!({"validations": [], "failurePolicy": "Fail"}),
-            json!({"validations": [{"expression": "a"}], "failurePolicy": "Ignore"}),
-            json!({"validations": [{"expression": "a"}]}),
+        let wanted = json!({
+            "validations": [{"expression": "a"}],
+            "variables": [],
+            "matchConstraints": {"resourceRules": [{"resources": ["pods"]}]},
+        });
+        let stored = json!({
+            "validations": [{"expression": "a"}],
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "matchPolicy": "Equivalent",
+                "namespaceSelector": {},
+                "objectSelector": {},
+                "resourceRules": [{"resources": ["pods"], "scope": "*"}],
+            },
+        });
+        assert!(same(&stored, &wanted));
+        let mut with_defaults = stored.clone();
+        with_defaults["matchResources"] =
+            json!({"matchPolicy": "Equivalent", "objectSelector": {}});
+        assert!(same(&with_defaults, &wanted));
+        for (pointer, changed) in [
+            ("/validations/0/expression", json!("b")),
+            ("/validations", json!([])),
+            ("/failurePolicy", json!("Ignore")),
+            (
+                "/matchConstraints/objectSelector",
+                json!({"matchLabels": {"x": "y"}}),
+            ),
+            (
+                "/matchConstraints/excludeResourceRules",
+                json!([{"resources": ["pods"]}]),
+            ),
+            (
+                "/matchConditions",
+                json!([{"name": "off", "expression": "false"}]),
+            ),
+            ("/matchConstraints/resourceRules/0/scope", json!("Cluster")),
+            (
+                "/matchResources",
+                json!({"namespaceSelector": {"matchLabels": {"x": "y"}}}),
+            ),
         ] {
-            assert!(!contains(&changed, &wanted), "{changed}");
+            let mut drifted = stored.clone();
+            match pointer.rsplit_once('/') {
+                Some((parent, key)) => {
+                    drifted.pointer_mut(parent).unwrap()[key] = changed;
+                }
+                None => unreachable!(),
+            }
+            assert!(!same(&drifted, &wanted), "{pointer}");
         }
     }
 }

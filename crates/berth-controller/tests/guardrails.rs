@@ -1043,7 +1043,7 @@ async fn the_guardrails_type_check() -> Result<()> {
                     .is_some_and(|n| n.starts_with(GUARDRAIL_POLICY_PREFIX))
             })
             .collect();
-        let expected = berth_manifests::guardrails("berth", &Default::default()).len();
+        let expected = berth_manifests::guardrails(&Default::default()).len();
         ensure!(
             policies.len() == expected,
             "{} guardrail policies, not {expected}",

@@ -18,10 +18,11 @@
 //! - PersistentVolumeClaims naming a volume or a data source in another
 //!   namespace.
 //!
-//! Each policy lets Berth's own identity through: what it writes (its apps'
-//! Deployments, Services and Ingresses) it built from a spec its API
-//! judged. Every other writer is judged, system controllers included, since
-//! they create a tenant's pods from the tenant's templates. Every refusal
+//! Every writer is judged: system controllers, since they create a
+//! tenant's pods from the tenant's templates, and Berth's own identity,
+//! whose writes (its apps' Deployments, Services and Ingresses, built from
+//! a spec its API judged) keep to the same rules, so that whoever took over
+//! Berth's pod gets no further with its token than a tenant. Every refusal
 //! starts with the field it is about and says the rule.
 
 use crate::{BuildOptions, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
@@ -142,10 +143,9 @@ pub struct Guardrail {
     pub binding: ValidatingAdmissionPolicyBinding,
 }
 
-/// Every guardrail, each exempting `berth_username` (the identity Berth
-/// runs as), in a fixed order.
-pub fn guardrails(berth_username: &str, options: &GuardrailOptions) -> Vec<Guardrail> {
-    let make = |name, resources, rules| guardrail(name, resources, berth_username, rules);
+/// Every guardrail, in a fixed order.
+pub fn guardrails(options: &GuardrailOptions) -> Vec<Guardrail> {
+    let make = guardrail;
     vec![
         make(
             "ingresses",
@@ -254,13 +254,8 @@ struct Rules {
 }
 
 /// The policy `berth-guardrails-<name>` on `resource_rules` in namespaces
-/// Berth manages, for every writer but `berth_username`, and its binding.
-fn guardrail(
-    name: &str,
-    resource_rules: Vec<Value>,
-    berth_username: &str,
-    rules: Rules,
-) -> Guardrail {
+/// Berth manages, for every writer, and its binding.
+fn guardrail(name: &str, resource_rules: Vec<Value>, rules: Rules) -> Guardrail {
     let name = format!("{GUARDRAIL_POLICY_PREFIX}{name}");
     let policy = serde_json::from_value(json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
@@ -274,10 +269,6 @@ fn guardrail(
                 "namespaceSelector": {"matchLabels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE}},
                 "resourceRules": resource_rules,
             },
-            "matchConditions": [{
-                "name": "not-berth",
-                "expression": format!("request.userInfo.username != {}", cel_string(berth_username)),
-            }],
             "variables": rules.variables,
             "validations": rules.validations,
         },
@@ -608,9 +599,8 @@ mod tests {
     }
 
     #[test]
-    fn every_guardrail_binds_its_policy_to_berths_namespaces_for_all_but_berth() {
-        let username = r#"system:serviceaccount:berth:it's "berth""#;
-        let all = guardrails(username, &GuardrailOptions::default());
+    fn every_guardrail_binds_its_policy_to_berths_namespaces_for_every_writer() {
+        let all = guardrails(&GuardrailOptions::default());
         let names: Vec<String> = all
             .iter()
             .map(|g| g.policy.metadata.name.clone().unwrap())
@@ -643,11 +633,8 @@ mod tests {
                 json!({"matchLabels": {"app.kubernetes.io/managed-by": "berth"}}),
                 "{name}"
             );
-            assert_eq!(
-                spec["matchConditions"],
-                json!([{"name": "not-berth", "expression": r#"request.userInfo.username != "system:serviceaccount:berth:it's \"berth\"""#}]),
-                "{name}"
-            );
+            // Berth's own writes are judged too.
+            assert!(spec["matchConditions"].is_null(), "{name}");
             for rule in spec["matchConstraints"]["resourceRules"]
                 .as_array()
                 .unwrap()
@@ -676,7 +663,7 @@ mod tests {
             ingress_domain: "Apps.Example.COM.".into(),
             ..GuardrailOptions::default()
         };
-        let (policy, _) = json_of(&guardrails("berth", &options)[0]);
+        let (policy, _) = json_of(&guardrails(&options)[0]);
         assert_eq!(
             policy["spec"]["variables"][0],
             json!({"name": "own", "expression": r#"'.' + request.namespace + '.' + "apps.example.com""#})
@@ -689,7 +676,7 @@ mod tests {
             priority_classes: vec!["tenant-low".into()],
             ..GuardrailOptions::default()
         };
-        let all = guardrails("berth", &options);
+        let all = guardrails(&options);
         for (guardrail, path) in all[3..].iter().zip([
             "spec",
             "spec.template.spec",

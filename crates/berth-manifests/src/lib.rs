@@ -185,20 +185,18 @@ pub fn to_yaml(objects: &[Object]) -> String {
 /// Everything a cluster needs before Berth manages it, as one multi-document
 /// YAML stream for `kubectl apply -f -`: the `Environment` and
 /// `EnvironmentPolicy` CRDs, the `berth-tenant-*` ClusterRoles, the
-/// admission policy with its binding, and the tenant guardrails (with
-/// [`GuardrailOptions::default`]), which exempt `berth_username` (the
-/// identity Berth runs as). The `EnvironmentPolicy` itself is Berth's to
+/// admission policy with its binding, which exempts `berth_username` (the
+/// identity Berth runs as), and the tenant guardrails (with
+/// `guardrail_options`), which judge every writer. The `EnvironmentPolicy` itself is Berth's to
 /// publish from its store; until it does, Environments written by others
 /// are refused.
 pub fn install_manifests(berth_username: &str, guardrail_options: &GuardrailOptions) -> String {
-    let guardrails = guardrails(berth_username, guardrail_options)
-        .into_iter()
-        .flat_map(|g| {
-            [
-                serde_json::to_value(g.policy),
-                serde_json::to_value(g.binding),
-            ]
-        });
+    let guardrails = guardrails(guardrail_options).into_iter().flat_map(|g| {
+        [
+            serde_json::to_value(g.policy),
+            serde_json::to_value(g.binding),
+        ]
+    });
     let documents = [
         serde_json::to_value(Environment::crd()),
         serde_json::to_value(EnvironmentPolicy::crd()),

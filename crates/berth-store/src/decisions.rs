@@ -8,6 +8,11 @@ use uuid::Uuid;
 
 /// How long an idempotency key replays its answer (the contract's 24 hours).
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::hours(24);
+/// How long a claimed key without an answer holds: a create takes seconds
+/// (the creation lock, two apiserver calls, the watch catching up, 5 s at
+/// most); a claim older than this was left by a process that stopped, and
+/// a retry may claim it anew rather than hear 409 for a day.
+pub const IN_FLIGHT_LIMIT: Duration = Duration::minutes(1);
 
 /// Held while one person's create is counted and made; every other create
 /// of theirs, in any replica, waits for it. Dropping it releases the lock.
@@ -52,7 +57,8 @@ impl Store {
     }
 
     /// Claims `key` of `user` for a request whose body hashes to `hash`, or
-    /// says what the key already holds. Keys older than the window are free.
+    /// says what the key already holds. Keys older than the window, and
+    /// claims without an answer older than [`IN_FLIGHT_LIMIT`], are free.
     pub async fn claim_idempotency_key(
         &self,
         user: Uuid,
@@ -60,13 +66,16 @@ impl Store {
         hash: &str,
     ) -> Result<KeyState, StoreError> {
         let stale = to_millis(now() - IDEMPOTENCY_WINDOW);
+        let abandoned = to_millis(now() - IN_FLIGHT_LIMIT);
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND created_at <= $3",
+            "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 \
+             AND (created_at <= $3 OR (status IS NULL AND created_at <= $4))",
         )
         .bind(user.to_string())
         .bind(key)
         .bind(stale)
+        .bind(abandoned)
         .execute(&mut *tx)
         .await?;
         let inserted = sqlx::query(

@@ -173,6 +173,98 @@ async fn the_per_person_limit_holds_across_parallel_creates_and_replicas() {
     }
 }
 
+/// A create answered by one replica is there at once for the other, whose
+/// watch cache may not have seen it yet (it answered 404, so `berth env
+/// apply --wait` through a load balancer failed with "is gone").
+#[tokio::test]
+async fn a_create_on_one_replica_is_found_at_once_on_the_other() {
+    let first = spawn_app_on_cluster().await;
+    let second = first.replica_on_cluster().await;
+    let admin = first.admin_token().await;
+    first.set_policy(&admin, &policy("never", 10, "8")).await;
+    let ann = first
+        .member_token(&format!("{}@example.com", unique("ann")))
+        .await;
+    for i in 0..8 {
+        let name = unique(&format!("seen{i}"));
+        let response = first
+            .post(&ann, "/api/v1/environments", &json!({"name": name}))
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED, "{name}");
+        let response = second.get(&ann, &path(&name)).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{name} through the other replica"
+        );
+        let response = second.delete(&ann, &path(&name)).await;
+        assert!(
+            response.status().is_success(),
+            "{name}: {}",
+            response.status()
+        );
+    }
+}
+
+/// A client that gives up while its create is being made leaves no half:
+/// the environment, its audit entry and its Idempotency-Key's answer are
+/// all kept (the handler stopped with the connection: the key answered 409
+/// for a day and the audit log missed the create).
+#[tokio::test]
+async fn a_create_whose_client_left_is_finished_and_its_key_replays() {
+    let app = spawn_app_on_cluster().await;
+    let admin = app.admin_token().await;
+    let ann_email = format!("{}@example.com", unique("ann"));
+    let ann = app.member_token(&ann_email).await;
+    let name = unique("left");
+    let key = unique("key");
+    let send = |timeout: Duration| {
+        Client::builder()
+            .timeout(timeout)
+            .build()
+            .unwrap()
+            .post(app.url("/api/v1/environments"))
+            .bearer_auth(&ann)
+            .header("Idempotency-Key", &key)
+            .json(&json!({"name": name}))
+            .send()
+    };
+    // Gone before the apiserver answered (a create takes longer).
+    assert!(
+        send(Duration::from_millis(20)).await.is_err(),
+        "the create answered within 20 ms"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let replayed = loop {
+        let response = send(Duration::from_secs(30)).await.unwrap();
+        if response.status() != StatusCode::CONFLICT {
+            break response;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the key still answers 409 after 15 s: {}",
+            response.text().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(replayed.status(), StatusCode::CREATED);
+    let audit = app
+        .get_json(
+            &admin,
+            &format!("/api/v1/admin/audit?environment={name}&limit=10"),
+        )
+        .await;
+    assert!(
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "environment.create"),
+        "no audit entry for the create: {audit}"
+    );
+    app.delete(&ann, &path(&name)).await;
+}
+
 /// Faults 5 and 6: under `approval: always` a change of bounds waits for an
 /// admin (it applied at once); member changes never wait and never fail in
 /// an environment above a policy lowered since (500, then 409, or 400).

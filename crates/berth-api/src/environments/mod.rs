@@ -121,8 +121,29 @@ pub fn standing_of(env: &Environment, caller: &Principal) -> Standing {
 }
 
 /// The environment named `name` if the caller may see it; 404 otherwise, so
-/// that existence never leaks.
-pub fn visible(
+/// that existence never leaks. From the watch cache; on a miss, from the
+/// apiserver, since this replica's cache may not have seen yet a create
+/// another replica answered a moment ago.
+pub async fn visible(
+    connection: &Connection,
+    name: &str,
+    caller: &Principal,
+) -> Result<(Arc<Environment>, Standing), ApiError> {
+    let env = match connection.environments.get(&ObjectRef::new(name)) {
+        Some(env) => env,
+        None => Api::<Environment>::all(connection.client.clone())
+            .get_opt(name)
+            .await
+            .map_err(kube_error)?
+            .map(Arc::new)
+            .ok_or(ApiError::NotFound)?,
+    };
+    judge_visible(env, caller)
+}
+
+/// Like [`visible`], from the watch cache alone: for checks repeated while
+/// an answer streams, where a miss means the environment is gone.
+pub fn visible_cached(
     connection: &Connection,
     name: &str,
     caller: &Principal,
@@ -131,6 +152,13 @@ pub fn visible(
         .environments
         .get(&ObjectRef::new(name))
         .ok_or(ApiError::NotFound)?;
+    judge_visible(env, caller)
+}
+
+fn judge_visible(
+    env: Arc<Environment>,
+    caller: &Principal,
+) -> Result<(Arc<Environment>, Standing), ApiError> {
     let standing = standing_of(&env, caller);
     if standing.can_see() {
         Ok((env, standing))
@@ -140,13 +168,13 @@ pub fn visible(
 }
 
 /// Visible and allowed: 404 when invisible, 403 when visible but not allowed.
-pub fn permitted(
+pub async fn permitted(
     connection: &Connection,
     name: &str,
     caller: &Principal,
     permission: Permission,
 ) -> Result<(Arc<Environment>, Standing), ApiError> {
-    let (env, standing) = visible(connection, name, caller)?;
+    let (env, standing) = visible(connection, name, caller).await?;
     require(standing, permission)?;
     Ok((env, standing))
 }
@@ -169,7 +197,7 @@ pub async fn visible_latest(
     name: &str,
     caller: &Principal,
 ) -> Result<(Environment, Standing), ApiError> {
-    visible(connection, name, caller)?;
+    visible(connection, name, caller).await?;
     let api: Api<Environment> = Api::all(connection.client.clone());
     let env = api.get(name).await.map_err(kube_error)?;
     let standing = standing_of(&env, caller);

@@ -28,7 +28,7 @@ async fn answer(
     query: Option<String>,
 ) -> Result<Response, ApiError> {
     let connection = state.cluster.connection().await?;
-    envs::visible(connection, name, caller)?;
+    envs::visible(connection, name, caller).await?;
     let prometheus = state
         .prometheus
         .as_ref()

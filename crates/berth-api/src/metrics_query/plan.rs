@@ -169,6 +169,7 @@ struct Raw(Vec<(String, String)>);
 
 impl Raw {
     fn parse(endpoint: &Endpoint, query_string: &str) -> Result<Self, ApiError> {
+        crate::query::refuse_nul(query_string)?;
         let pairs: Vec<(String, String)> = form_urlencoded::parse(query_string.as_bytes())
             .into_owned()
             .collect();
@@ -390,6 +391,7 @@ mod tests {
             (Endpoint::Query, "query=up&timeout=-1", "timeout"),
             (Endpoint::Query, "query=up&query=down", "query"),
             (Endpoint::Query, "query=up&step=1", "step"),
+            (Endpoint::Query, "query=up%00", "query"),
             (Endpoint::QueryRange, "query=up&end=1&step=1", "start"),
             (Endpoint::QueryRange, "query=up&start=1&step=1", "end"),
             (Endpoint::QueryRange, "query=up&start=1&end=2", "step"),

@@ -34,7 +34,7 @@ pub async fn get_kubeconfig(
     headers: axum::http::HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let connection = state.cluster.connection().await?;
-    envs::permitted(connection, &name, &caller, Permission::Kubeconfig)?;
+    envs::permitted(connection, &name, &caller, Permission::Kubeconfig).await?;
     let expires_in = state.settings.kubeconfig_ttl.as_secs();
     // Kubeconfigs reach the cluster through Berth's HTTPS listener, at the
     // address users know it by.
@@ -104,7 +104,7 @@ pub async fn events(
     Path(name): Path<String>,
 ) -> Result<ApiJson<EventList>, ApiError> {
     let connection = state.cluster.connection().await?;
-    let (env, _) = envs::visible(connection, &name, &caller)?;
+    let (env, _) = envs::visible(connection, &name, &caller).await?;
     let mut events = if owns_namespace(connection, &env).await? {
         let in_namespace: Api<Event> = Api::namespaced(connection.client.clone(), &name);
         all_pages(&in_namespace, ListParams::default()).await?
@@ -271,7 +271,7 @@ pub async fn workloads(
     Path(name): Path<String>,
 ) -> Result<ApiJson<Workloads>, ApiError> {
     let connection = state.cluster.connection().await?;
-    let (env, _) = envs::visible(connection, &name, &caller)?;
+    let (env, _) = envs::visible(connection, &name, &caller).await?;
     if !owns_namespace(connection, &env).await? {
         return Ok(ApiJson(Workloads::default()));
     }

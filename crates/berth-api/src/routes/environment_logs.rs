@@ -103,7 +103,7 @@ pub async fn logs(
     // No pod can have another name ("..", "a/b"): as absent as a missing one.
     ObjectName::parse("pod", &pod).map_err(|_| ApiError::NotFound)?;
     let connection = state.cluster.connection().await?;
-    let (env, _) = envs::visible(connection, &name, &caller)?;
+    let (env, _) = envs::visible(connection, &name, &caller).await?;
     if !owns_namespace(connection, &env).await? {
         return Err(ApiError::NotFound);
     }
@@ -144,7 +144,7 @@ pub async fn logs(
                 let visible = state
                     .cluster
                     .connected()
-                    .is_some_and(|c| envs::visible(c, &env_name, &user).is_ok());
+                    .is_some_and(|c| envs::visible_cached(c, &env_name, &user).is_ok());
                 if !visible {
                     return;
                 }

@@ -45,7 +45,7 @@ pub enum Scope {
 
 /// The view's answer: 200 `text/event-stream`. For one environment, 404
 /// when it is absent or invisible at the start, as `GET` answers.
-pub fn respond(
+pub async fn respond(
     state: AppState,
     connection: &Connection,
     caller: Principal,
@@ -54,7 +54,7 @@ pub fn respond(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Scope::One(name) = &scope {
-        envs::visible(connection, name, &caller)?;
+        envs::visible(connection, name, &caller).await?;
     }
     let last_event_id = headers
         .get("last-event-id")

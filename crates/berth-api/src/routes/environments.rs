@@ -88,7 +88,8 @@ pub async fn list(
             credential,
             Scope::List { all },
             &headers,
-        );
+        )
+        .await;
     }
     // An address not yet verified holds no membership (see `standing_of`),
     // so a member who has not verified it is a member of nothing.
@@ -370,9 +371,10 @@ pub async fn get(
             credential,
             Scope::One(name),
             &headers,
-        );
+        )
+        .await;
     }
-    let (env, standing) = envs::visible(connection, &name, &caller)?;
+    let (env, standing) = envs::visible(connection, &name, &caller).await?;
     Ok(ApiJson(envs::view(&env, standing)).into_response())
 }
 
@@ -388,7 +390,7 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> Result<(StatusCode, ApiJson<EnvironmentView>), ApiError> {
     let connection = state.cluster.connection().await?;
-    let (env, standing) = envs::permitted(connection, &name, &caller, Permission::Delete)?;
+    let (env, standing) = envs::permitted(connection, &name, &caller, Permission::Delete).await?;
     let api: kube::Api<berth_manifests::Environment> = kube::Api::all(connection.client.clone());
     let result = api.delete(&name, &Default::default()).await;
     let action = Action {
