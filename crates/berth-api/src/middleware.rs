@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use sentry::SentryFutureExt;
 use sentry::integrations::tower::NewSentryLayer;
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -88,19 +89,36 @@ pub fn wrap(router: Router) -> Router {
     )
 }
 
+/// Writes whose handlers may outlive their clients at once: each holds at
+/// most one of the store's pooled connections (16), so clients that leave
+/// cannot take them all; past it, a write ends with its client as before.
+const DETACHED_WRITES: usize = 8;
+
 /// Runs a write's handler to its end even when the client leaves: hyper
 /// drops a request's future when its connection closes, which would stop a
 /// create after the apiserver made the environment but before its audit
 /// entry and its Idempotency-Key's answer were kept. Reads stay as they
-/// are, so that a stream (watch, logs) ends with its client.
+/// are, so that a stream (watch, logs) ends with its client. At most
+/// [`DETACHED_WRITES`] at once.
 async fn finish_writes(request: Request, next: Next) -> Response {
-    if request.method().is_safe() {
+    static DETACHED: Semaphore = Semaphore::const_new(DETACHED_WRITES);
+    let permit = if request.method().is_safe() {
+        None
+    } else {
+        DETACHED.try_acquire().ok()
+    };
+    let Some(permit) = permit else {
         return next.run(request).await;
-    }
+    };
     let handler = next
         .run(request)
         .bind_hub(sentry::Hub::current())
         .instrument(Span::current());
+    let handler = async move {
+        let response = handler.await;
+        drop(permit);
+        response
+    };
     match tokio::spawn(handler).await {
         Ok(response) => response,
         Err(error) => match error.try_into_panic() {

@@ -10,9 +10,11 @@ use uuid::Uuid;
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::hours(24);
 /// How long a claimed key without an answer holds: a create takes seconds
 /// (the creation lock, two apiserver calls, the watch catching up, 5 s at
-/// most); a claim older than this was left by a process that stopped, and
-/// a retry may claim it anew rather than hear 409 for a day.
-pub const IN_FLIGHT_LIMIT: Duration = Duration::minutes(1);
+/// most), and clients give up within a minute (the CLI after 60 s); a claim
+/// older than this was left by a process that stopped, and a retry may
+/// claim it anew rather than hear 409 for a day. Ten minutes, so that a
+/// create slowed by a queue of its owner's creates is never run twice.
+pub const IN_FLIGHT_LIMIT: Duration = Duration::minutes(10);
 
 /// Held while one person's create is counted and made; every other create
 /// of theirs, in any replica, waits for it. Dropping it releases the lock.

@@ -204,6 +204,20 @@ async fn a_create_on_one_replica_is_found_at_once_on_the_other() {
             response.status()
         );
     }
+    // A miss asks the apiserver only for what can be a name: a decoded `?`
+    // or space would have made another request of it (a list, a watch).
+    for segment in ["%3F", "a%20b", "%3Fwatch%3Dtrue", "x%2Fy"] {
+        for response in [
+            second
+                .get(&ann, &format!("/api/v1/environments/{segment}"))
+                .await,
+            second
+                .delete(&ann, &format!("/api/v1/environments/{segment}"))
+                .await,
+        ] {
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{segment}");
+        }
+    }
 }
 
 /// A client that gives up while its create is being made leaves no half:

@@ -12,7 +12,9 @@ use crate::cluster::{Connection, FIELD_MANAGER};
 use crate::error::ApiError;
 use access::{Permission, Standing};
 use berth_auth::Principal;
-use berth_core::environment::{EnvironmentSpecInput, Member, MemberRole, ResolvedSpec, Violation};
+use berth_core::environment::{
+    EnvironmentSpecInput, Member, MemberRole, ObjectName, ResolvedSpec, Violation,
+};
 use berth_core::validation::ValidationErrors;
 use berth_manifests::{Environment, EnvironmentCrdSpec};
 use berth_store::{EnvironmentVersion, NewRequest, RequestKind, RequestRecord};
@@ -21,6 +23,7 @@ use kube::runtime::reflector::ObjectRef;
 use serde::Serialize;
 use serde_json::json;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub const CREATED_BY: &str = Environment::CREATED_BY_ANNOTATION;
 pub const RENEWED_AT: &str = Environment::RENEWED_AT_ANNOTATION;
@@ -131,14 +134,26 @@ pub async fn visible(
 ) -> Result<(Arc<Environment>, Standing), ApiError> {
     let env = match connection.environments.get(&ObjectRef::new(name)) {
         Some(env) => env,
-        None => Api::<Environment>::all(connection.client.clone())
-            .get_opt(name)
-            .await
-            .map_err(kube_error)?
-            .map(Arc::new)
-            .ok_or(ApiError::NotFound)?,
+        None => Arc::new(uncached(connection, name).await?),
     };
     judge_visible(env, caller)
+}
+
+/// The environment `name` from the apiserver, for a cache miss. The name is
+/// the caller's path segment, decoded: only an object's name (no `?`, `/`
+/// or space, which would make another request of the apiserver) is asked,
+/// and the answer is awaited 5 s at most; 404 otherwise.
+async fn uncached(connection: &Connection, name: &str) -> Result<Environment, ApiError> {
+    ObjectName::parse("name", name).map_err(|_| ApiError::NotFound)?;
+    let api = Api::<Environment>::all(connection.client.clone());
+    match tokio::time::timeout(Duration::from_secs(5), api.get_opt(name)).await {
+        Ok(found) => found.map_err(kube_error)?.ok_or(ApiError::NotFound),
+        Err(_) => Err(ApiError::Unavailable {
+            message: "the cluster did not answer in time; try again shortly".into(),
+            details: vec![],
+            retry_after: Duration::from_secs(5),
+        }),
+    }
 }
 
 /// Like [`visible`], from the watch cache alone: for checks repeated while
