@@ -95,6 +95,11 @@ with_server() {
     mv "$target.tmp" "$target"
   fi
   BERTH_URL=$url BERTH_LOG=$log "$@" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    # What Berth warned of while the specs ran: a failure's cause on its side.
+    echo "web: berth's warnings and errors (last 80):" >&2
+    grep -E '"level":"(WARN|ERROR)"' "$log" | tail -n 80 >&2 || true
+  fi
   [ -z "$target" ] || rm -f "$target"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
