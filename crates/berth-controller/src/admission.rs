@@ -11,9 +11,7 @@
 use crate::Error;
 use crate::apply::FIELD_MANAGER;
 use berth_core::environment::{Policy, ReservedNames};
-use berth_manifests::{
-    EnvironmentPolicy, GuardrailOptions, admission_policy, admission_policy_binding, guardrails,
-};
+use berth_manifests::{EnvironmentPolicy, GuardrailOptions, admission_policies};
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
@@ -93,12 +91,7 @@ pub(crate) async fn install(
         Err(e) => return Err(e.into()),
     }
     let username = berth_username(client).await?;
-    let mut all = vec![(admission_policy(&username), admission_policy_binding())];
-    all.extend(
-        guardrails(guardrail_options)
-            .into_iter()
-            .map(|g| (g.policy, g.binding)),
-    );
+    let all = admission_policies(&username, guardrail_options);
     let policies = Api::<ValidatingAdmissionPolicy>::all(client.clone());
     let bindings = Api::<ValidatingAdmissionPolicyBinding>::all(client.clone());
     for (policy, binding) in &all {

@@ -22,6 +22,9 @@ mod rbac;
 mod summary;
 
 use berth_core::environment::{EnvironmentName, ResolvedSpec};
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
@@ -182,6 +185,24 @@ pub fn to_yaml(objects: &[Object]) -> String {
         .collect()
 }
 
+/// Every admission policy Berth enforces, each with its binding, in a fixed
+/// order: the admin policy's (`berth-environments`, exempting
+/// `berth_username`) and then the tenant guardrails (judging every writer).
+/// What the leader applies or checks, `install_manifests` prints and the
+/// Helm chart renders.
+pub fn admission_policies(
+    berth_username: &str,
+    guardrail_options: &GuardrailOptions,
+) -> Vec<(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding)> {
+    let mut all = vec![(admission_policy(berth_username), admission_policy_binding())];
+    all.extend(
+        guardrails(guardrail_options)
+            .into_iter()
+            .map(|g| (g.policy, g.binding)),
+    );
+    all
+}
+
 /// Everything a cluster needs before Berth manages it, as one multi-document
 /// YAML stream for `kubectl apply -f -`: the `Environment` and
 /// `EnvironmentPolicy` CRDs, the `berth-tenant-*` ClusterRoles, the
@@ -191,23 +212,18 @@ pub fn to_yaml(objects: &[Object]) -> String {
 /// publish from its store; until it does, Environments written by others
 /// are refused.
 pub fn install_manifests(berth_username: &str, guardrail_options: &GuardrailOptions) -> String {
-    let guardrails = guardrails(guardrail_options).into_iter().flat_map(|g| {
-        [
-            serde_json::to_value(g.policy),
-            serde_json::to_value(g.binding),
-        ]
-    });
+    let policies = admission_policies(berth_username, guardrail_options)
+        .into_iter()
+        .flat_map(|(policy, binding)| {
+            [serde_json::to_value(policy), serde_json::to_value(binding)]
+        });
     let documents = [
         serde_json::to_value(Environment::crd()),
         serde_json::to_value(EnvironmentPolicy::crd()),
     ]
     .into_iter()
     .chain(cluster_roles().into_iter().map(serde_json::to_value))
-    .chain([
-        serde_json::to_value(admission_policy(berth_username)),
-        serde_json::to_value(admission_policy_binding()),
-    ])
-    .chain(guardrails);
+    .chain(policies);
     documents
         .map(|doc| {
             let doc = doc.expect("Kubernetes objects serialize to JSON");

@@ -320,12 +320,7 @@ async fn bad_query_parameters_are_named_in_the_error_shape() {
         ("/api/v1/environments?continue=made-up", "continue"),
         ("/api/v1/requests?state=lost", "state"),
     ] {
-        let response = app.get(&token, path).await;
-        let body = expect_error(response, StatusCode::BAD_REQUEST, "validation_failed").await;
-        assert_eq!(
-            body["error"]["details"][0]["field"], field,
-            "{path}: {body}"
-        );
+        expect_invalid(app.get(&token, path).await, field, path).await;
     }
 }
 
@@ -340,16 +335,7 @@ async fn text_holding_nul_is_refused_naming_the_field_before_the_store() {
         ("/api/v1/admin/audit?actor=a%00b%40example.com", "actor"),
         ("/api/v1/admin/audit?environment=%00", "environment"),
     ] {
-        let body = expect_error(
-            app.get(&admin, path).await,
-            StatusCode::BAD_REQUEST,
-            "validation_failed",
-        )
-        .await;
-        assert_eq!(
-            body["error"]["details"][0]["field"], field,
-            "{path}: {body}"
-        );
+        expect_invalid(app.get(&admin, path).await, field, path).await;
     }
     let template = Client::new()
         .put(app.url("/api/v1/admin/templates/nul"))
@@ -358,11 +344,7 @@ async fn text_holding_nul_is_refused_naming_the_field_before_the_store() {
         .send()
         .await
         .unwrap();
-    let body = expect_error(template, StatusCode::BAD_REQUEST, "validation_failed").await;
-    assert_eq!(
-        body["error"]["details"][0]["field"], "description",
-        "{body}"
-    );
+    expect_invalid(template, "description", "the template").await;
     let register = Client::new()
         .post(app.url("/api/v1/auth/register"))
         .json(&serde_json::json!({
@@ -373,11 +355,7 @@ async fn text_holding_nul_is_refused_naming_the_field_before_the_store() {
         .send()
         .await
         .unwrap();
-    let body = expect_error(register, StatusCode::BAD_REQUEST, "validation_failed").await;
-    assert_eq!(
-        body["error"]["details"][0]["field"], "displayName",
-        "{body}"
-    );
+    expect_invalid(register, "displayName", "the registration").await;
     expect_error(
         app.delete(&admin, "/api/v1/admin/templates/a%00b").await,
         StatusCode::NOT_FOUND,

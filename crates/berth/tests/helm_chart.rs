@@ -497,7 +497,8 @@ async fn berth_does_an_environments_life_under_the_charts_rules_alone() -> Resul
     // other test's Berth (also `berth-admin`) installs them.
     let policies = Api::<ValidatingAdmissionPolicy>::all(cluster.client());
     let bindings = Api::<ValidatingAdmissionPolicyBinding>::all(cluster.client());
-    for (policy, binding) in admission_policies(USER, &berth_manifests::GuardrailOptions::default())
+    for (policy, binding) in
+        berth_manifests::admission_policies(USER, &berth_manifests::GuardrailOptions::default())
     {
         let apply = PatchParams::apply("berth").force();
         let name = policy.metadata.name.clone().unwrap_or_default();
@@ -1097,24 +1098,6 @@ fn the_charts_tenant_roles_are_the_ones_berth_binds() -> Result<()> {
     Ok(())
 }
 
-/// The admission policies Berth enforces, each with its binding: the
-/// admin policy's (`berth-environments`) and the tenant guardrails.
-fn admission_policies(
-    username: &str,
-    options: &berth_manifests::GuardrailOptions,
-) -> Vec<(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding)> {
-    let mut all = vec![(
-        berth_manifests::admission_policy(username),
-        berth_manifests::admission_policy_binding(),
-    )];
-    all.extend(
-        berth_manifests::guardrails(options)
-            .into_iter()
-            .map(|g| (g.policy, g.binding)),
-    );
-    all
-}
-
 /// Their names, which the chart's `admissionPolicies` value lists.
 const ADMISSION_POLICIES: &[&str] = &[
     "berth-environments",
@@ -1172,7 +1155,7 @@ fn admission_policies_template() -> String {
         defaults = quoted(&defaults.iter().map(String::as_str).collect::<Vec<_>>()),
     );
     let user = format!("system:serviceaccount:{NAMESPACE}:{ACCOUNT}");
-    for (policy, binding) in admission_policies(&user, &options) {
+    for (policy, binding) in berth_manifests::admission_policies(&user, &options) {
         let name = policy.metadata.name.clone().unwrap_or_default();
         out.push_str(&format!(
             "{{{{- if has {name:?} .Values.admissionPolicies }}}}\n"
@@ -1256,7 +1239,7 @@ fn the_charts_admission_policies_are_berths_for_its_values() -> Result<()> {
             format!("{release}-berth")
         };
         let user = format!("system:serviceaccount:{namespace}:{fullname}");
-        for (policy, binding) in admission_policies(&user, &options) {
+        for (policy, binding) in berth_manifests::admission_policies(&user, &options) {
             let policy_name = policy.metadata.name.clone().unwrap_or_default();
             let rendered = |k: &str| docs.iter().find(|d| kind(d) == k && name(d) == policy_name);
             if Some(policy_name.as_str()) == left_out {

@@ -139,7 +139,8 @@ pub async fn visible(
     judge_visible(env, caller)
 }
 
-/// The environment `name` from the apiserver, for a cache miss. The name is
+/// The environment `name` from the apiserver: for a cache miss, and for a
+/// change, which is based on the latest version. The name is
 /// the caller's path segment, decoded: only an object's name (no `?`, `/`
 /// or space, which would make another request of the apiserver) is asked,
 /// and the answer is awaited 5 s at most; 404 otherwise.
@@ -170,11 +171,12 @@ pub fn visible_cached(
     judge_visible(env, caller)
 }
 
-fn judge_visible(
-    env: Arc<Environment>,
+/// `env` with the caller's standing if they may see it; 404 otherwise.
+fn judge_visible<E: std::borrow::Borrow<Environment>>(
+    env: E,
     caller: &Principal,
-) -> Result<(Arc<Environment>, Standing), ApiError> {
-    let standing = standing_of(&env, caller);
+) -> Result<(E, Standing), ApiError> {
+    let standing = standing_of(env.borrow(), caller);
     if standing.can_see() {
         Ok((env, standing))
     } else {
@@ -212,15 +214,7 @@ pub async fn visible_latest(
     name: &str,
     caller: &Principal,
 ) -> Result<(Environment, Standing), ApiError> {
-    visible(connection, name, caller).await?;
-    let api: Api<Environment> = Api::all(connection.client.clone());
-    let env = api.get(name).await.map_err(kube_error)?;
-    let standing = standing_of(&env, caller);
-    if standing.can_see() {
-        Ok((env, standing))
-    } else {
-        Err(ApiError::NotFound)
-    }
+    judge_visible(uncached(connection, name).await?, caller)
 }
 
 /// Like [`permitted`], on the latest version.

@@ -397,6 +397,17 @@ pub fn set_cookie(response: &Response, name: &str) -> Option<String> {
 }
 
 /// Asserts the contract's error shape and returns the body.
+/// A 400 `validation_failed` whose first detail names `field` (`context`
+/// says which request, when it fails); its body.
+pub async fn expect_invalid(response: Response, field: &str, context: &str) -> Value {
+    let body = expect_error(response, StatusCode::BAD_REQUEST, "validation_failed").await;
+    assert_eq!(
+        body["error"]["details"][0]["field"], field,
+        "{context}: {body}"
+    );
+    body
+}
+
 pub async fn expect_error(response: Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(response.status(), status, "status");
     let body: Value = response.json().await.expect("an error body is JSON");
